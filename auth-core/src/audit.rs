@@ -1,0 +1,128 @@
+//! The audit trail: every security event goes to the `audit_events` table and
+//! to `tracing` (target `auth::audit`), with the user, IP and user agent when
+//! known. Details hold ids and reasons, never a password, token or key.
+
+use std::net::IpAddr;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::store::{AuditRecord, Store};
+
+/// User agents are client-controlled: keep a bounded prefix.
+const MAX_USER_AGENT_CHARS: usize = 256;
+
+/// What is known about the client making a request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientInfo {
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
+}
+
+impl ClientInfo {
+    pub fn new(ip: Option<IpAddr>, user_agent: Option<&str>) -> Self {
+        let user_agent =
+            user_agent.map(|ua| ua.chars().filter(|c| !c.is_control()).take(MAX_USER_AGENT_CHARS).collect());
+        Self { ip, user_agent }
+    }
+}
+
+/// The security events the platform records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditEvent {
+    Registered,
+    SuperuserCreated,
+    LoginSucceeded,
+    LoginFailed,
+    Refreshed,
+    RefreshReuseDetected,
+    LoggedOut,
+    LoggedOutEverywhere,
+    SessionRevoked,
+    PasswordChanged,
+    PasswordResetRequested,
+    PasswordReset,
+    EmailVerified,
+    VerificationSent,
+    AccessDenied,
+    UserDeactivated,
+    UserActivated,
+    TenantCreated,
+    MemberAdded,
+    MemberRemoved,
+    MemberRoleChanged,
+}
+
+impl AuditEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Registered => "registered",
+            Self::SuperuserCreated => "superuser_created",
+            Self::LoginSucceeded => "login_succeeded",
+            Self::LoginFailed => "login_failed",
+            Self::Refreshed => "refreshed",
+            Self::RefreshReuseDetected => "refresh_reuse_detected",
+            Self::LoggedOut => "logged_out",
+            Self::LoggedOutEverywhere => "logged_out_everywhere",
+            Self::SessionRevoked => "session_revoked",
+            Self::PasswordChanged => "password_changed",
+            Self::PasswordResetRequested => "password_reset_requested",
+            Self::PasswordReset => "password_reset",
+            Self::EmailVerified => "email_verified",
+            Self::VerificationSent => "verification_sent",
+            Self::AccessDenied => "access_denied",
+            Self::UserDeactivated => "user_deactivated",
+            Self::UserActivated => "user_activated",
+            Self::TenantCreated => "tenant_created",
+            Self::MemberAdded => "member_added",
+            Self::MemberRemoved => "member_removed",
+            Self::MemberRoleChanged => "member_role_changed",
+        }
+    }
+
+    /// Events an operator should notice: logged at `warn`.
+    fn is_alarming(self) -> bool {
+        matches!(self, Self::LoginFailed | Self::RefreshReuseDetected | Self::AccessDenied)
+    }
+}
+
+/// Writes audit events. Recording never fails the operation it describes: a
+/// store error is logged at `error` and the event still reaches `tracing`.
+#[derive(Debug, Clone)]
+pub struct AuditLog {
+    store: Store,
+}
+
+impl AuditLog {
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+
+    pub async fn record(
+        &self,
+        event: AuditEvent,
+        user_id: Option<Uuid>,
+        client: &ClientInfo,
+        detail: serde_json::Value,
+        at: DateTime<Utc>,
+    ) {
+        let record = AuditRecord {
+            id: Uuid::now_v7(),
+            at,
+            event: event.as_str().to_owned(),
+            user_id,
+            ip: client.ip.map(|ip| ip.to_string()),
+            user_agent: client.user_agent.clone(),
+            detail,
+        };
+        let user = user_id.map(|id| id.to_string());
+        if event.is_alarming() {
+            tracing::warn!(target: "auth::audit", event = record.event, user, ip = record.ip, detail = %record.detail);
+        } else {
+            tracing::info!(target: "auth::audit", event = record.event, user, ip = record.ip, detail = %record.detail);
+        }
+        if let Err(error) = self.store.insert_audit(&record).await {
+            tracing::error!(target: "auth::audit", event = record.event, %error, "audit event not stored");
+        }
+    }
+}

@@ -1,0 +1,450 @@
+//! One [`AuthConfig`] with secure defaults, validated once at start-up, and the
+//! production checklist of the seed guide expressed as code.
+
+use std::{fmt, path::PathBuf, time::Duration};
+
+use serde::{Deserialize, Serialize};
+
+/// Passwords longer than this many bytes are rejected before any hashing, so a
+/// huge body cannot buy a long argon2 run.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+/// The longest access-token lifetime the platform accepts (deployment checklist).
+pub const MAX_ACCESS_TTL_SECS: u64 = 15 * 60;
+/// The shortest HS256 secret accepted, in bytes (RFC 7518 §3.2: at least the hash size).
+pub const MIN_HMAC_SECRET_BYTES: usize = 32;
+
+/// A string that never appears in `Debug` output or logs.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Settings of the whole platform. Every field has a secure default.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// `iss` of every access token.
+    pub issuer: String,
+    /// `aud` of every access token.
+    pub audience: String,
+    /// Base of every link sent by email; never taken from a request's `Host`.
+    pub public_url: String,
+    /// `sqlite://…` or `postgres://…`.
+    pub database_url: String,
+    /// Path (under `public_url`) of the page that verifies an emailed token.
+    pub verify_email_path: String,
+    /// Path (under `public_url`) of the page where a user sets a new password
+    /// with an emailed reset token.
+    pub reset_password_path: String,
+    /// Whether login requires a verified email address.
+    pub require_verified_email: bool,
+    pub tokens: TokenSettings,
+    pub password: PasswordSettings,
+    pub mail: MailSettings,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            issuer: "http://localhost:8000".into(),
+            audience: "auth-platform".into(),
+            public_url: "http://localhost:8000".into(),
+            database_url: "sqlite://auth.db?mode=rwc".into(),
+            verify_email_path: "/api/auth/verify-email".into(),
+            reset_password_path: "/reset-password".into(),
+            require_verified_email: true,
+            tokens: TokenSettings::default(),
+            password: PasswordSettings::default(),
+            mail: MailSettings::default(),
+        }
+    }
+}
+
+/// JWS algorithms the platform signs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SigningAlgorithm {
+    #[serde(rename = "RS256")]
+    Rs256,
+    #[serde(rename = "EdDSA")]
+    EdDsa,
+    #[serde(rename = "ES256")]
+    Es256,
+    #[serde(rename = "HS256")]
+    Hs256,
+}
+
+impl SigningAlgorithm {
+    pub fn is_symmetric(self) -> bool {
+        self == Self::Hs256
+    }
+}
+
+/// One key: a private key (PEM, inline or in a file) for asymmetric algorithms,
+/// a public key for verification-only keys, or a secret for HS256.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KeySpec {
+    /// The `kid` header of tokens signed with this key.
+    pub kid: String,
+    /// Defaults to `tokens.algorithm`.
+    pub algorithm: Option<SigningAlgorithm>,
+    /// A PKCS#8 private key or SPKI public key in PEM form.
+    pub pem: Option<Secret>,
+    /// A file holding `pem`.
+    pub pem_file: Option<PathBuf>,
+    /// The HS256 secret (at least 32 bytes).
+    pub secret: Option<Secret>,
+}
+
+/// Token lifetimes, algorithm and keys.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokenSettings {
+    pub algorithm: SigningAlgorithm,
+    /// The key that signs new tokens. `None` only in development, where the
+    /// web layer generates and persists one.
+    pub signing_key: Option<KeySpec>,
+    /// Older keys still accepted for verification (key rotation).
+    pub verification_keys: Vec<KeySpec>,
+    pub access_ttl_secs: u64,
+    /// Clock-skew allowance for `exp`, `nbf` and `iat`.
+    pub leeway_secs: u64,
+    pub refresh_idle_ttl_secs: u64,
+    pub refresh_absolute_ttl_secs: u64,
+    /// Within this many seconds of a rotation, presenting the consumed token
+    /// again returns its successor instead of revoking the family. 0 disables it.
+    pub refresh_reuse_grace_secs: u64,
+    /// How often each instance reloads revoked sessions from the store; the
+    /// bound on cross-instance revocation of access tokens.
+    pub revocation_poll_secs: u64,
+    pub verification_ttl_secs: u64,
+    pub reset_ttl_secs: u64,
+}
+
+impl Default for TokenSettings {
+    fn default() -> Self {
+        Self {
+            algorithm: SigningAlgorithm::Rs256,
+            signing_key: None,
+            verification_keys: Vec::new(),
+            access_ttl_secs: 5 * 60,
+            leeway_secs: 30,
+            refresh_idle_ttl_secs: 24 * 3600,
+            refresh_absolute_ttl_secs: 30 * 24 * 3600,
+            refresh_reuse_grace_secs: 0,
+            revocation_poll_secs: 2,
+            verification_ttl_secs: 24 * 3600,
+            reset_ttl_secs: 30 * 60,
+        }
+    }
+}
+
+impl TokenSettings {
+    pub fn access_ttl(&self) -> Duration {
+        Duration::from_secs(self.access_ttl_secs)
+    }
+}
+
+/// Password policy and argon2id cost.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PasswordSettings {
+    /// Minimum length in characters.
+    pub min_length: usize,
+    /// Maximum length in characters (at least 64; at most [`MAX_PASSWORD_BYTES`] bytes).
+    pub max_length: usize,
+    /// Minimum zxcvbn score, 0 (anything) to 4 (very strong).
+    pub min_strength: u8,
+    /// argon2id memory cost in KiB (OWASP: 19456).
+    pub argon2_memory_kib: u32,
+    /// argon2id iterations (OWASP: 2).
+    pub argon2_iterations: u32,
+    /// argon2id lanes (OWASP: 1).
+    pub argon2_parallelism: u32,
+    /// Threads that hash passwords; 0 means one per CPU.
+    pub hashing_threads: usize,
+    /// How long a caller waits for a free hashing thread before `Overloaded`.
+    pub hashing_queue_timeout_ms: u64,
+}
+
+impl Default for PasswordSettings {
+    fn default() -> Self {
+        Self {
+            min_length: 8,
+            max_length: 128,
+            min_strength: 3,
+            argon2_memory_kib: 19456,
+            argon2_iterations: 2,
+            argon2_parallelism: 1,
+            hashing_threads: 0,
+            hashing_queue_timeout_ms: 2000,
+        }
+    }
+}
+
+/// Where mail goes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MailSettings {
+    /// The `From:` header.
+    pub from: String,
+    pub transport: MailTransport,
+}
+
+impl Default for MailSettings {
+    fn default() -> Self {
+        Self {
+            from: "Auth Platform <no-reply@localhost>".into(),
+            transport: MailTransport::Outbox { dir: PathBuf::from("outbox") },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum MailTransport {
+    /// Each message is written to `dir` as an `.eml` file (development).
+    Outbox { dir: PathBuf },
+    /// SMTP with STARTTLS (port 587) or implicit TLS (port 465).
+    Smtp {
+        host: String,
+        #[serde(default = "default_smtp_port")]
+        port: u16,
+        username: Option<String>,
+        password: Option<Secret>,
+        /// Plain-text SMTP, for a local relay only; refused in production.
+        #[serde(default)]
+        insecure: bool,
+    },
+    /// Kept in memory (tests).
+    Memory,
+}
+
+fn default_smtp_port() -> u16 {
+    587
+}
+
+/// One thing wrong with the configuration, naming the field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    pub field: String,
+    pub message: String,
+}
+
+/// Every problem found by [`AuthConfig::validate`] or the production checklist.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError(pub Vec<ConfigProblem>);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("invalid auth configuration")?;
+        for problem in &self.0 {
+            write!(f, "; {}: {}", problem.field, problem.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl ConfigError {
+    pub fn single(field: &str, message: impl Into<String>) -> Self {
+        Self(vec![ConfigProblem { field: field.into(), message: message.into() }])
+    }
+}
+
+#[derive(Default)]
+struct Problems(Vec<ConfigProblem>);
+
+impl Problems {
+    fn check(&mut self, ok: bool, field: &str, message: &str) {
+        if !ok {
+            self.0.push(ConfigProblem { field: field.into(), message: message.into() });
+        }
+    }
+    fn into_result(self) -> Result<(), ConfigError> {
+        if self.0.is_empty() { Ok(()) } else { Err(ConfigError(self.0)) }
+    }
+}
+
+fn is_http_url(url: &str) -> bool {
+    url.starts_with("https://") || url.starts_with("http://")
+}
+
+impl AuthConfig {
+    /// Checks every setting; the error names each offending field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut p = Problems::default();
+        let t = &self.tokens;
+        let pw = &self.password;
+        p.check(!self.issuer.trim().is_empty(), "issuer", "must not be empty");
+        p.check(!self.audience.trim().is_empty(), "audience", "must not be empty");
+        p.check(is_http_url(&self.public_url), "public_url", "must be an http(s) URL");
+        for (field, path) in
+            [("verify_email_path", &self.verify_email_path), ("reset_password_path", &self.reset_password_path)]
+        {
+            p.check(path.starts_with('/') && !path.contains(['?', '#']), field, "must be a path starting with /");
+        }
+        p.check(
+            self.database_url.starts_with("sqlite:") || self.database_url.starts_with("postgres"),
+            "database_url",
+            "must start with sqlite:// or postgres://",
+        );
+        p.check(
+            (1..=MAX_ACCESS_TTL_SECS).contains(&t.access_ttl_secs),
+            "tokens.access_ttl_secs",
+            "must be between 1 and 900 seconds (15 minutes)",
+        );
+        p.check(t.leeway_secs <= 120, "tokens.leeway_secs", "must be at most 120 seconds");
+        p.check(t.refresh_idle_ttl_secs > 0, "tokens.refresh_idle_ttl_secs", "must be positive");
+        p.check(
+            t.refresh_absolute_ttl_secs >= t.refresh_idle_ttl_secs,
+            "tokens.refresh_absolute_ttl_secs",
+            "must be at least refresh_idle_ttl_secs",
+        );
+        p.check(t.refresh_reuse_grace_secs <= 60, "tokens.refresh_reuse_grace_secs", "must be at most 60 seconds");
+        p.check(
+            (1..=60).contains(&t.revocation_poll_secs),
+            "tokens.revocation_poll_secs",
+            "must be between 1 and 60 seconds",
+        );
+        p.check(t.verification_ttl_secs > 0, "tokens.verification_ttl_secs", "must be positive");
+        p.check(
+            (60..=24 * 3600).contains(&t.reset_ttl_secs),
+            "tokens.reset_ttl_secs",
+            "must be between 60 seconds and 24 hours",
+        );
+        for (field, spec) in std::iter::once(("tokens.signing_key", t.signing_key.as_ref()))
+            .chain(t.verification_keys.iter().map(|k| ("tokens.verification_keys", Some(k))))
+        {
+            let Some(spec) = spec else { continue };
+            p.check(!spec.kid.trim().is_empty(), &format!("{field}.kid"), "must not be empty");
+            let algorithm = spec.algorithm.unwrap_or(t.algorithm);
+            if algorithm.is_symmetric() {
+                let long_enough = spec.secret.as_ref().is_some_and(|s| s.expose().len() >= MIN_HMAC_SECRET_BYTES);
+                p.check(long_enough, &format!("{field}.secret"), "HS256 needs a secret of at least 32 bytes");
+            } else {
+                p.check(
+                    spec.pem.is_some() != spec.pem_file.is_some(),
+                    &format!("{field}.pem"),
+                    "set exactly one of pem and pem_file",
+                );
+            }
+        }
+        p.check((1..=64).contains(&pw.min_length), "password.min_length", "must be between 1 and 64");
+        p.check(
+            (64..=MAX_PASSWORD_BYTES).contains(&pw.max_length) && pw.max_length >= pw.min_length,
+            "password.max_length",
+            "must be between 64 and 1024",
+        );
+        p.check(pw.min_strength <= 4, "password.min_strength", "must be between 0 and 4");
+        p.check(
+            argon2::Params::new(pw.argon2_memory_kib, pw.argon2_iterations, pw.argon2_parallelism, None).is_ok(),
+            "password.argon2_memory_kib",
+            "argon2 parameters are out of range",
+        );
+        p.check(pw.hashing_queue_timeout_ms > 0, "password.hashing_queue_timeout_ms", "must be positive");
+        p.check(self.mail.from.parse::<lettre::message::Mailbox>().is_ok(), "mail.from", "must be a mailbox");
+        p.into_result()
+    }
+
+    /// The seed guide's deployment checklist: settings that are acceptable in
+    /// development but must stop a production launch. Run after [`Self::validate`].
+    pub fn check_production(&self) -> Result<(), ConfigError> {
+        let mut p = Problems::default();
+        let t = &self.tokens;
+        p.check(
+            t.signing_key.is_some(),
+            "tokens.signing_key",
+            "configure a signing key; generated development keys are not allowed in production",
+        );
+        p.check(
+            !t.algorithm.is_symmetric(),
+            "tokens.algorithm",
+            "use an asymmetric algorithm (RS256, EdDSA, ES256) so services verify without the signing secret",
+        );
+        p.check(self.public_url.starts_with("https://"), "public_url", "must use https in production");
+        p.check(self.issuer.starts_with("https://"), "issuer", "must use https in production");
+        p.check(self.require_verified_email, "require_verified_email", "must be true in production");
+        let pw = &self.password;
+        p.check(
+            pw.argon2_memory_kib >= 19456 && pw.argon2_iterations >= 2,
+            "password.argon2_memory_kib",
+            "must meet OWASP's argon2id minimum (19456 KiB, 2 iterations)",
+        );
+        p.check(pw.min_length >= 8, "password.min_length", "must be at least 8 in production");
+        match &self.mail.transport {
+            MailTransport::Smtp { insecure, .. } => {
+                p.check(!insecure, "mail.transport.insecure", "plain-text SMTP is not allowed in production")
+            }
+            _ => p.check(
+                false,
+                "mail.transport",
+                "use SMTP in production; the outbox and memory mailers deliver nothing",
+            ),
+        }
+        p.into_result()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        AuthConfig::default().validate().unwrap();
+    }
+
+    #[test]
+    fn access_lifetime_over_fifteen_minutes_is_rejected_by_name() {
+        let mut config = AuthConfig::default();
+        config.tokens.access_ttl_secs = 16 * 60;
+        let error = config.validate().unwrap_err();
+        assert_eq!(error.0.len(), 1);
+        assert_eq!(error.0[0].field, "tokens.access_ttl_secs");
+    }
+
+    #[test]
+    fn short_hmac_secret_is_rejected() {
+        let mut config = AuthConfig::default();
+        config.tokens.algorithm = SigningAlgorithm::Hs256;
+        config.tokens.signing_key =
+            Some(KeySpec { kid: "k1".into(), secret: Some(Secret::new("short")), ..KeySpec::default() });
+        let error = config.validate().unwrap_err();
+        assert!(error.0.iter().any(|p| p.field == "tokens.signing_key.secret"), "{error}");
+    }
+
+    #[test]
+    fn unknown_fields_are_errors() {
+        let error = serde_json::from_str::<AuthConfig>(r#"{"acces_ttl_secs": 60}"#).unwrap_err();
+        assert!(error.to_string().contains("acces_ttl_secs"));
+    }
+
+    #[test]
+    fn development_defaults_fail_the_production_checklist() {
+        let error = AuthConfig::default().check_production().unwrap_err();
+        let fields: Vec<_> = error.0.iter().map(|p| p.field.as_str()).collect();
+        for expected in ["tokens.signing_key", "public_url", "issuer", "mail.transport"] {
+            assert!(fields.contains(&expected), "{expected} missing from {fields:?}");
+        }
+    }
+
+    #[test]
+    fn secrets_do_not_appear_in_debug_output() {
+        let spec = KeySpec { secret: Some(Secret::new("hunter2-hunter2")), ..KeySpec::default() };
+        assert!(!format!("{spec:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,613 @@
+//! Argon2id password hashing on a bounded pool of dedicated threads, and the
+//! password policy.
+//!
+//! Argon2 is deliberately slow and memory-hungry, so it must never run on a
+//! Tokio worker (it would stall every request on that worker) nor on
+//! `spawn_blocking` (unbounded: a login flood would start hundreds of threads
+//! and exhaust memory). Instead a fixed set of OS threads takes jobs from a
+//! channel, and a semaphore with one permit per thread bounds the work in
+//! flight; a caller that cannot get a permit in time gets
+//! [`AuthError::Overloaded`] rather than queueing without limit.
+
+use std::{
+    fmt,
+    num::NonZero,
+    panic::{AssertUnwindSafe, catch_unwind},
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicU64, Ordering},
+        mpsc,
+    },
+    time::Duration,
+};
+
+use argon2::{
+    ARGON2ID_IDENT, Algorithm, Argon2, Params, PasswordHash, PasswordVerifier, Version,
+    password_hash::{
+        self, PasswordHasher as _,
+        phc::{Output, ParamsString, Salt},
+    },
+};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+
+use crate::{
+    config::{ConfigError, MAX_PASSWORD_BYTES, PasswordSettings},
+    error::{AuthError, FieldErrors},
+};
+
+/// Salt length in bytes (the PHC string format's recommendation).
+const SALT_LEN: usize = 16;
+
+/// Stored hashes asking for more than this are refused instead of verified, so
+/// a corrupt or tampered row cannot make a worker allocate gigabytes or spin
+/// for minutes. Far above anything this platform would configure.
+const MAX_STORED_MEMORY_KIB: u32 = 1024 * 1024;
+const MAX_STORED_ITERATIONS: u32 = 64;
+
+/// The outcome of checking a password against a stored hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verification {
+    /// The password matches. When `needs_rehash` is set, the stored hash uses
+    /// other parameters than the configured ones: hash the password again and
+    /// store the new hash.
+    Valid {
+        needs_rehash: bool,
+    },
+    Invalid,
+}
+
+/// Hashes and verifies passwords with argon2id on dedicated threads.
+///
+/// The threads end when this value is dropped.
+pub struct PasswordHasher {
+    jobs: mpsc::Sender<Job>,
+    permits: Arc<Semaphore>,
+    queue_timeout: Duration,
+    threads: usize,
+    params: Params,
+    settings: PasswordSettings,
+    completed: Arc<AtomicU64>,
+}
+
+impl fmt::Debug for PasswordHasher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PasswordHasher")
+            .field("threads", &self.threads)
+            .field("memory_kib", &self.params.m_cost())
+            .field("iterations", &self.params.t_cost())
+            .field("parallelism", &self.params.p_cost())
+            .field("queue_timeout", &self.queue_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One unit of work for a hashing thread. The permit travels with the job and
+/// is released by the worker, so a caller that gives up (its future dropped)
+/// still counts against the bound until its job has really finished.
+struct Job {
+    work: Work,
+    permit: OwnedSemaphorePermit,
+}
+
+enum Work {
+    Hash { password: String, reply: oneshot::Sender<Result<String, AuthError>> },
+    Verify { password: String, stored: Option<String>, reply: oneshot::Sender<Verification> },
+}
+
+impl PasswordHasher {
+    /// Starts the hashing threads. Cheap: no hash is computed here, so it may
+    /// be called from async code.
+    pub fn new(settings: &PasswordSettings) -> Result<Self, ConfigError> {
+        let params =
+            Params::new(settings.argon2_memory_kib, settings.argon2_iterations, settings.argon2_parallelism, None)
+                .map_err(|e| {
+                    ConfigError::single(
+                        "password.argon2_memory_kib",
+                        format!("argon2 parameters are out of range: {e}"),
+                    )
+                })?;
+        let threads = match settings.hashing_threads {
+            0 => std::thread::available_parallelism().map_or(1, NonZero::get),
+            n => n,
+        };
+        let dummy: Arc<str> = dummy_hash(&params)
+            .map_err(|e| ConfigError::single("password", format!("cannot prepare hashing: {e}")))?
+            .into();
+
+        let (jobs, receiver) = mpsc::channel();
+        let receiver = Arc::new(Mutex::new(receiver));
+        let completed = Arc::new(AtomicU64::new(0));
+        for index in 0..threads {
+            let worker = Worker {
+                argon2: Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone()),
+                dummy: Arc::clone(&dummy),
+                completed: Arc::clone(&completed),
+            };
+            let receiver = Arc::clone(&receiver);
+            std::thread::Builder::new().name(format!("argon2-{index}")).spawn(move || worker.run(&receiver)).map_err(
+                |e| ConfigError::single("password.hashing_threads", format!("cannot start a hashing thread: {e}")),
+            )?;
+        }
+
+        Ok(Self {
+            jobs,
+            permits: Arc::new(Semaphore::new(threads)),
+            queue_timeout: Duration::from_millis(settings.hashing_queue_timeout_ms),
+            threads,
+            params,
+            settings: settings.clone(),
+            completed,
+        })
+    }
+
+    /// Hashes `password` into a PHC string (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`).
+    ///
+    /// A password over [`MAX_PASSWORD_BYTES`] bytes is a validation error and is
+    /// not hashed; callers should have run [`Self::check_policy`] first.
+    pub async fn hash(&self, password: &str) -> Result<String, AuthError> {
+        if password.len() > MAX_PASSWORD_BYTES {
+            return Err(FieldErrors::single("password", too_many_bytes()));
+        }
+        let password = password.to_owned();
+        self.run(|reply| Work::Hash { password, reply }).await?
+    }
+
+    /// Checks `password` against `stored`.
+    ///
+    /// `None` (an unknown user, or an account without a password) costs the
+    /// same as a real check, so response times do not reveal which accounts
+    /// exist, and is always [`Verification::Invalid`].
+    ///
+    /// A password over [`MAX_PASSWORD_BYTES`] bytes is `Invalid` at once, with
+    /// no hashing: this shortcut depends only on the submitted password, never
+    /// on the account, so it reveals nothing about accounts.
+    pub async fn verify(&self, password: &str, stored: Option<&str>) -> Result<Verification, AuthError> {
+        if password.len() > MAX_PASSWORD_BYTES {
+            return Ok(Verification::Invalid);
+        }
+        let password = password.to_owned();
+        let stored = stored.map(str::to_owned);
+        self.run(|reply| Work::Verify { password, stored, reply }).await
+    }
+
+    /// How many hashing jobs the threads have finished (for metrics and tests).
+    pub fn completed_jobs(&self) -> u64 {
+        self.completed.load(Ordering::Relaxed)
+    }
+
+    /// Waits (bounded) for a free thread, hands it the job and awaits the answer.
+    async fn run<T>(&self, work: impl FnOnce(oneshot::Sender<T>) -> Work) -> Result<T, AuthError> {
+        let permit = tokio::time::timeout(self.queue_timeout, Arc::clone(&self.permits).acquire_owned())
+            .await
+            .map_err(|_| {
+                tracing::warn!(threads = self.threads, "password hashing pool saturated");
+                AuthError::Overloaded
+            })?
+            // The semaphore is never closed.
+            .map_err(AuthError::internal)?;
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Job { work: work(reply), permit })
+            .map_err(|_| AuthError::internal("password hashing threads are gone"))?;
+        answer.await.map_err(|_| AuthError::internal("password hashing job failed"))
+    }
+
+    /// Checks a candidate password against the policy; the messages are keyed by
+    /// `field` ("password", "new_password", …). `user_inputs` are the account's
+    /// own words (email, its local part, full name), which make a password weak.
+    pub fn check_policy(&self, field: &str, password: &str, user_inputs: &[&str]) -> FieldErrors {
+        let mut errors = FieldErrors::new();
+        let settings = &self.settings;
+        // Bytes first: counting characters or running zxcvbn on a huge body is work
+        // an attacker should not be able to buy.
+        if password.len() > MAX_PASSWORD_BYTES {
+            errors.add(field, too_many_bytes());
+            return errors;
+        }
+        let chars = password.chars().count();
+        if chars < settings.min_length {
+            errors.add(field, format!("use at least {} characters", settings.min_length));
+        }
+        if chars > settings.max_length {
+            errors.add(field, format!("use at most {} characters", settings.max_length));
+        }
+        if !errors.is_empty() {
+            return errors;
+        }
+
+        let lowered = password.to_lowercase();
+        for email in user_inputs.iter().filter(|input| input.contains('@')) {
+            let email = email.to_lowercase();
+            let local = email.rsplit_once('@').map_or("", |(local, _)| local);
+            if lowered == email || (local.chars().count() >= 3 && lowered.contains(local)) {
+                errors.add(field, "do not use your email address in your password");
+                return errors;
+            }
+        }
+
+        // zxcvbn is the costly check, so it runs last (and it only reads the first
+        // 100 characters).
+        let entropy = zxcvbn::zxcvbn(password, user_inputs);
+        if u8::from(entropy.score()) < settings.min_strength {
+            // zxcvbn's warnings are generic ("This is a very common password."), never
+            // the password itself.
+            let hint = entropy
+                .feedback()
+                .and_then(|feedback| feedback.warning())
+                .map(|warning| format!(". {warning}"))
+                .unwrap_or_default();
+            errors.add(field, format!("too easy to guess; try a few unrelated words{hint}"));
+        }
+        errors
+    }
+}
+
+fn too_many_bytes() -> String {
+    format!("use at most {MAX_PASSWORD_BYTES} bytes")
+}
+
+/// A PHC string with the configured parameters, a random salt and a random
+/// output. Verifying against it costs exactly what a real verification costs
+/// (the work depends only on the parameters), and no password can match it.
+/// Building it needs no hashing, so construction never blocks the caller.
+fn dummy_hash(params: &Params) -> Result<String, String> {
+    let mut salt = [0u8; SALT_LEN];
+    let mut output = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    aws_lc_rs::rand::fill(&mut salt).map_err(|e| e.to_string())?;
+    aws_lc_rs::rand::fill(&mut output).map_err(|e| e.to_string())?;
+    let hash = PasswordHash {
+        algorithm: ARGON2ID_IDENT,
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(params).map_err(|e| e.to_string())?,
+        salt: Some(Salt::new(&salt).map_err(|e| e.to_string())?),
+        hash: Some(Output::new(&output).map_err(|e| e.to_string())?),
+    };
+    Ok(hash.to_string())
+}
+
+/// The state of one hashing thread. One worker is one long-lived loop that
+/// owns its state, so per-thread resources (such as a reusable argon2 memory
+/// buffer) can be added here without touching the callers.
+struct Worker {
+    argon2: Argon2<'static>,
+    dummy: Arc<str>,
+    completed: Arc<AtomicU64>,
+}
+
+impl Worker {
+    fn run(self, jobs: &Mutex<mpsc::Receiver<Job>>) {
+        loop {
+            // The lock is held only while waiting for a job, so busy workers do not
+            // hold up idle ones. Poisoning is harmless: the receiver has no invariant.
+            let next = {
+                let receiver = jobs.lock().unwrap_or_else(PoisonError::into_inner);
+                receiver.recv()
+            };
+            // The channel closes when the hasher is dropped.
+            let Ok(job) = next else { return };
+            // A panic must not kill the thread (that would shrink the pool for
+            // good). Unwinding drops the reply sender, so the caller gets an error.
+            if catch_unwind(AssertUnwindSafe(|| self.handle(job))).is_err() {
+                tracing::error!("password hashing job panicked");
+            }
+        }
+    }
+
+    fn handle(&self, Job { work, permit }: Job) {
+        match work {
+            Work::Hash { password, reply } => {
+                let result = self.hash(password.as_bytes());
+                self.finish(permit);
+                let _ = reply.send(result);
+            }
+            Work::Verify { password, stored, reply } => {
+                let result = match stored {
+                    Some(stored) => self.verify(password.as_bytes(), &stored),
+                    None => {
+                        self.dummy_verify(password.as_bytes());
+                        Verification::Invalid
+                    }
+                };
+                self.finish(permit);
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    /// Counts the job and frees its slot before answering, so a caller that
+    /// sees the answer also sees the count.
+    fn finish(&self, permit: OwnedSemaphorePermit) {
+        self.completed.fetch_add(1, Ordering::Relaxed);
+        drop(permit);
+    }
+
+    fn hash(&self, password: &[u8]) -> Result<String, AuthError> {
+        let mut salt = [0u8; SALT_LEN];
+        aws_lc_rs::rand::fill(&mut salt).map_err(AuthError::internal)?;
+        let hash = self.argon2.hash_password_with_salt(password, &salt).map_err(AuthError::internal)?;
+        Ok(hash.to_string())
+    }
+
+    fn verify(&self, password: &[u8], stored: &str) -> Verification {
+        let hash = match PasswordHash::new(stored) {
+            Ok(hash) => hash,
+            Err(error) => {
+                tracing::warn!(%error, "stored password hash is malformed");
+                // Same cost as a real check: a broken row must not stand out by timing.
+                self.dummy_verify(password);
+                return Verification::Invalid;
+            }
+        };
+        if let Err(reason) = check_stored(&hash) {
+            tracing::warn!(reason, "stored password hash is not usable");
+            self.dummy_verify(password);
+            return Verification::Invalid;
+        }
+        // The algorithm, version and parameters are taken from the stored hash.
+        match self.argon2.verify_password(password, &hash) {
+            Ok(()) => Verification::Valid { needs_rehash: self.needs_rehash(&hash) },
+            Err(password_hash::Error::PasswordInvalid) => Verification::Invalid,
+            Err(error) => {
+                // Such errors (bad salt, bad output length) come before any hashing.
+                tracing::warn!(%error, "stored password hash cannot be verified");
+                self.dummy_verify(password);
+                Verification::Invalid
+            }
+        }
+    }
+
+    fn dummy_verify(&self, password: &[u8]) {
+        // The outcome is irrelevant: only the work matters.
+        let _ = self.argon2.verify_password(password, &*self.dummy);
+    }
+
+    fn needs_rehash(&self, hash: &PasswordHash) -> bool {
+        let wanted = self.argon2.params();
+        let Ok(stored) = Params::try_from(hash) else {
+            return true;
+        };
+        hash.algorithm != ARGON2ID_IDENT
+            || hash.version != Some(Version::V0x13.into())
+            || stored.m_cost() != wanted.m_cost()
+            || stored.t_cost() != wanted.t_cost()
+            || stored.p_cost() != wanted.p_cost()
+            || stored.output_len() != Some(wanted.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN))
+    }
+}
+
+/// Refuses stored hashes that are not argon2 or whose cost is absurd.
+fn check_stored(hash: &PasswordHash) -> Result<(), &'static str> {
+    if Algorithm::try_from(hash.algorithm.as_str()).is_err() {
+        return Err("not an argon2 hash");
+    }
+    let params = Params::try_from(hash).map_err(|_| "invalid argon2 parameters")?;
+    if params.m_cost() > MAX_STORED_MEMORY_KIB || params.t_cost() > MAX_STORED_ITERATIONS {
+        return Err("argon2 cost out of bounds");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+
+    use super::*;
+
+    fn settings(memory_kib: u32, iterations: u32, threads: usize) -> PasswordSettings {
+        PasswordSettings {
+            argon2_memory_kib: memory_kib,
+            argon2_iterations: iterations,
+            argon2_parallelism: 1,
+            hashing_threads: threads,
+            ..PasswordSettings::default()
+        }
+    }
+
+    fn cheap() -> PasswordHasher {
+        PasswordHasher::new(&settings(1024, 1, 2)).unwrap()
+    }
+
+    const EMAIL_INPUTS: [&str; 3] = ["jane.doe@example.com", "jane.doe", "Jane Doe"];
+
+    fn policy_errors(password: &str) -> Option<Vec<String>> {
+        let hasher = cheap();
+        let errors = hasher.check_policy("new_password", password, &EMAIL_INPUTS);
+        assert!(errors.get("password").is_none(), "errors must use the given field name");
+        errors.get("new_password").map(<[String]>::to_vec)
+    }
+
+    #[tokio::test]
+    async fn default_params_hash_then_verify() {
+        let hasher = PasswordHasher::new(&PasswordSettings::default()).unwrap();
+        let hash = hasher.hash("correct horse battery staple").await.unwrap();
+        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
+        let result = hasher.verify("correct horse battery staple", Some(&hash)).await.unwrap();
+        assert_eq!(result, Verification::Valid { needs_rehash: false });
+    }
+
+    #[tokio::test]
+    async fn hash_then_verify_is_valid_and_salted() {
+        let hasher = cheap();
+        let first = hasher.hash("s3cret pass").await.unwrap();
+        let second = hasher.hash("s3cret pass").await.unwrap();
+        assert_ne!(first, second, "each hash has its own salt");
+        assert_eq!(
+            hasher.verify("s3cret pass", Some(&first)).await.unwrap(),
+            Verification::Valid { needs_rehash: false }
+        );
+    }
+
+    #[tokio::test]
+    async fn wrong_password_is_invalid() {
+        let hasher = cheap();
+        let hash = hasher.hash("s3cret pass").await.unwrap();
+        assert_eq!(hasher.verify("s3cret pasS", Some(&hash)).await.unwrap(), Verification::Invalid);
+    }
+
+    #[tokio::test]
+    async fn unknown_user_is_invalid_and_still_hashes() {
+        let hasher = cheap();
+        assert_eq!(hasher.completed_jobs(), 0, "construction computes no hash");
+        assert_eq!(hasher.verify("anything", None).await.unwrap(), Verification::Invalid);
+        assert_eq!(hasher.completed_jobs(), 1);
+    }
+
+    #[tokio::test]
+    async fn changed_params_need_rehash() {
+        let old = cheap();
+        let new = PasswordHasher::new(&settings(2048, 1, 1)).unwrap();
+        let hash = old.hash("s3cret pass").await.unwrap();
+        assert_eq!(new.verify("s3cret pass", Some(&hash)).await.unwrap(), Verification::Valid { needs_rehash: true });
+        assert_eq!(new.verify("wrong", Some(&hash)).await.unwrap(), Verification::Invalid);
+        let fresh = new.hash("s3cret pass").await.unwrap();
+        assert_eq!(new.verify("s3cret pass", Some(&fresh)).await.unwrap(), Verification::Valid { needs_rehash: false });
+    }
+
+    #[tokio::test]
+    async fn other_argon2_variant_needs_rehash() {
+        let hasher = cheap();
+        let params = Params::new(1024, 1, 1, None).unwrap();
+        let argon2i = Argon2::new(Algorithm::Argon2i, Version::V0x13, params)
+            .hash_password_with_salt(b"s3cret pass", &[7; SALT_LEN])
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            hasher.verify("s3cret pass", Some(&argon2i)).await.unwrap(),
+            Verification::Valid { needs_rehash: true }
+        );
+    }
+
+    #[tokio::test]
+    async fn malformed_hashes_are_invalid() {
+        let hasher = cheap();
+        for stored in [
+            "",
+            "not a hash",
+            "$argon2id$v=19$m=abc,t=1,p=1$c2FsdHNhbHQ$aGFzaA",
+            "$argon2id$v=19$m=1024,t=1,p=1",
+            "$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW",
+            "$argon2id$v=19$m=4294967295,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+        ] {
+            assert_eq!(hasher.verify("pw", Some(stored)).await.unwrap(), Verification::Invalid, "{stored}");
+        }
+    }
+
+    #[tokio::test]
+    async fn over_long_password_is_refused_without_hashing() {
+        let hasher = cheap();
+        let long = "a".repeat(MAX_PASSWORD_BYTES + 1);
+        let error = hasher.hash(&long).await.unwrap_err();
+        assert!(matches!(error, AuthError::Validation(_)), "{error:?}");
+        assert_eq!(hasher.verify(&long, None).await.unwrap(), Verification::Invalid);
+        let hash = hasher.hash("short one").await.unwrap();
+        assert_eq!(hasher.verify(&long, Some(&hash)).await.unwrap(), Verification::Invalid);
+        assert_eq!(hasher.completed_jobs(), 1, "only the legitimate hash ran");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn saturated_pool_answers_overloaded() {
+        let hasher = Arc::new(
+            PasswordHasher::new(&PasswordSettings { hashing_queue_timeout_ms: 5, ..settings(64 * 1024, 4, 1) })
+                .unwrap(),
+        );
+        let tasks: Vec<_> = (0..4)
+            .map(|_| {
+                let hasher = Arc::clone(&hasher);
+                tokio::spawn(async move { hasher.hash("s3cret pass").await })
+            })
+            .collect();
+        let (mut ok, mut overloaded) = (0, 0);
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(_) => ok += 1,
+                Err(AuthError::Overloaded) => overloaded += 1,
+                Err(other) => panic!("unexpected error {other:?}"),
+            }
+        }
+        assert!(ok >= 1, "ok={ok} overloaded={overloaded}");
+        assert!(overloaded >= 1, "ok={ok} overloaded={overloaded}");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn hashing_does_not_block_the_runtime() {
+        let hasher = PasswordHasher::new(&settings(32 * 1024, 3, 1)).unwrap();
+        let ticks = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let ticker = tokio::spawn({
+            let (ticks, stop) = (Arc::clone(&ticks), Arc::clone(&stop));
+            async move {
+                while !stop.load(Ordering::Relaxed) {
+                    ticks.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
+        });
+        tokio::task::yield_now().await;
+        let before = ticks.load(Ordering::Relaxed);
+        hasher.hash("s3cret pass").await.unwrap();
+        let during = ticks.load(Ordering::Relaxed) - before;
+        stop.store(true, Ordering::Relaxed);
+        ticker.await.unwrap();
+        // Were the hash computed on this (only) runtime thread, the ticker could
+        // not have run at all while it lasted.
+        assert!(during >= 3, "the ticker ticked {during} times during a hash");
+    }
+
+    #[tokio::test]
+    async fn dropping_the_hasher_ends_its_threads() {
+        let hasher = PasswordHasher::new(&settings(1024, 1, 3)).unwrap();
+        hasher.hash("s3cret pass").await.unwrap();
+        // Every worker holds a clone of the counter until its loop ends.
+        let completed = Arc::clone(&hasher.completed);
+        assert_eq!(Arc::strong_count(&completed), 5);
+        drop(hasher);
+        for _ in 0..500 {
+            if Arc::strong_count(&completed) == 1 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the hashing threads are still running");
+    }
+
+    #[test]
+    fn short_password_is_rejected() {
+        let errors = policy_errors("short").unwrap();
+        assert!(errors[0].contains("at least 8"), "{errors:?}");
+    }
+
+    #[test]
+    fn common_and_repetitive_passwords_are_rejected() {
+        for password in ["password123", "aaaaaaaa", "qwertyuiop", "Password1!"] {
+            let errors = policy_errors(password).unwrap_or_else(|| panic!("{password} was accepted"));
+            assert!(errors.iter().all(|e| !e.contains(password)), "the message echoes the password");
+        }
+    }
+
+    #[test]
+    fn email_like_passwords_are_rejected() {
+        for password in ["jane.doe@example.com", "JANE.DOE@EXAMPLE.COM", "Jane.Doe-2024-rocks!", "xx jane.doe xx"] {
+            let errors = policy_errors(password).unwrap_or_else(|| panic!("{password} was accepted"));
+            assert!(errors[0].contains("email"), "{password}: {errors:?}");
+        }
+    }
+
+    #[test]
+    fn strong_passphrases_are_accepted() {
+        assert_eq!(policy_errors("correct horse battery staple 42"), None);
+        let long = "velvet otter juggles quartz lanterns beside ninety foggy harbours";
+        assert_eq!(long.chars().count(), 65);
+        assert_eq!(policy_errors(long), None);
+    }
+
+    #[test]
+    fn over_long_passwords_are_rejected() {
+        let hasher = cheap();
+        let too_many_chars = "velvet otter juggles quartz ".repeat(5); // 140 > 128
+        let errors = hasher.check_policy("password", &too_many_chars, &[]);
+        assert!(errors.get("password").unwrap()[0].contains("at most 128 characters"));
+        let too_many_bytes = "é".repeat(MAX_PASSWORD_BYTES / 2 + 1);
+        let errors = hasher.check_policy("password", &too_many_bytes, &[]);
+        assert_eq!(errors.get("password").unwrap(), [format!("use at most {MAX_PASSWORD_BYTES} bytes")]);
+    }
+}

@@ -1,0 +1,68 @@
+//! The audit trail table.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{Store, millis, on_pool, time};
+use crate::error::Result;
+
+/// One stored security event. `detail` holds ids and reasons, never secrets.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AuditRecord {
+    pub id: Uuid,
+    pub at: DateTime<Utc>,
+    pub event: String,
+    pub user_id: Option<Uuid>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub detail: serde_json::Value,
+}
+
+impl Store {
+    pub async fn insert_audit(&self, record: &AuditRecord) -> Result<()> {
+        on_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO audit_events (id, at, event, user_id, ip, user_agent, detail) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(record.id)
+            .bind(millis(record.at))
+            .bind(&record.event)
+            .bind(record.user_id)
+            .bind(record.ip.as_deref())
+            .bind(record.user_agent.as_deref())
+            .bind(record.detail.to_string())
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// The newest `limit` events, of one user or of everyone, newest first.
+    pub async fn audit_events(&self, user_id: Option<Uuid>, limit: i64) -> Result<Vec<AuditRecord>> {
+        type Row = (Uuid, i64, String, Option<Uuid>, Option<String>, Option<String>, String);
+        let rows: Vec<Row> = on_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT id, at, event, user_id, ip, user_agent, detail FROM audit_events \
+                 WHERE ($1 OR user_id = $2) ORDER BY at DESC, id DESC LIMIT $3",
+            )
+            .bind(user_id.is_none())
+            .bind(user_id.unwrap_or(Uuid::nil()))
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(id, at, event, user_id, ip, user_agent, detail)| AuditRecord {
+                id,
+                at: time(at),
+                event,
+                user_id,
+                ip,
+                user_agent,
+                detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
+            })
+            .collect())
+    }
+}

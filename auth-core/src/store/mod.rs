@@ -1,0 +1,147 @@
+//! Storage on SQLite or PostgreSQL, chosen by the URL scheme.
+//!
+//! One [`Store`] type, one set of SQL statements: every query uses `$n`
+//! placeholders and portable SQL, and is compiled once per backend by
+//! [`on_pool!`] / [`in_transaction!`]. Ids are UUIDs and times are Unix
+//! milliseconds on both backends, so comparisons behave identically. Each
+//! backend has its own embedded migrations (only the column types differ),
+//! run by [`Store::connect`].
+//!
+//! Every multi-statement change is one transaction. On SQLite transactions
+//! begin `IMMEDIATE`, so writers queue on the database lock instead of failing
+//! when two read-then-write transactions meet; on PostgreSQL the first
+//! conditional `UPDATE` of a transaction takes the row lock that serialises
+//! competitors (see `rotate_refresh`).
+
+mod audit;
+mod one_time;
+mod sessions;
+mod tenants;
+mod users;
+
+use std::{str::FromStr, time::Duration};
+
+use chrono::{DateTime, Utc};
+use sqlx::{
+    PgPool, SqlitePool,
+    postgres::{PgConnectOptions, PgPoolOptions},
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions},
+};
+
+pub use audit::AuditRecord;
+pub use one_time::OneTimePurpose;
+pub use sessions::{Family, NewFamily, RotateOutcome, Session};
+pub use tenants::MembershipChange;
+
+use crate::error::{AuthError, Result};
+
+/// How long a request waits for a pooled connection before the store is
+/// reported unavailable (503) rather than hanging.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Clone, Debug)]
+enum Backend {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// The platform's storage. Cheap to clone (a pool handle).
+#[derive(Clone, Debug)]
+pub struct Store {
+    backend: Backend,
+}
+
+/// Runs `$body` once per backend arm with `$pool` bound to that backend's pool.
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.backend {
+            $crate::store::Backend::Sqlite($pool) => $body,
+            $crate::store::Backend::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Runs `$body` (an expression of type `Result<T>`, free to use `?`) inside a
+/// transaction bound to `$tx`, committing only when it returns `Ok`.
+macro_rules! in_transaction {
+    ($store:expr, $tx:ident => $body:expr) => {
+        match &$store.backend {
+            $crate::store::Backend::Sqlite(pool) => {
+                let mut $tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let result: $crate::error::Result<_> = async { $body }.await;
+                if result.is_ok() {
+                    $tx.commit().await?;
+                }
+                result
+            }
+            $crate::store::Backend::Postgres(pool) => {
+                let mut $tx = pool.begin().await?;
+                let result: $crate::error::Result<_> = async { $body }.await;
+                if result.is_ok() {
+                    $tx.commit().await?;
+                }
+                result
+            }
+        }
+    };
+}
+
+pub(crate) use {in_transaction, on_pool};
+
+impl Store {
+    /// Connects to `sqlite://…` or `postgres://…` and runs the embedded migrations.
+    /// An unreachable database is [`AuthError::Unavailable`].
+    pub async fn connect(url: &str) -> Result<Self> {
+        let backend = if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)
+                .map_err(AuthError::internal)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .foreign_keys(true)
+                .busy_timeout(ACQUIRE_TIMEOUT);
+            let pool = SqlitePoolOptions::new().acquire_timeout(ACQUIRE_TIMEOUT).connect_with(options).await?;
+            sqlx::migrate!("./migrations/sqlite").run(&pool).await.map_err(migration_error)?;
+            Backend::Sqlite(pool)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let options = PgConnectOptions::from_str(url).map_err(AuthError::internal)?;
+            let pool = PgPoolOptions::new().acquire_timeout(ACQUIRE_TIMEOUT).connect_with(options).await?;
+            sqlx::migrate!("./migrations/postgres").run(&pool).await.map_err(migration_error)?;
+            Backend::Postgres(pool)
+        } else {
+            return Err(AuthError::internal("database_url must start with sqlite:// or postgres://"));
+        };
+        Ok(Self { backend })
+    }
+
+    /// Closes every connection; later calls fail with [`AuthError::Unavailable`].
+    pub async fn close(&self) {
+        on_pool!(self, pool => pool.close().await)
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+}
+
+fn migration_error(error: sqlx::migrate::MigrateError) -> AuthError {
+    match error {
+        sqlx::migrate::MigrateError::Execute(inner) => inner.into(),
+        other => AuthError::internal(other),
+    }
+}
+
+/// Whether `error` is a violated unique constraint.
+fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+pub(crate) fn millis(time: DateTime<Utc>) -> i64 {
+    time.timestamp_millis()
+}
+
+pub(crate) fn time(millis: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(millis).unwrap_or(DateTime::UNIX_EPOCH)
+}

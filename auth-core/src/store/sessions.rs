@@ -1,0 +1,351 @@
+//! Refresh-token families (one per login session) and their rotation.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{Store, in_transaction, on_pool, time, users::REVOKE_USER_FAMILIES};
+use crate::{error::Result, tokens::OpaqueToken, tokens::random_bytes};
+
+/// A login session to create, with its first refresh token.
+#[derive(Debug, Clone)]
+pub struct NewFamily {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub tenant_id: Option<Uuid>,
+    pub now: i64,
+    /// Fixed at login; rotation never moves it.
+    pub absolute_expires_at: i64,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// A stored login session.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Family {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub tenant_id: Option<Uuid>,
+    pub created_at: i64,
+    pub last_used_at: i64,
+    pub absolute_expires_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+impl Family {
+    /// Not revoked, used within `idle_ms`, and before its absolute expiry.
+    pub fn is_live(&self, now: i64, idle_ms: i64) -> bool {
+        self.revoked_at.is_none() && now < self.last_used_at + idle_ms && now < self.absolute_expires_at
+    }
+}
+
+/// A live session as its owner sees it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Session {
+    pub id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: DateTime<Utc>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub current: bool,
+}
+
+/// What presenting a refresh token led to.
+#[derive(Debug)]
+pub enum RotateOutcome {
+    /// The token was consumed and `successor` replaces it. For a tenant-scoped
+    /// session `role` is the membership's current role.
+    Rotated { family: Family, successor: OpaqueToken, role: Option<String> },
+    /// Unknown token, or a session that is revoked, expired or whose user is inactive.
+    Invalid,
+    /// An already-consumed token was presented: the whole family is now revoked.
+    Reused { family_id: Uuid, user_id: Uuid },
+    /// The session's tenant membership is gone: the family is now revoked.
+    MembershipEnded { family_id: Uuid, user_id: Uuid },
+}
+
+/// `SELECT` of every [`Family`] column, followed by the given clause.
+macro_rules! select_family {
+    ($clause:literal) => {
+        concat!(
+            "SELECT id, user_id, tenant_id, created_at, last_used_at, absolute_expires_at, revoked_at ",
+            "FROM refresh_families ",
+            $clause
+        )
+    };
+}
+
+impl Store {
+    pub async fn create_family(&self, family: &NewFamily, first_token: &OpaqueToken) -> Result<()> {
+        in_transaction!(self, tx => {
+            sqlx::query(
+                "INSERT INTO refresh_families (id, user_id, tenant_id, created_at, last_used_at, \
+                 absolute_expires_at, ip, user_agent) VALUES ($1, $2, $3, $4, $4, $5, $6, $7)",
+            )
+            .bind(family.id)
+            .bind(family.user_id)
+            .bind(family.tenant_id)
+            .bind(family.now)
+            .bind(family.absolute_expires_at)
+            .bind(family.ip.as_deref())
+            .bind(family.user_agent.as_deref())
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("INSERT INTO refresh_tokens (token_hash, family_id, created_at) VALUES ($1, $2, $3)")
+                .bind(first_token.hash())
+                .bind(family.id)
+                .bind(family.now)
+                .execute(&mut *tx)
+                .await?;
+            Ok(())
+        })
+    }
+
+    /// Consumes `presented` and issues its successor, in one transaction.
+    ///
+    /// The consuming `UPDATE … WHERE consumed_at IS NULL` is the first
+    /// statement, so of several concurrent rotations of one token exactly one
+    /// updates the row (PostgreSQL's row lock; SQLite's `BEGIN IMMEDIATE`). The
+    /// others find it consumed, which is reuse: within `grace_ms` of the
+    /// rotation they get the same successor back, after it the family is revoked.
+    pub async fn rotate_refresh(
+        &self,
+        presented: &OpaqueToken,
+        now: i64,
+        idle_ms: i64,
+        grace_ms: i64,
+    ) -> Result<RotateOutcome> {
+        let presented_hash = presented.hash();
+        let salt = random_bytes();
+        in_transaction!(self, tx => {
+            let consumed: Option<(Uuid,)> = sqlx::query_as(
+                "UPDATE refresh_tokens SET consumed_at = $1, successor_salt = $2 \
+                 WHERE token_hash = $3 AND consumed_at IS NULL RETURNING family_id",
+            )
+            .bind(now)
+            .bind(&salt[..])
+            .bind(&presented_hash)
+            .fetch_optional(&mut *tx)
+            .await?;
+
+            let (family_id, successor, first_use) = match consumed {
+                Some((family_id,)) => (family_id, presented.successor(&salt), true),
+                None => {
+                    let previous: Option<(Uuid, Option<i64>, Option<Vec<u8>>)> = sqlx::query_as(
+                        "SELECT family_id, consumed_at, successor_salt FROM refresh_tokens WHERE token_hash = $1",
+                    )
+                    .bind(&presented_hash)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let Some((family_id, Some(consumed_at), Some(old_salt))) = previous else {
+                        return Ok(RotateOutcome::Invalid);
+                    };
+                    if now - consumed_at > grace_ms {
+                        let revoked: Option<(Uuid,)> = sqlx::query_as(
+                            "UPDATE refresh_families SET revoked_at = $1, revoke_reason = 'reuse' \
+                             WHERE id = $2 AND revoked_at IS NULL RETURNING user_id",
+                        )
+                        .bind(now)
+                        .bind(family_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                        // Already revoked (by an earlier reuse, say): still reuse.
+                        let user_id = match revoked {
+                            Some((user_id,)) => user_id,
+                            None => {
+                                sqlx::query_as::<_, (Uuid,)>("SELECT user_id FROM refresh_families WHERE id = $1")
+                                    .bind(family_id)
+                                    .fetch_one(&mut *tx)
+                                    .await?
+                                    .0
+                            }
+                        };
+                        return Ok(RotateOutcome::Reused { family_id, user_id });
+                    }
+                    // Within the grace window: hand back the successor, if it is still unused.
+                    let successor = presented.successor(&old_salt);
+                    let unused: Option<(i64,)> = sqlx::query_as(
+                        "SELECT created_at FROM refresh_tokens WHERE token_hash = $1 AND consumed_at IS NULL",
+                    )
+                    .bind(successor.hash())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if unused.is_none() {
+                        return Ok(RotateOutcome::Invalid);
+                    }
+                    (family_id, successor, false)
+                }
+            };
+
+            let family: Option<Family> = sqlx::query_as(select_family!(
+                "WHERE id = $1 AND user_id IN (SELECT id FROM users WHERE is_active)"
+            ))
+            .bind(family_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(mut family) = family else { return Ok(RotateOutcome::Invalid) };
+            if !family.is_live(now, idle_ms) {
+                return Ok(RotateOutcome::Invalid);
+            }
+
+            let role = match family.tenant_id {
+                None => None,
+                Some(tenant_id) => {
+                    let role: Option<(String,)> =
+                        sqlx::query_as("SELECT role FROM memberships WHERE user_id = $1 AND tenant_id = $2")
+                            .bind(family.user_id)
+                            .bind(tenant_id)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    match role {
+                        Some((role,)) => Some(role),
+                        None => {
+                            sqlx::query(
+                                "UPDATE refresh_families SET revoked_at = $1, revoke_reason = 'membership_ended' \
+                                 WHERE id = $2",
+                            )
+                            .bind(now)
+                            .bind(family.id)
+                            .execute(&mut *tx)
+                            .await?;
+                            return Ok(RotateOutcome::MembershipEnded { family_id: family.id, user_id: family.user_id });
+                        }
+                    }
+                }
+            };
+
+            if first_use {
+                sqlx::query("INSERT INTO refresh_tokens (token_hash, family_id, created_at) VALUES ($1, $2, $3)")
+                    .bind(successor.hash())
+                    .bind(family.id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("UPDATE refresh_families SET last_used_at = $1 WHERE id = $2")
+                    .bind(now)
+                    .bind(family.id)
+                    .execute(&mut *tx)
+                    .await?;
+                family.last_used_at = now;
+            }
+            Ok(RotateOutcome::Rotated { family, successor, role })
+        })
+    }
+
+    pub async fn family(&self, id: Uuid) -> Result<Option<Family>> {
+        Ok(on_pool!(self, pool => {
+            sqlx::query_as(select_family!("WHERE id = $1")).bind(id).fetch_optional(pool).await?
+        }))
+    }
+
+    /// The family a refresh token belongs to, consumed or not.
+    pub async fn family_of_token(&self, token: &OpaqueToken) -> Result<Option<Family>> {
+        Ok(on_pool!(self, pool => {
+            sqlx::query_as(select_family!("WHERE id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1)"))
+                .bind(token.hash()).fetch_optional(pool).await?
+        }))
+    }
+
+    /// Revokes one live family of `user_id`; `false` if there is none with that id.
+    pub async fn revoke_family(&self, id: Uuid, user_id: Uuid, reason: &str, now: i64) -> Result<bool> {
+        let revoked = on_pool!(self, pool => {
+            sqlx::query(
+                "UPDATE refresh_families SET revoked_at = $1, revoke_reason = $2 \
+                 WHERE id = $3 AND user_id = $4 AND revoked_at IS NULL",
+            )
+            .bind(now)
+            .bind(reason)
+            .bind(id)
+            .bind(user_id)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(revoked == 1)
+    }
+
+    /// Revokes every live family of `user_id` except `keep`; returns their ids.
+    pub async fn revoke_user_families(
+        &self,
+        user_id: Uuid,
+        keep: Option<Uuid>,
+        reason: &str,
+        now: i64,
+    ) -> Result<Vec<Uuid>> {
+        let revoked: Vec<(Uuid,)> = on_pool!(self, pool => {
+            sqlx::query_as(REVOKE_USER_FAMILIES)
+                .bind(now)
+                .bind(reason)
+                .bind(user_id)
+                .bind(keep.unwrap_or(Uuid::nil()))
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(revoked.into_iter().map(|(id,)| id).collect())
+    }
+
+    /// The user's live sessions, most recently used first (`current` unset).
+    pub async fn live_sessions(&self, user_id: Uuid, now: i64, idle_ms: i64) -> Result<Vec<Session>> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            id: Uuid,
+            created_at: i64,
+            last_used_at: i64,
+            ip: Option<String>,
+            user_agent: Option<String>,
+        }
+        let rows: Vec<Row> = on_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT id, created_at, last_used_at, ip, user_agent FROM refresh_families \
+                 WHERE user_id = $1 AND revoked_at IS NULL AND last_used_at > $2 AND absolute_expires_at > $3 \
+                 ORDER BY last_used_at DESC",
+            )
+            .bind(user_id)
+            .bind(now - idle_ms)
+            .bind(now)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|row| Session {
+                id: row.id,
+                created_at: time(row.created_at),
+                last_used_at: time(row.last_used_at),
+                ip: row.ip,
+                user_agent: row.user_agent,
+                current: false,
+            })
+            .collect())
+    }
+
+    /// Families revoked at or after `since`, with when (the revocation list's feed).
+    pub async fn revoked_since(&self, since: i64) -> Result<Vec<(Uuid, i64)>> {
+        Ok(on_pool!(self, pool => {
+            sqlx::query_as("SELECT id, revoked_at FROM refresh_families WHERE revoked_at >= $1")
+                .bind(since)
+                .fetch_all(pool)
+                .await?
+        }))
+    }
+
+    /// Deletes sessions that ended (revoked, idle or past their absolute
+    /// lifetime) before `cutoff`, with their tokens, and spent one-time tokens.
+    /// Returns the number of sessions deleted.
+    pub async fn prune(&self, cutoff: i64, idle_ms: i64) -> Result<u64> {
+        in_transaction!(self, tx => {
+            let families = sqlx::query(
+                "DELETE FROM refresh_families WHERE revoked_at < $1 OR last_used_at < $2 OR absolute_expires_at < $1",
+            )
+            .bind(cutoff)
+            .bind(cutoff - idle_ms)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            sqlx::query("DELETE FROM one_time_tokens WHERE expires_at < $1 OR used_at < $1")
+                .bind(cutoff)
+                .execute(&mut *tx)
+                .await?;
+            Ok(families)
+        })
+    }
+}

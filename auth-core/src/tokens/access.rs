@@ -1,0 +1,644 @@
+//! Access tokens: JWTs in the RFC 9068 profile (`typ: at+jwt`), minted for one
+//! login session and verified against the [`KeySet`] alone, never against
+//! anything the token itself names.
+
+use std::collections::HashMap;
+
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, Header, Validation, decode, decode_header, encode, get_current_timestamp};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::keys::{KeySet, jwt_algorithm};
+use crate::config::TokenSettings;
+use crate::error::AuthError;
+
+/// The `typ` header of access tokens (RFC 9068 §2.1).
+const TOKEN_TYPE: &str = "at+jwt";
+/// The same media type in full, which RFC 9068 §4 also accepts.
+const TOKEN_MEDIA_TYPE: &str = "application/at+jwt";
+/// Our tokens are well under 1 KiB; anything far larger is refused unparsed.
+const MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+/// The claims of an access token. No PII: the user is named by id only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub aud: String,
+    /// The user id; serialised as a string.
+    pub sub: Uuid,
+    pub iat: i64,
+    pub nbf: i64,
+    pub exp: i64,
+    /// Unique per token, so a single token can be told apart in logs and audits.
+    pub jti: Uuid,
+    /// The login session (refresh-token family) that minted this token; what
+    /// revocation is keyed on.
+    pub sid: Uuid,
+    /// The tenant the token is scoped to; always together with `role`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<Uuid>,
+    /// The user's role in `tenant_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// Platform staff. This flag and the two below are non-PII facts about the
+    /// account that let guards decide without a database query; each is
+    /// written only when true, so an absent flag means false.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub staff: bool,
+    /// Platform superuser.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub superuser: bool,
+    /// The account's email address has been verified.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub email_verified: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+/// What an access token is minted for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessGrant {
+    pub user_id: Uuid,
+    /// The login session (refresh-token family).
+    pub session_id: Uuid,
+    /// The tenant id and the user's role in it, when the token is scoped.
+    pub tenant: Option<(Uuid, String)>,
+    pub staff: bool,
+    pub superuser: bool,
+    pub email_verified: bool,
+}
+
+/// Mints and verifies access tokens.
+#[derive(Debug, Clone)]
+pub struct AccessTokens {
+    keys: KeySet,
+    issuer: String,
+    audience: String,
+    ttl_secs: u64,
+    leeway_secs: u64,
+    /// One validation per algorithm of the key set, each pinned to that single
+    /// algorithm: the key chosen by `kid` decides which one applies.
+    validations: HashMap<Algorithm, Validation>,
+}
+
+impl AccessTokens {
+    pub fn new(keys: KeySet, issuer: &str, audience: &str, settings: &TokenSettings) -> Self {
+        let validations = keys
+            .verification_algorithms()
+            .map(jwt_algorithm)
+            .map(|algorithm| (algorithm, validation(algorithm, issuer, audience, settings.leeway_secs)))
+            .collect();
+        Self {
+            keys,
+            issuer: issuer.to_owned(),
+            audience: audience.to_owned(),
+            ttl_secs: settings.access_ttl_secs,
+            leeway_secs: settings.leeway_secs,
+            validations,
+        }
+    }
+
+    /// Signs a new access token for `grant`, valid from now for the configured
+    /// lifetime. Returns the compact JWS and its claims.
+    pub fn mint(&self, grant: &AccessGrant) -> Result<(String, AccessClaims), AuthError> {
+        let now = now();
+        let (tenant_id, role) = match &grant.tenant {
+            Some((tenant_id, role)) => (Some(*tenant_id), Some(role.clone())),
+            None => (None, None),
+        };
+        let claims = AccessClaims {
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            sub: grant.user_id,
+            iat: now,
+            nbf: now,
+            exp: now.saturating_add(seconds(self.ttl_secs)),
+            jti: Uuid::new_v4(),
+            sid: grant.session_id,
+            tenant_id,
+            role,
+            staff: grant.staff,
+            superuser: grant.superuser,
+            email_verified: grant.email_verified,
+        };
+        let mut header = Header::new(jwt_algorithm(self.keys.algorithm()));
+        header.typ = Some(TOKEN_TYPE.to_owned());
+        header.kid = Some(self.keys.signing_kid().to_owned());
+        let token = encode(&header, &claims, self.keys.signing_key()).map_err(AuthError::internal)?;
+        Ok((token, claims))
+    }
+
+    /// Checks an access token's signature, type, issuer, audience and times.
+    /// Every failure is [`AuthError::InvalidToken`]; the reason is logged at
+    /// debug level, without the token.
+    pub fn verify(&self, token: &str) -> Result<AccessClaims, AuthError> {
+        self.check(token).map_err(|reason| {
+            tracing::debug!(reason, "access token rejected");
+            AuthError::InvalidToken
+        })
+    }
+
+    /// The lifetime of new tokens.
+    pub fn ttl_secs(&self) -> u64 {
+        self.ttl_secs
+    }
+
+    pub fn keys(&self) -> &KeySet {
+        &self.keys
+    }
+
+    fn check(&self, token: &str) -> Result<AccessClaims, &'static str> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err("too long");
+        }
+        // `alg: none` and unknown algorithms fail here: jsonwebtoken has no such variant.
+        let header = decode_header(token).map_err(|_| "malformed header or unsupported alg")?;
+        let typ_ok = header
+            .typ
+            .as_deref()
+            .is_some_and(|typ| typ.eq_ignore_ascii_case(TOKEN_TYPE) || typ.eq_ignore_ascii_case(TOKEN_MEDIA_TYPE));
+        if !typ_ok {
+            return Err("typ is not at+jwt");
+        }
+        // We understand no extension, so a critical one must fail (RFC 7515 §4.1.11).
+        if header.crit.is_some() {
+            return Err("crit header");
+        }
+        // Keys and key URLs in the header are chosen by whoever made the token:
+        // never fetched or trusted, and refused outright since we never emit them.
+        if header.jku.is_some() || header.x5u.is_some() || header.jwk.is_some() || header.x5c.is_some() {
+            return Err("key or key URL in the header");
+        }
+        let kid = header.kid.as_deref().ok_or("missing kid")?;
+        let key = self.keys.verification_key(kid).ok_or("unknown kid")?;
+        // The kid's own algorithm, never the header's, picks the verifier.
+        let algorithm = jwt_algorithm(key.algorithm());
+        if header.alg != algorithm {
+            return Err("alg does not match the key");
+        }
+        // Present for every algorithm of the key set, which `new` built them from.
+        let validation = self.validations.get(&algorithm).ok_or("no validation for the algorithm")?;
+        let claims = decode::<AccessClaims>(token, key.decoding_key(), validation)
+            .map_err(|error| describe(error.kind()))?
+            .claims;
+        // jsonwebtoken checks exp and nbf but not iat.
+        if claims.iat > now().saturating_add(seconds(self.leeway_secs)) {
+            return Err("issued in the future");
+        }
+        if claims.tenant_id.is_some() != claims.role.is_some() {
+            return Err("tenant_id and role must come together");
+        }
+        Ok(claims)
+    }
+}
+
+fn validation(algorithm: Algorithm, issuer: &str, audience: &str, leeway_secs: u64) -> Validation {
+    let mut validation = Validation::new(algorithm);
+    // jsonwebtoken enforces all but `iat`, whose presence serde enforces.
+    validation.set_required_spec_claims(&["exp", "iat", "nbf", "iss", "aud", "sub"]);
+    validation.set_issuer(&[issuer]);
+    validation.set_audience(&[audience]);
+    validation.validate_exp = true;
+    validation.validate_nbf = true;
+    validation.validate_aud = true;
+    validation.leeway = leeway_secs;
+    validation
+}
+
+/// A log-safe reason for a jsonwebtoken error: some of its messages quote
+/// claim values.
+fn describe(kind: &ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::InvalidSignature => "bad signature",
+        ErrorKind::ExpiredSignature => "expired",
+        ErrorKind::ImmatureSignature => "not yet valid (nbf)",
+        ErrorKind::InvalidIssuer => "wrong issuer",
+        ErrorKind::InvalidAudience => "wrong audience",
+        ErrorKind::MissingRequiredClaim(_) => "missing a required claim",
+        ErrorKind::InvalidClaimFormat(_) | ErrorKind::Json(_) => "malformed claims",
+        ErrorKind::InvalidToken | ErrorKind::Base64(_) | ErrorKind::Utf8(_) => "malformed token",
+        ErrorKind::InvalidAlgorithm => "algorithm not allowed",
+        _ => "rejected by the JWT library",
+    }
+}
+
+/// Seconds since the epoch, from the clock jsonwebtoken validates with.
+fn now() -> i64 {
+    seconds(get_current_timestamp())
+}
+
+/// Saturates instead of wrapping; only a misconfiguration could reach `i64::MAX`.
+fn seconds(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use jsonwebtoken::jwk::{JwkSet, PublicKeyUse};
+    use jsonwebtoken::{DecodingKey, EncodingKey};
+    use serde_json::{Value, json};
+
+    use super::super::keys::testing::{key, public_pem, rsa, settings};
+    use super::*;
+    use crate::config::{KeySpec, Secret, SigningAlgorithm};
+
+    const ISS: &str = "https://auth.example.com";
+    const AUD: &str = "example-api";
+
+    fn tokens(signing: KeySpec, verification: Vec<KeySpec>) -> AccessTokens {
+        let settings = settings(signing, verification);
+        AccessTokens::new(KeySet::from_settings(&settings).unwrap(), ISS, AUD, &settings)
+    }
+
+    fn ed_tokens() -> AccessTokens {
+        tokens(key(SigningAlgorithm::EdDsa, "k1"), vec![])
+    }
+
+    fn grant() -> AccessGrant {
+        AccessGrant {
+            user_id: Uuid::new_v4(),
+            session_id: Uuid::new_v4(),
+            tenant: None,
+            staff: false,
+            superuser: false,
+            email_verified: true,
+        }
+    }
+
+    /// The header our own tokens carry.
+    fn our_header(tokens: &AccessTokens) -> Header {
+        let mut header = Header::new(jwt_algorithm(tokens.keys().algorithm()));
+        header.typ = Some("at+jwt".into());
+        header.kid = Some(tokens.keys().signing_kid().into());
+        header
+    }
+
+    fn valid_claims() -> Value {
+        let now = now();
+        json!({
+            "iss": ISS, "aud": AUD, "sub": Uuid::new_v4(), "iat": now, "nbf": now, "exp": now + 300,
+            "jti": Uuid::new_v4(), "sid": Uuid::new_v4(),
+        })
+    }
+
+    /// Signs any header and claims with the set's own signing key, to build
+    /// tokens that differ from good ones in exactly one respect.
+    fn sign(tokens: &AccessTokens, header: &Header, claims: &Value) -> String {
+        encode(header, claims, tokens.keys().signing_key()).unwrap()
+    }
+
+    fn rejected(tokens: &AccessTokens, token: &str) -> bool {
+        matches!(tokens.verify(token), Err(AuthError::InvalidToken))
+    }
+
+    fn b64_json(value: &Value) -> String {
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(value).unwrap())
+    }
+
+    fn payload(token: &str) -> Value {
+        let part = token.split('.').nth(1).unwrap();
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+    }
+
+    /// What a third party does: fetch the JWKS as JSON, pick the key by kid,
+    /// verify with a stock library.
+    fn verify_with_jwks(jwks: &JwkSet, token: &str) -> AccessClaims {
+        let jwks: JwkSet = serde_json::from_str(&serde_json::to_string(jwks).unwrap()).unwrap();
+        let kid = decode_header(token).unwrap().kid.unwrap();
+        let jwk = jwks.find(&kid).unwrap();
+        assert_eq!(jwk.common.public_key_use, Some(PublicKeyUse::Signature));
+        let algorithm = Algorithm::try_from(jwk.common.key_algorithm.unwrap()).unwrap();
+        let mut validation = Validation::new(algorithm);
+        validation.set_issuer(&[ISS]);
+        validation.set_audience(&[AUD]);
+        decode::<AccessClaims>(token, &DecodingKey::from_jwk(jwk).unwrap(), &validation).unwrap().claims
+    }
+
+    fn round_trip(algorithm: SigningAlgorithm) {
+        let spec = key(algorithm, "k1");
+        let tokens = tokens(spec.clone(), vec![]);
+        let grant = AccessGrant { tenant: Some((Uuid::new_v4(), "admin".into())), staff: true, ..grant() };
+        let (token, minted) = tokens.mint(&grant).unwrap();
+
+        let header = decode_header(&token).unwrap();
+        assert_eq!(header.alg, jwt_algorithm(algorithm));
+        assert_eq!(header.kid.as_deref(), Some("k1"));
+        assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+        assert_eq!((minted.sub, minted.sid), (grant.user_id, grant.session_id));
+        assert_eq!((minted.iss.as_str(), minted.aud.as_str()), (ISS, AUD));
+        assert_eq!(minted.tenant_id, grant.tenant.as_ref().map(|t| t.0));
+        assert_eq!(minted.role.as_deref(), Some("admin"));
+        assert!(minted.staff && !minted.superuser && minted.email_verified);
+        assert_eq!(minted.nbf, minted.iat);
+        assert_eq!(minted.exp - minted.iat, 300);
+
+        assert_eq!(tokens.verify(&token).unwrap(), minted);
+
+        let independent = if algorithm.is_symmetric() {
+            assert!(tokens.keys().jwks().keys.is_empty());
+            let secret = spec.secret.unwrap();
+            let mut validation = Validation::new(Algorithm::HS256);
+            validation.set_issuer(&[ISS]);
+            validation.set_audience(&[AUD]);
+            let key = DecodingKey::from_secret(secret.expose().as_bytes());
+            decode::<AccessClaims>(&token, &key, &validation).unwrap().claims
+        } else {
+            verify_with_jwks(&tokens.keys().jwks(), &token)
+        };
+        assert_eq!(independent, minted);
+    }
+
+    #[test]
+    fn rs256_tokens_verify_here_and_with_the_jwks() {
+        round_trip(SigningAlgorithm::Rs256);
+    }
+
+    #[test]
+    fn eddsa_tokens_verify_here_and_with_the_jwks() {
+        round_trip(SigningAlgorithm::EdDsa);
+    }
+
+    #[test]
+    fn es256_tokens_verify_here_and_with_the_jwks() {
+        round_trip(SigningAlgorithm::Es256);
+    }
+
+    #[test]
+    fn hs256_tokens_verify_here_and_with_the_secret_and_the_jwks_is_empty() {
+        round_trip(SigningAlgorithm::Hs256);
+    }
+
+    #[test]
+    fn claims_carry_no_false_flags_and_no_empty_tenant() {
+        let tokens = ed_tokens();
+        let (token, claims) = tokens.mint(&AccessGrant { email_verified: false, ..grant() }).unwrap();
+        let payload = payload(&token);
+        let mut names: Vec<_> = payload.as_object().unwrap().keys().cloned().collect();
+        names.sort();
+        assert_eq!(names, ["aud", "exp", "iat", "iss", "jti", "nbf", "sid", "sub"]);
+        assert_eq!(payload["sub"], claims.sub.to_string());
+    }
+
+    #[test]
+    fn claims_carry_true_flags_and_the_tenant() {
+        let tokens = ed_tokens();
+        let tenant = Uuid::new_v4();
+        let grant = AccessGrant { tenant: Some((tenant, "member".into())), staff: true, superuser: true, ..grant() };
+        let (token, _) = tokens.mint(&grant).unwrap();
+        let payload = payload(&token);
+        assert_eq!(payload["tenant_id"], tenant.to_string());
+        assert_eq!(payload["role"], "member");
+        for flag in ["staff", "superuser", "email_verified"] {
+            assert_eq!(payload[flag], true, "{flag}");
+        }
+    }
+
+    #[test]
+    fn each_token_has_its_own_jti() {
+        let tokens = ed_tokens();
+        let grant = grant();
+        let (_, a) = tokens.mint(&grant).unwrap();
+        let (_, b) = tokens.mint(&grant).unwrap();
+        assert_ne!(a.jti, b.jti);
+    }
+
+    #[test]
+    fn a_correctly_built_test_token_is_accepted() {
+        // The baseline the negative tests below depart from in one respect each.
+        let tokens = ed_tokens();
+        let token = sign(&tokens, &our_header(&tokens), &valid_claims());
+        tokens.verify(&token).unwrap();
+    }
+
+    #[test]
+    fn alg_none_is_rejected() {
+        let tokens = ed_tokens();
+        let (good, _) = tokens.mint(&grant()).unwrap();
+        let claims = good.split('.').nth(1).unwrap();
+        for alg in ["none", "None", "NONE"] {
+            let header = b64_json(&json!({"alg": alg, "typ": "at+jwt", "kid": "k1"}));
+            assert!(rejected(&tokens, &format!("{header}.{claims}.")), "{alg}");
+            let signature = good.split('.').nth(2).unwrap();
+            assert!(rejected(&tokens, &format!("{header}.{claims}.{signature}")), "{alg}");
+        }
+    }
+
+    #[test]
+    fn hs256_signed_with_the_rsa_public_key_is_rejected() {
+        let spec = rsa("k1");
+        let tokens = tokens(spec.clone(), vec![]);
+        let public = public_pem(&spec);
+        let jwk_json = serde_json::to_string(&tokens.keys().jwks().keys[0]).unwrap();
+        let mut header = our_header(&tokens);
+        header.alg = Algorithm::HS256;
+        for secret in [public.as_bytes(), public.trim_end().as_bytes(), jwk_json.as_bytes()] {
+            let token = encode(&header, &valid_claims(), &EncodingKey::from_secret(secret)).unwrap();
+            assert!(rejected(&tokens, &token));
+        }
+    }
+
+    #[test]
+    fn a_kid_is_bound_to_its_algorithm_across_a_mixed_set() {
+        // RS256 key being retired, EdDSA signing: each kid accepts only its own alg.
+        let old = rsa("old-rsa");
+        let tokens = tokens(key(SigningAlgorithm::EdDsa, "new"), vec![old.clone()]);
+        let old_tokens = self::tokens(old.clone(), vec![]);
+        let (token, _) = old_tokens.mint(&grant()).unwrap();
+        tokens.verify(&token).unwrap();
+
+        let mut header = our_header(&old_tokens);
+        header.alg = Algorithm::HS256;
+        let forged = encode(&header, &valid_claims(), &EncodingKey::from_secret(public_pem(&old).as_bytes())).unwrap();
+        assert!(rejected(&tokens, &forged));
+        // The EdDSA key's token relabelled with the RSA kid.
+        let mut relabelled = our_header(&tokens);
+        relabelled.kid = Some("old-rsa".into());
+        assert!(rejected(&tokens, &sign(&tokens, &relabelled, &valid_claims())));
+    }
+
+    #[test]
+    fn unknown_kid_is_rejected() {
+        let tokens = ed_tokens();
+        let mut header = our_header(&tokens);
+        header.kid = Some("k2".into());
+        assert!(rejected(&tokens, &sign(&tokens, &header, &valid_claims())));
+    }
+
+    #[test]
+    fn missing_kid_is_rejected() {
+        let tokens = ed_tokens();
+        let mut header = our_header(&tokens);
+        header.kid = None;
+        assert!(rejected(&tokens, &sign(&tokens, &header, &valid_claims())));
+    }
+
+    #[test]
+    fn typ_must_be_at_jwt() {
+        let tokens = ed_tokens();
+        for (typ, accepted) in [
+            (None, false),
+            (Some("JWT"), false),
+            (Some("jwt"), false),
+            (Some("at+jwt"), true),
+            (Some("AT+JWT"), true),
+            (Some("application/at+jwt"), true),
+        ] {
+            let mut header = our_header(&tokens);
+            header.typ = typ.map(Into::into);
+            let token = sign(&tokens, &header, &valid_claims());
+            assert_eq!(tokens.verify(&token).is_ok(), accepted, "{typ:?}");
+        }
+    }
+
+    #[test]
+    fn wrong_issuer_is_rejected() {
+        let tokens = ed_tokens();
+        let mut claims = valid_claims();
+        claims["iss"] = json!("https://evil.example.com");
+        assert!(rejected(&tokens, &sign(&tokens, &our_header(&tokens), &claims)));
+    }
+
+    #[test]
+    fn wrong_audience_is_rejected() {
+        let tokens = ed_tokens();
+        let mut claims = valid_claims();
+        claims["aud"] = json!("another-api");
+        assert!(rejected(&tokens, &sign(&tokens, &our_header(&tokens), &claims)));
+        claims["aud"] = json!(["another-api"]);
+        assert!(rejected(&tokens, &sign(&tokens, &our_header(&tokens), &claims)));
+    }
+
+    #[test]
+    fn expired_beyond_leeway_is_rejected_and_within_is_accepted() {
+        let tokens = ed_tokens();
+        let now = now();
+        let mut claims = valid_claims();
+        claims["iat"] = json!(now - 400);
+        claims["nbf"] = json!(now - 400);
+        claims["exp"] = json!(now - 10); // within the 30 s leeway
+        tokens.verify(&sign(&tokens, &our_header(&tokens), &claims)).unwrap();
+        claims["exp"] = json!(now - 45);
+        assert!(rejected(&tokens, &sign(&tokens, &our_header(&tokens), &claims)));
+    }
+
+    #[test]
+    fn nbf_in_the_future_is_rejected() {
+        let tokens = ed_tokens();
+        let mut claims = valid_claims();
+        claims["nbf"] = json!(now() + 120);
+        assert!(rejected(&tokens, &sign(&tokens, &our_header(&tokens), &claims)));
+    }
+
+    #[test]
+    fn iat_in_the_future_is_rejected() {
+        let tokens = ed_tokens();
+        let mut claims = valid_claims();
+        claims["iat"] = json!(now() + 120);
+        assert!(rejected(&tokens, &sign(&tokens, &our_header(&tokens), &claims)));
+    }
+
+    #[test]
+    fn missing_or_malformed_claims_are_rejected() {
+        let tokens = ed_tokens();
+        for name in ["iss", "aud", "sub", "iat", "nbf", "exp", "jti", "sid"] {
+            let mut claims = valid_claims();
+            claims.as_object_mut().unwrap().remove(name);
+            assert!(rejected(&tokens, &sign(&tokens, &our_header(&tokens), &claims)), "without {name}");
+        }
+        for (name, value) in [("exp", json!("soon")), ("exp", json!(-1)), ("sub", json!("alice@example.com"))] {
+            let mut claims = valid_claims();
+            claims[name] = value;
+            assert!(rejected(&tokens, &sign(&tokens, &our_header(&tokens), &claims)), "{name}");
+        }
+        let mut claims = valid_claims();
+        claims["tenant_id"] = json!(Uuid::new_v4());
+        assert!(rejected(&tokens, &sign(&tokens, &our_header(&tokens), &claims)), "tenant without role");
+    }
+
+    #[test]
+    fn tampered_payload_is_rejected() {
+        let tokens = ed_tokens();
+        let (token, claims) = tokens.mint(&grant()).unwrap();
+        let parts: Vec<_> = token.split('.').collect();
+        let mut payload = payload(&token);
+        payload["superuser"] = json!(true);
+        let tampered = format!("{}.{}.{}", parts[0], b64_json(&payload), parts[2]);
+        assert!(rejected(&tokens, &tampered));
+        // A flipped signature byte fails as well.
+        let mut signature = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
+        signature[0] ^= 1;
+        let flipped = format!("{}.{}.{}", parts[0], parts[1], URL_SAFE_NO_PAD.encode(signature));
+        assert!(rejected(&tokens, &flipped));
+        assert_eq!(tokens.verify(&token).unwrap(), claims);
+    }
+
+    #[test]
+    fn crit_header_is_rejected() {
+        let tokens = ed_tokens();
+        let mut header = our_header(&tokens);
+        header.crit = Some(vec!["exp".into()]);
+        assert!(rejected(&tokens, &sign(&tokens, &header, &valid_claims())));
+    }
+
+    #[test]
+    fn attacker_key_in_jwk_or_jku_header_is_not_trusted() {
+        let tokens = ed_tokens();
+        let attacker_spec = key(SigningAlgorithm::EdDsa, "k1");
+        let attacker = self::tokens(attacker_spec.clone(), vec![]);
+        let attacker_jwk = attacker.keys().jwks().keys[0].clone();
+        let attacker_key = EncodingKey::from_ed_pem(attacker_spec.pem.unwrap().expose().as_bytes()).unwrap();
+
+        let with_jwk = Header { jwk: Some(attacker_jwk), ..our_header(&tokens) };
+        let with_jku = Header { jku: Some("https://attacker.example/jwks.json".into()), ..our_header(&tokens) };
+        let with_x5u = Header { x5u: Some("https://attacker.example/cert.pem".into()), ..our_header(&tokens) };
+        for header in [&with_jwk, &with_jku, &with_x5u, &our_header(&tokens)] {
+            let token = encode(header, &valid_claims(), &attacker_key).unwrap();
+            assert!(rejected(&tokens, &token));
+        }
+        // Such headers are refused even on a token signed with our own key.
+        assert!(rejected(&tokens, &sign(&tokens, &with_jku, &valid_claims())));
+    }
+
+    #[test]
+    fn key_rotation_keeps_old_tokens_valid_until_the_old_key_is_removed() {
+        let old = key(SigningAlgorithm::Es256, "2025-01");
+        let new = key(SigningAlgorithm::Es256, "2025-02");
+        let (token, claims) = tokens(old.clone(), vec![]).mint(&grant()).unwrap();
+
+        let rotated = tokens(new.clone(), vec![old.clone()]);
+        assert_eq!(rotated.verify(&token).unwrap(), claims);
+        assert_eq!(verify_with_jwks(&rotated.keys().jwks(), &token), claims);
+        let (fresh, _) = rotated.mint(&grant()).unwrap();
+        assert_eq!(decode_header(&fresh).unwrap().kid.as_deref(), Some("2025-02"));
+
+        // The old key kept as a public key only works the same.
+        let old_public = KeySpec { pem: Some(Secret::new(public_pem(&old))), ..old };
+        assert_eq!(tokens(new.clone(), vec![old_public]).verify(&token).unwrap(), claims);
+
+        let retired = tokens(new, vec![]);
+        assert!(rejected(&retired, &token));
+        assert!(retired.keys().jwks().find("2025-01").is_none());
+    }
+
+    #[test]
+    fn garbage_is_rejected() {
+        let tokens = ed_tokens();
+        let (token, _) = tokens.mint(&grant()).unwrap();
+        let oversized = format!("{token}{}", "A".repeat(MAX_TOKEN_BYTES));
+        for garbage in ["", ".", "..", "a.b", "a.b.c", "Bearer x.y.z", &oversized] {
+            assert!(rejected(&tokens, garbage), "{garbage:.20}");
+        }
+    }
+
+    #[test]
+    fn ttl_and_keys_are_exposed() {
+        let tokens = ed_tokens();
+        assert_eq!(tokens.ttl_secs(), 300);
+        assert_eq!(tokens.keys().signing_kid(), "k1");
+    }
+}

@@ -1,0 +1,196 @@
+//! Test harness: a real [`Auth`] on a fresh SQLite file or a fresh PostgreSQL
+//! schema, with an in-memory mailer and a manual clock.
+
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::{sync::LazyLock, time::Duration};
+
+use auth_core::{
+    Auth, AuthConfig, ClientInfo, Clock, SigningAlgorithm,
+    config::{KeySpec, MailTransport},
+    identity::Registration,
+    mail::MemoryMailer,
+    tokens::KeySet,
+};
+use uuid::Uuid;
+
+pub const PASSWORD: &str = "Correct-Horse-Battery-42";
+
+/// RSA key generation is slow: one key per test binary.
+static RSA_KEY: LazyLock<KeySpec> =
+    LazyLock::new(|| KeySet::generate(SigningAlgorithm::Rs256, "test-rs256").expect("generate a test key"));
+
+pub enum Backend {
+    Sqlite(tempfile::TempDir),
+    /// A schema of its own in the database of `TEST_DATABASE_URL`, dropped afterwards.
+    Postgres {
+        base_url: String,
+        schema: String,
+    },
+}
+
+pub struct TestContext {
+    pub auth: Auth,
+    pub mail: MemoryMailer,
+    pub clock: Clock,
+    pub config: AuthConfig,
+    pub backend: Backend,
+}
+
+/// Settings for tests: cheap argon2 (the policy and algorithm are unchanged).
+pub fn test_config(database_url: String) -> AuthConfig {
+    let mut config = AuthConfig { database_url, ..AuthConfig::default() };
+    config.password.argon2_memory_kib = 1024;
+    config.password.argon2_iterations = 1;
+    config.tokens.signing_key = Some(RSA_KEY.clone());
+    config.mail.transport = MailTransport::Memory;
+    config
+}
+
+impl TestContext {
+    pub async fn sqlite() -> Self {
+        Self::sqlite_with(|_| {}).await
+    }
+
+    pub async fn postgres() -> Self {
+        Self::postgres_with(|_| {}).await
+    }
+
+    pub async fn sqlite_with(tweak: impl FnOnce(&mut AuthConfig)) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("auth.db").display());
+        Self::start(url, Backend::Sqlite(dir), tweak).await
+    }
+
+    pub async fn postgres_with(tweak: impl FnOnce(&mut AuthConfig)) -> Self {
+        let base_url = std::env::var("TEST_DATABASE_URL")
+            .expect("PostgreSQL tests need TEST_DATABASE_URL, e.g. postgres://postgres@127.0.0.1:5432/test");
+        let schema = format!("t_{}", Uuid::new_v4().simple());
+        let admin = sqlx::PgPool::connect(&base_url).await.expect("connect to TEST_DATABASE_URL");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(&admin).await.expect("schema");
+        admin.close().await;
+        let separator = if base_url.contains('?') { '&' } else { '?' };
+        let url = format!("{base_url}{separator}options=-c%20search_path%3D{schema}");
+        Self::start(url, Backend::Postgres { base_url, schema }, tweak).await
+    }
+
+    async fn start(url: String, backend: Backend, tweak: impl FnOnce(&mut AuthConfig)) -> Self {
+        let mut config = test_config(url);
+        tweak(&mut config);
+        let mail = MemoryMailer::new(&config.mail.from).expect("mailer");
+        let clock = Clock::manual();
+        let auth = Auth::builder(config.clone())
+            .mailer(std::sync::Arc::new(mail.clone()))
+            .clock(clock.clone())
+            .build()
+            .await
+            .expect("build Auth");
+        Self { auth, mail, clock, config, backend }
+    }
+
+    /// Another instance on the same database (a second server).
+    pub async fn second_instance(&self, tweak: impl FnOnce(&mut AuthConfig)) -> Auth {
+        let mut config = self.config.clone();
+        tweak(&mut config);
+        Auth::builder(config)
+            .mailer(std::sync::Arc::new(self.mail.clone()))
+            .clock(self.clock.clone())
+            .build()
+            .await
+            .expect("build a second Auth")
+    }
+
+    /// A raw connection to the test database, for checking what was stored.
+    pub async fn raw(&self) -> sqlx::AnyPool {
+        sqlx::any::install_default_drivers();
+        sqlx::AnyPool::connect(&self.config.database_url).await.expect("raw connection")
+    }
+
+    pub async fn register(&self, email: &str) -> Uuid {
+        let registration =
+            Registration { email: email.into(), password: PASSWORD.into(), full_name: "Test User".into(), phone: None };
+        self.auth.register(&registration, &client()).await.expect("register").0.id
+    }
+
+    /// Registers and verifies through the emailed token.
+    pub async fn verified_user(&self, email: &str) -> Uuid {
+        let id = self.register(email).await;
+        let token = self.token_mailed_to(email).await;
+        self.auth.verify_email(&token, &client()).await.expect("verify email");
+        id
+    }
+
+    /// The token of the latest link mailed to `to`, waiting for detached sends.
+    pub async fn token_mailed_to(&self, to: &str) -> String {
+        for _ in 0..100 {
+            if let Some(email) = self.mail.last_to(to) {
+                return token_in(&email.text);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("no email reached {to}");
+    }
+
+    pub async fn login(&self, email: &str) -> auth_core::TokenPair {
+        self.auth.login(email, PASSWORD, None, &client()).await.expect("login")
+    }
+}
+
+impl Drop for TestContext {
+    fn drop(&mut self) {
+        if let Backend::Postgres { base_url, schema } = &self.backend {
+            let (base_url, schema) = (base_url.clone(), schema.clone());
+            // Drop runs inside the test's runtime: clean up from a thread of its own.
+            let cleanup = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                runtime.block_on(async {
+                    let admin = sqlx::PgPool::connect(&base_url).await.map_err(std::io::Error::other)?;
+                    let drop = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");
+                    sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&admin).await.map_err(std::io::Error::other)?;
+                    admin.close().await;
+                    Ok::<_, std::io::Error>(())
+                })
+            });
+            if let Ok(Err(error)) = cleanup.join() {
+                eprintln!("could not drop test schema: {error}");
+            }
+        }
+    }
+}
+
+pub fn client() -> ClientInfo {
+    ClientInfo::new(Some("203.0.113.7".parse().expect("ip")), Some("test-agent/1.0"))
+}
+
+/// The value of `token=` in the first link of a mail body.
+pub fn token_in(text: &str) -> String {
+    let start = text.find("token=").expect("a link with a token") + "token=".len();
+    text[start..].split_whitespace().next().expect("token").to_owned()
+}
+
+/// Generates `#[tokio::test]` entry points running each listed
+/// `async fn(TestContext)` on SQLite and, when selected, on PostgreSQL.
+/// The PostgreSQL variants are `#[ignore]`d: run them with
+/// `TEST_DATABASE_URL=… cargo test -- --ignored`.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::TestContext::sqlite().await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[ignore = "needs PostgreSQL: set TEST_DATABASE_URL and pass --ignored"]
+                async fn $name() {
+                    super::$name($crate::common::TestContext::postgres().await).await;
+                }
+            )*
+        }
+    };
+}

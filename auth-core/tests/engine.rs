@@ -1,0 +1,737 @@
+//! The engine's behaviour end to end, on SQLite always and on PostgreSQL when
+//! `TEST_DATABASE_URL` is set (`cargo test -- --ignored`). Real argon2, real
+//! signatures, real databases; nothing is mocked.
+
+mod common;
+
+use std::{sync::Arc, time::Duration};
+
+use auth_core::{
+    AuthError, SigningAlgorithm,
+    identity::{ProfileUpdate, Registration},
+    tenancy::Roles,
+};
+use common::{PASSWORD, TestContext, client};
+use jsonwebtoken::{DecodingKey, Validation, jwk::JwkSet};
+use sqlx::Row;
+
+backend_tests!(
+    registration_normalises_email_and_keeps_profile_apart,
+    registration_reports_every_invalid_field,
+    a_failed_registration_leaves_nothing_behind,
+    duplicate_registration_race_has_one_winner,
+    passwords_are_argon2id_and_rehashed_when_parameters_change,
+    login_failures_look_the_same,
+    login_requires_a_verified_email_and_an_active_account,
+    superusers_are_created_verified_and_staff,
+    access_tokens_carry_the_contract_claims_and_no_pii,
+    refresh_rotates_and_detects_reuse,
+    concurrent_refreshes_have_exactly_one_winner,
+    refresh_respects_idle_and_absolute_lifetimes,
+    reuse_grace_window_returns_the_same_successor,
+    tenant_scoped_refresh_rereads_the_membership,
+    tenant_rules_are_enforced,
+    custom_role_sets_are_used,
+    logout_revokes_one_session_and_its_access_tokens,
+    logout_all_and_password_change_revoke_sessions,
+    deactivation_stops_everything_at_once,
+    revocation_reaches_other_instances_within_the_poll_interval,
+    email_verification_tokens_are_single_use_and_expire,
+    password_reset_flow,
+    reset_tokens_die_when_the_password_changes_otherwise,
+    sessions_are_listed_and_revocable,
+    profile_updates_are_validated,
+    audit_trail_records_events_without_secrets,
+    pruning_removes_ended_sessions,
+    a_closed_store_is_unavailable,
+);
+
+async fn count(ctx: &TestContext, sql: &str) -> i64 {
+    let pool = ctx.raw().await;
+    let count = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_one(&pool).await.expect("count").get::<i64, _>(0);
+    pool.close().await;
+    count
+}
+
+async fn registration_normalises_email_and_keeps_profile_apart(ctx: TestContext) {
+    let registration = Registration {
+        email: "  Ada.Lovelace@Example.COM ".into(),
+        password: PASSWORD.into(),
+        full_name: " Ada Lovelace ".into(),
+        phone: Some("+44 20 7946 0958".into()),
+    };
+    let (user, profile) = ctx.auth.register(&registration, &client()).await.unwrap();
+    assert_eq!(user.email.as_str(), "ada.lovelace@example.com");
+    assert!(!user.email_verified() && user.is_active && !user.is_staff && !user.is_superuser);
+    assert_eq!(profile.full_name, "Ada Lovelace");
+
+    let again = Registration { email: "ADA.LOVELACE@example.com".into(), ..registration };
+    assert!(matches!(ctx.auth.register(&again, &client()).await, Err(AuthError::EmailTaken)));
+
+    let account = ctx.auth.account(user.id).await.unwrap();
+    assert_eq!(account.profile.phone.as_deref(), Some("+44 20 7946 0958"));
+    assert_eq!(count(&ctx, "SELECT COUNT(*) FROM profiles").await, 1);
+    // The verification email links to the configured public URL.
+    let mail = ctx.mail.last_to("ada.lovelace@example.com").unwrap();
+    assert!(mail.text.contains("http://localhost:8000/api/auth/verify-email?token="), "{}", mail.text);
+}
+
+async fn registration_reports_every_invalid_field(ctx: TestContext) {
+    let registration = Registration {
+        email: "not-an-email".into(),
+        password: "short".into(),
+        full_name: " ".into(),
+        phone: Some("call me".into()),
+    };
+    let Err(AuthError::Validation(fields)) = ctx.auth.register(&registration, &client()).await else {
+        panic!("expected a validation error");
+    };
+    for field in ["email", "password", "full_name", "phone"] {
+        assert!(fields.get(field).is_some(), "{field} missing: {fields:?}");
+    }
+    // Weak or email-like passwords are field errors too.
+    for password in ["password123", "grace.hopper@navy.mil", "grace.hopper2024"] {
+        let registration = Registration {
+            email: "grace.hopper@navy.mil".into(),
+            password: password.into(),
+            full_name: "Grace Hopper".into(),
+            phone: None,
+        };
+        let result = ctx.auth.register(&registration, &client()).await;
+        assert!(matches!(&result, Err(AuthError::Validation(f)) if f.get("password").is_some()), "{password}");
+    }
+    assert_eq!(count(&ctx, "SELECT COUNT(*) FROM users").await, 0);
+}
+
+async fn a_failed_registration_leaves_nothing_behind(ctx: TestContext) {
+    // Break the second statement of the transaction: the profile insert.
+    let pool = ctx.raw().await;
+    sqlx::query("ALTER TABLE profiles RENAME TO profiles_gone").execute(&pool).await.unwrap();
+    let result = ctx
+        .auth
+        .register(
+            &Registration {
+                email: "half@example.com".into(),
+                password: PASSWORD.into(),
+                full_name: "H".into(),
+                phone: None,
+            },
+            &client(),
+        )
+        .await;
+    assert!(matches!(result, Err(AuthError::Internal(_))), "{result:?}");
+    let users: i64 = sqlx::query("SELECT COUNT(*) FROM users").fetch_one(&pool).await.unwrap().get(0);
+    assert_eq!(users, 0, "the user row must be rolled back with the profile");
+    pool.close().await;
+}
+
+async fn duplicate_registration_race_has_one_winner(ctx: TestContext) {
+    let attempts = (0..4).map(|i| {
+        let auth = ctx.auth.clone();
+        async move {
+            let email = if i % 2 == 0 { "Race@Example.com" } else { "race@example.com" };
+            let registration =
+                Registration { email: email.into(), password: PASSWORD.into(), full_name: "R".into(), phone: None };
+            auth.register(&registration, &client()).await
+        }
+    });
+    let results = futures_join_all(attempts).await;
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+    assert!(results.iter().filter(|r| r.is_err()).all(|r| matches!(r, Err(AuthError::EmailTaken))));
+    assert_eq!(count(&ctx, "SELECT COUNT(*) FROM profiles").await, 1);
+}
+
+async fn passwords_are_argon2id_and_rehashed_when_parameters_change(ctx: TestContext) {
+    ctx.verified_user("hash@example.com").await;
+    let pool = ctx.raw().await;
+    let stored =
+        || async { sqlx::query("SELECT password_hash FROM users").fetch_one(&pool).await.unwrap().get::<String, _>(0) };
+    let before = stored().await;
+    assert!(before.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"), "{before}");
+    assert!(!before.contains(PASSWORD));
+
+    // A second instance configured with stronger parameters upgrades the hash at login.
+    let stronger = ctx.second_instance(|c| c.password.argon2_memory_kib = 2048).await;
+    stronger.login("hash@example.com", PASSWORD, None, &client()).await.unwrap();
+    let after = stored().await;
+    assert!(after.starts_with("$argon2id$v=19$m=2048,t=1,p=1$"), "{after}");
+    // And the new hash still verifies.
+    stronger.login("hash@example.com", PASSWORD, None, &client()).await.unwrap();
+    assert_eq!(stored().await, after, "no rehash when parameters match");
+    pool.close().await;
+}
+
+async fn login_failures_look_the_same(ctx: TestContext) {
+    ctx.verified_user("known@example.com").await;
+    let unknown = ctx.auth.login("nobody@example.com", PASSWORD, None, &client()).await.unwrap_err();
+    let wrong = ctx.auth.login("known@example.com", "Wrong-Password-123", None, &client()).await.unwrap_err();
+    assert!(matches!(unknown, AuthError::InvalidCredentials));
+    assert!(matches!(wrong, AuthError::InvalidCredentials));
+    assert_eq!(unknown.to_string(), wrong.to_string());
+    let huge = "x".repeat(2000);
+    assert!(matches!(
+        ctx.auth.login("known@example.com", &huge, None, &client()).await,
+        Err(AuthError::InvalidCredentials)
+    ));
+    // Case-insensitive login.
+    ctx.auth.login("KNOWN@example.com", PASSWORD, None, &client()).await.unwrap();
+}
+
+async fn login_requires_a_verified_email_and_an_active_account(ctx: TestContext) {
+    let id = ctx.register("unverified@example.com").await;
+    assert!(matches!(
+        ctx.auth.login("unverified@example.com", PASSWORD, None, &client()).await,
+        Err(AuthError::EmailNotVerified)
+    ));
+    // Only after a correct password: a wrong one stays invalid_credentials.
+    assert!(matches!(
+        ctx.auth.login("unverified@example.com", "Wrong-Password-123", None, &client()).await,
+        Err(AuthError::InvalidCredentials)
+    ));
+    let token = ctx.token_mailed_to("unverified@example.com").await;
+    ctx.auth.verify_email(&token, &client()).await.unwrap();
+    ctx.login("unverified@example.com").await;
+    ctx.auth.set_user_active(id, false, &client()).await.unwrap();
+    assert!(matches!(
+        ctx.auth.login("unverified@example.com", PASSWORD, None, &client()).await,
+        Err(AuthError::AccountDisabled)
+    ));
+}
+
+async fn superusers_are_created_verified_and_staff(ctx: TestContext) {
+    let user = ctx.auth.create_superuser("Root@Example.com", PASSWORD, "Root").await.unwrap();
+    assert!(user.is_staff && user.is_superuser && user.is_active && user.email_verified());
+    let pair = ctx.login("root@example.com").await;
+    let claims = ctx.auth.verify_access(&pair.access).unwrap();
+    assert!(claims.staff && claims.superuser && claims.email_verified);
+    assert!(matches!(
+        ctx.auth.create_superuser("weak@example.com", "password", "W").await,
+        Err(AuthError::Validation(_))
+    ));
+}
+
+async fn access_tokens_carry_the_contract_claims_and_no_pii(ctx: TestContext) {
+    let id = ctx.verified_user("claims@example.com").await;
+    let pair = ctx.login("claims@example.com").await;
+    assert_eq!(pair.token_type, "Bearer");
+    assert_eq!(pair.expires_in, 300);
+    let header = jsonwebtoken::decode_header(&pair.access).unwrap();
+    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+    assert_eq!(header.kid.as_deref(), Some("test-rs256"));
+    let claims = ctx.auth.verify_access(&pair.access).unwrap();
+    assert_eq!(claims.sub, id);
+    assert_eq!((claims.iss.as_str(), claims.aud.as_str()), ("http://localhost:8000", "auth-platform"));
+    assert_eq!(claims.exp - claims.iat, 300);
+    assert!(claims.tenant_id.is_none() && claims.role.is_none());
+
+    // A third party verifies with the JWKS alone.
+    let jwks: JwkSet = serde_json::from_value(serde_json::to_value(ctx.auth.jwks()).unwrap()).unwrap();
+    let jwk = jwks.find("test-rs256").unwrap();
+    let mut validation = Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_audience(&["auth-platform"]);
+    let decoded =
+        jsonwebtoken::decode::<serde_json::Value>(&pair.access, &DecodingKey::from_jwk(jwk).unwrap(), &validation)
+            .unwrap();
+    let payload = decoded.claims.to_string();
+    assert!(!payload.contains("claims@example.com") && !payload.contains("Test User"), "{payload}");
+    for claim in ["iss", "aud", "sub", "iat", "exp", "jti", "sid"] {
+        assert!(decoded.claims.get(claim).is_some(), "{claim} missing");
+    }
+    // A refresh token is not an access token and vice versa.
+    assert!(matches!(ctx.auth.verify_access(&pair.refresh), Err(AuthError::InvalidToken)));
+    assert!(matches!(ctx.auth.refresh(&pair.access, &client()).await, Err(AuthError::InvalidToken)));
+}
+
+async fn refresh_rotates_and_detects_reuse(ctx: TestContext) {
+    ctx.verified_user("rotate@example.com").await;
+    let first = ctx.login("rotate@example.com").await;
+    let second = ctx.auth.refresh(&first.refresh, &client()).await.unwrap();
+    assert_ne!(second.refresh, first.refresh);
+    let second_claims = ctx.auth.verify_access(&second.access).unwrap();
+    assert_eq!(second_claims.sid, ctx.auth.verify_access(&first.access).unwrap().sid);
+
+    // Presenting the consumed token again is reuse: the whole family dies.
+    assert!(matches!(ctx.auth.refresh(&first.refresh, &client()).await, Err(AuthError::TokenReused)));
+    assert!(matches!(ctx.auth.refresh(&second.refresh, &client()).await, Err(AuthError::InvalidToken)));
+    assert!(matches!(ctx.auth.verify_access(&second.access), Err(AuthError::InvalidToken)));
+    // Garbage is simply invalid.
+    assert!(matches!(ctx.auth.refresh("garbage", &client()).await, Err(AuthError::InvalidToken)));
+    let unknown = auth_core::tokens::OpaqueToken::generate();
+    assert!(matches!(ctx.auth.refresh(unknown.as_str(), &client()).await, Err(AuthError::InvalidToken)));
+}
+
+async fn concurrent_refreshes_have_exactly_one_winner(ctx: TestContext) {
+    ctx.verified_user("race@example.com").await;
+    let pair = ctx.login("race@example.com").await;
+    let refresh = Arc::new(pair.refresh);
+    let attempts = (0..8).map(|_| {
+        let (auth, refresh) = (ctx.auth.clone(), refresh.clone());
+        tokio::spawn(async move { auth.refresh(&refresh, &client()).await })
+    });
+    let mut results = Vec::new();
+    for attempt in attempts {
+        results.push(attempt.await.unwrap());
+    }
+    let winners: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert_eq!(winners.len(), 1, "{results:?}");
+    assert!(results.iter().filter(|r| r.is_err()).all(|r| matches!(r, Err(AuthError::TokenReused))), "{results:?}");
+    // Reuse revoked the family, the winner's new token included.
+    assert!(ctx.auth.refresh(&winners[0].refresh, &client()).await.is_err());
+}
+
+async fn refresh_respects_idle_and_absolute_lifetimes(ctx: TestContext) {
+    ctx.verified_user("idle@example.com").await;
+    let pair = ctx.login("idle@example.com").await;
+    ctx.clock.advance(Duration::from_secs(25 * 3600));
+    assert!(matches!(ctx.auth.refresh(&pair.refresh, &client()).await, Err(AuthError::InvalidToken)));
+
+    // Used every 20 hours, a session still ends 30 days after login.
+    let mut pair = ctx.login("idle@example.com").await;
+    let mut hours = 0;
+    loop {
+        ctx.clock.advance(Duration::from_secs(20 * 3600));
+        hours += 20;
+        match ctx.auth.refresh(&pair.refresh, &client()).await {
+            Ok(next) => pair = next,
+            Err(error) => {
+                assert!(matches!(error, AuthError::InvalidToken));
+                break;
+            }
+        }
+        assert!(hours < 30 * 24, "rotation extended the absolute lifetime");
+    }
+    assert_eq!(hours, 720, "the session ended at 30 days, not before");
+}
+
+async fn reuse_grace_window_returns_the_same_successor(ctx: TestContext) {
+    let auth = ctx.second_instance(|c| c.tokens.refresh_reuse_grace_secs = 10).await;
+    ctx.verified_user("grace@example.com").await;
+    let pair = auth.login("grace@example.com", PASSWORD, None, &client()).await.unwrap();
+    let next = auth.refresh(&pair.refresh, &client()).await.unwrap();
+    ctx.clock.advance(Duration::from_secs(5));
+    let retried = auth.refresh(&pair.refresh, &client()).await.unwrap();
+    assert_eq!(retried.refresh, next.refresh, "a lost response is answered with the same successor");
+    ctx.clock.advance(Duration::from_secs(10));
+    assert!(matches!(auth.refresh(&pair.refresh, &client()).await, Err(AuthError::TokenReused)));
+    assert!(auth.refresh(&next.refresh, &client()).await.is_err());
+}
+
+async fn tenant_scoped_refresh_rereads_the_membership(ctx: TestContext) {
+    let owner = ctx.verified_user("owner@example.com").await;
+    let admin = ctx.verified_user("admin@example.com").await;
+    let tenant = ctx.auth.create_tenant(owner, "Acme", &client()).await.unwrap();
+    ctx.auth.add_member(owner, tenant.id, "admin@example.com", "admin", &client()).await.unwrap();
+
+    let pair = ctx.auth.login("admin@example.com", PASSWORD, Some(tenant.id), &client()).await.unwrap();
+    let claims = ctx.auth.verify_access(&pair.access).unwrap();
+    assert_eq!((claims.tenant_id, claims.role.as_deref()), (Some(tenant.id), Some("admin")));
+
+    ctx.auth.set_member_role(owner, tenant.id, admin, "member", &client()).await.unwrap();
+    let pair = ctx.auth.refresh(&pair.refresh, &client()).await.unwrap();
+    assert_eq!(ctx.auth.verify_access(&pair.access).unwrap().role.as_deref(), Some("member"));
+
+    ctx.auth.remove_member(owner, tenant.id, admin, &client()).await.unwrap();
+    assert!(matches!(ctx.auth.refresh(&pair.refresh, &client()).await, Err(AuthError::InvalidToken)));
+    assert!(ctx.auth.verify_access(&pair.access).is_err(), "the ended session's access token is revoked");
+
+    // Tenant tokens from an unscoped session take the role from the membership.
+    let owner_pair = ctx.login("owner@example.com").await;
+    let owner_claims = ctx.auth.verify_access(&owner_pair.access).unwrap();
+    let scoped = ctx.auth.tenant_token(&owner_claims, tenant.id, &client()).await.unwrap();
+    let scoped_claims = ctx.auth.verify_access(&scoped.access).unwrap();
+    assert_eq!((scoped_claims.tenant_id, scoped_claims.role.as_deref()), (Some(tenant.id), Some("owner")));
+    let stranger = ctx.verified_user("stranger@example.com").await;
+    let stranger_claims = ctx.auth.verify_access(&ctx.login("stranger@example.com").await.access).unwrap();
+    assert_eq!(stranger_claims.sub, stranger);
+    assert!(matches!(ctx.auth.tenant_token(&stranger_claims, tenant.id, &client()).await, Err(AuthError::NotAMember)));
+    assert!(matches!(
+        ctx.auth.login("stranger@example.com", PASSWORD, Some(tenant.id), &client()).await,
+        Err(AuthError::NotAMember)
+    ));
+}
+
+async fn tenant_rules_are_enforced(ctx: TestContext) {
+    let owner = ctx.verified_user("o@example.com").await;
+    let admin = ctx.verified_user("a@example.com").await;
+    let member = ctx.verified_user("m@example.com").await;
+    ctx.verified_user("x@example.com").await;
+    let tenant = ctx.auth.create_tenant(owner, "  Tenant One ", &client()).await.unwrap();
+    assert_eq!((tenant.name.as_str(), tenant.role.as_str()), ("Tenant One", "owner"));
+    let c = client();
+
+    ctx.auth.add_member(owner, tenant.id, "a@example.com", "admin", &c).await.unwrap();
+    ctx.auth.add_member(admin, tenant.id, "m@example.com", "member", &c).await.unwrap();
+    let denied = ctx.auth.add_member(admin, tenant.id, "x@example.com", "owner", &c).await;
+    assert!(matches!(denied, Err(AuthError::InsufficientRole)), "nobody grants above their own role");
+    assert!(matches!(
+        ctx.auth.add_member(member, tenant.id, "x@example.com", "member", &c).await,
+        Err(AuthError::InsufficientRole)
+    ));
+    assert!(matches!(
+        ctx.auth.add_member(owner, tenant.id, "m@example.com", "member", &c).await,
+        Err(AuthError::AlreadyMember)
+    ));
+    assert!(matches!(
+        ctx.auth.add_member(owner, tenant.id, "ghost@example.com", "member", &c).await,
+        Err(AuthError::NotFound)
+    ));
+    assert!(matches!(
+        ctx.auth.add_member(owner, tenant.id, "x@example.com", "root", &c).await,
+        Err(AuthError::Validation(_))
+    ));
+    assert!(matches!(ctx.auth.remove_member(admin, tenant.id, owner, &c).await, Err(AuthError::InsufficientRole)));
+
+    // The last owner can be neither removed nor demoted; with two owners, one can go.
+    assert!(matches!(ctx.auth.remove_member(owner, tenant.id, owner, &c).await, Err(AuthError::LastOwner)));
+    assert!(matches!(ctx.auth.set_member_role(owner, tenant.id, owner, "admin", &c).await, Err(AuthError::LastOwner)));
+    ctx.auth.set_member_role(owner, tenant.id, admin, "owner", &c).await.unwrap();
+    ctx.auth.set_member_role(admin, tenant.id, owner, "member", &c).await.unwrap();
+
+    let members = ctx.auth.members(member, tenant.id).await.unwrap();
+    let roles: Vec<_> = members.iter().map(|m| (m.email.as_str(), m.role.as_str())).collect();
+    assert_eq!(roles, [("a@example.com", "owner"), ("m@example.com", "member"), ("o@example.com", "member")]);
+    let outsider = ctx.verified_user("out@example.com").await;
+    assert!(matches!(ctx.auth.members(outsider, tenant.id).await, Err(AuthError::NotAMember)));
+    assert!(matches!(
+        ctx.auth.add_member(outsider, tenant.id, "x@example.com", "member", &c).await,
+        Err(AuthError::NotAMember)
+    ));
+    assert_eq!(ctx.auth.tenants(member).await.unwrap().len(), 1);
+    assert!(matches!(ctx.auth.create_tenant(owner, " ", &c).await, Err(AuthError::Validation(_))));
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Newsroom {
+    Editor,
+    Writer,
+}
+
+impl Roles for Newsroom {
+    const ALL: &'static [Self] = &[Self::Editor, Self::Writer];
+    fn name(self) -> &'static str {
+        match self {
+            Self::Editor => "editor",
+            Self::Writer => "writer",
+        }
+    }
+    fn grants(self) -> &'static [&'static str] {
+        match self {
+            Self::Editor => &[auth_core::tenancy::MANAGE_MEMBERS],
+            Self::Writer => &[],
+        }
+    }
+}
+
+async fn custom_role_sets_are_used(ctx: TestContext) {
+    let auth = auth_core::Auth::builder(ctx.config.clone())
+        .roles::<Newsroom>()
+        .mailer(Arc::new(ctx.mail.clone()))
+        .build()
+        .await
+        .unwrap();
+    let editor = ctx.verified_user("editor@example.com").await;
+    ctx.verified_user("writer@example.com").await;
+    let tenant = auth.create_tenant(editor, "Gazette", &client()).await.unwrap();
+    assert_eq!(tenant.role, "editor");
+    let member = auth.add_member(editor, tenant.id, "writer@example.com", "writer", &client()).await.unwrap();
+    assert_eq!(member.role, "writer");
+    assert!(matches!(
+        auth.add_member(editor, tenant.id, "x@example.com", "admin", &client()).await,
+        Err(AuthError::NotFound | AuthError::Validation(_))
+    ));
+}
+
+async fn logout_revokes_one_session_and_its_access_tokens(ctx: TestContext) {
+    ctx.verified_user("out@example.com").await;
+    ctx.verified_user("other@example.com").await;
+    let a = ctx.login("out@example.com").await;
+    let b = ctx.login("out@example.com").await;
+    let claims_a = ctx.auth.verify_access(&a.access).unwrap();
+    let other = ctx.login("other@example.com").await;
+    assert!(matches!(ctx.auth.logout(&claims_a, &other.refresh, &client()).await, Err(AuthError::Forbidden)));
+    ctx.auth.refresh(&other.refresh, &client()).await.expect("another user's session is untouched");
+
+    ctx.auth.logout(&claims_a, &a.refresh, &client()).await.unwrap();
+    assert!(matches!(ctx.auth.verify_access(&a.access), Err(AuthError::InvalidToken)));
+    assert!(ctx.auth.refresh(&a.refresh, &client()).await.is_err());
+    ctx.auth.verify_access(&b.access).expect("the other session lives");
+    ctx.auth.refresh(&b.refresh, &client()).await.expect("the other session refreshes");
+}
+
+async fn logout_all_and_password_change_revoke_sessions(ctx: TestContext) {
+    ctx.verified_user("all@example.com").await;
+    let a = ctx.login("all@example.com").await;
+    let b = ctx.login("all@example.com").await;
+    let claims_a = ctx.auth.verify_access(&a.access).unwrap();
+
+    // Password change keeps the current session and ends the others.
+    let wrong = ctx.auth.change_password(&claims_a, "not-it", "Another-Good-Passphrase-7", &client()).await;
+    assert!(matches!(wrong, Err(AuthError::WrongPassword)));
+    let weak = ctx.auth.change_password(&claims_a, PASSWORD, "password1", &client()).await;
+    assert!(matches!(&weak, Err(AuthError::Validation(f)) if f.get("new_password").is_some()), "{weak:?}");
+    ctx.auth.change_password(&claims_a, PASSWORD, "Another-Good-Passphrase-7", &client()).await.unwrap();
+    ctx.auth.verify_access(&a.access).expect("current session kept");
+    assert!(ctx.auth.verify_access(&b.access).is_err());
+    assert!(ctx.auth.refresh(&b.refresh, &client()).await.is_err());
+    assert!(ctx.auth.login("all@example.com", PASSWORD, None, &client()).await.is_err());
+    let c = ctx.auth.login("all@example.com", "Another-Good-Passphrase-7", None, &client()).await.unwrap();
+
+    ctx.auth.logout_all(&claims_a, &client()).await.unwrap();
+    for pair in [&a, &c] {
+        assert!(ctx.auth.verify_access(&pair.access).is_err());
+        assert!(ctx.auth.refresh(&pair.refresh, &client()).await.is_err());
+    }
+}
+
+async fn deactivation_stops_everything_at_once(ctx: TestContext) {
+    let id = ctx.verified_user("gone@example.com").await;
+    let pair = ctx.login("gone@example.com").await;
+    ctx.auth.set_user_active(id, false, &client()).await.unwrap();
+    assert!(ctx.auth.verify_access(&pair.access).is_err());
+    assert!(ctx.auth.refresh(&pair.refresh, &client()).await.is_err());
+}
+
+async fn revocation_reaches_other_instances_within_the_poll_interval(ctx: TestContext) {
+    let other = ctx.second_instance(|c| c.tokens.revocation_poll_secs = 1).await;
+    ctx.verified_user("poll@example.com").await;
+    let pair = ctx.login("poll@example.com").await;
+    let claims = other.verify_access(&pair.access).unwrap();
+    ctx.auth.logout_all(&claims, &client()).await.unwrap();
+    // Real time: the other instance polls every second.
+    let mut refused = false;
+    for _ in 0..30 {
+        if other.verify_access(&pair.access).is_err() {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(refused, "the second instance still accepts a revoked session's token after 3 s");
+}
+
+async fn email_verification_tokens_are_single_use_and_expire(ctx: TestContext) {
+    ctx.register("verify@example.com").await;
+    let token = ctx.token_mailed_to("verify@example.com").await;
+    assert!(matches!(ctx.auth.verify_email("bogus", &client()).await, Err(AuthError::InvalidOneTimeToken)));
+    ctx.auth.verify_email(&token, &client()).await.unwrap();
+    assert!(matches!(ctx.auth.verify_email(&token, &client()).await, Err(AuthError::InvalidOneTimeToken)));
+
+    ctx.register("late@example.com").await;
+    let late = ctx.token_mailed_to("late@example.com").await;
+    ctx.clock.advance(Duration::from_secs(24 * 3600 + 1));
+    assert!(matches!(ctx.auth.verify_email(&late, &client()).await, Err(AuthError::InvalidOneTimeToken)));
+    // Resend issues a fresh link (and only for unverified accounts).
+    ctx.auth.resend_verification("late@example.com", &client()).await.unwrap();
+    let mut fresh = late.clone();
+    for _ in 0..100 {
+        fresh = ctx.token_mailed_to("late@example.com").await;
+        if fresh != late {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_ne!(fresh, late);
+    ctx.auth.verify_email(&fresh, &client()).await.unwrap();
+    ctx.auth.resend_verification("nobody@example.com", &client()).await.expect("same answer for unknown accounts");
+}
+
+async fn password_reset_flow(ctx: TestContext) {
+    ctx.verified_user("reset@example.com").await;
+    let before = ctx.login("reset@example.com").await;
+    ctx.auth.request_password_reset("reset@example.com", &client()).await.unwrap();
+    ctx.auth.request_password_reset("nobody@example.com", &client()).await.unwrap();
+    let mut token = String::new();
+    for _ in 0..100 {
+        if let Some(mail) = ctx.mail.last_to("reset@example.com").filter(|m| m.subject.contains("Reset")) {
+            assert!(mail.text.contains("http://localhost:8000/reset-password?token="), "{}", mail.text);
+            token = common::token_in(&mail.text);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!token.is_empty(), "no reset email");
+    assert!(ctx.mail.last_to("nobody@example.com").is_none());
+
+    let weak = ctx.auth.confirm_password_reset(&token, "reset@example.com", &client()).await;
+    assert!(matches!(weak, Err(AuthError::Validation(_))));
+    ctx.auth.confirm_password_reset(&token, "Brand-New-Passphrase-9", &client()).await.unwrap();
+    assert!(matches!(
+        ctx.auth.confirm_password_reset(&token, "Brand-New-Passphrase-10", &client()).await,
+        Err(AuthError::InvalidOneTimeToken)
+    ));
+    assert!(ctx.auth.verify_access(&before.access).is_err(), "every session is revoked");
+    assert!(ctx.auth.refresh(&before.refresh, &client()).await.is_err());
+    ctx.auth.login("reset@example.com", "Brand-New-Passphrase-9", None, &client()).await.unwrap();
+
+    // Reset links expire after 30 minutes.
+    ctx.auth.request_password_reset("reset@example.com", &client()).await.unwrap();
+    let mut second = token.clone();
+    for _ in 0..100 {
+        second = common::token_in(&ctx.mail.last_to("reset@example.com").unwrap().text);
+        if second != token {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    ctx.clock.advance(Duration::from_secs(31 * 60));
+    assert!(matches!(
+        ctx.auth.confirm_password_reset(&second, "Brand-New-Passphrase-11", &client()).await,
+        Err(AuthError::InvalidOneTimeToken)
+    ));
+}
+
+async fn reset_tokens_die_when_the_password_changes_otherwise(ctx: TestContext) {
+    ctx.verified_user("twice@example.com").await;
+    ctx.auth.request_password_reset("twice@example.com", &client()).await.unwrap();
+    let mut token = None;
+    for _ in 0..100 {
+        token = ctx
+            .mail
+            .last_to("twice@example.com")
+            .filter(|m| m.subject.contains("Reset"))
+            .map(|m| common::token_in(&m.text));
+        if token.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let token = token.expect("reset email");
+    let pair = ctx.login("twice@example.com").await;
+    let claims = ctx.auth.verify_access(&pair.access).unwrap();
+    ctx.auth.change_password(&claims, PASSWORD, "Changed-Another-Way-5", &client()).await.unwrap();
+    assert!(matches!(
+        ctx.auth.confirm_password_reset(&token, "Brand-New-Passphrase-9", &client()).await,
+        Err(AuthError::InvalidOneTimeToken)
+    ));
+}
+
+async fn sessions_are_listed_and_revocable(ctx: TestContext) {
+    ctx.verified_user("s@example.com").await;
+    ctx.verified_user("t@example.com").await;
+    let a = ctx.login("s@example.com").await;
+    let b = ctx.login("s@example.com").await;
+    let claims = ctx.auth.verify_access(&a.access).unwrap();
+    let sessions = ctx.auth.sessions(&claims).await.unwrap();
+    assert_eq!(sessions.len(), 2);
+    let current: Vec<_> = sessions.iter().filter(|s| s.current).collect();
+    assert_eq!(current.len(), 1);
+    assert_eq!(current[0].id, claims.sid);
+    assert_eq!(current[0].ip.as_deref(), Some("203.0.113.7"));
+    assert_eq!(current[0].user_agent.as_deref(), Some("test-agent/1.0"));
+
+    let other = sessions.iter().find(|s| !s.current).unwrap().id;
+    let stranger = ctx.auth.verify_access(&ctx.login("t@example.com").await.access).unwrap();
+    assert!(matches!(ctx.auth.revoke_session(&stranger, other, &client()).await, Err(AuthError::NotFound)));
+    ctx.auth.revoke_session(&claims, other, &client()).await.unwrap();
+    assert!(ctx.auth.verify_access(&b.access).is_err());
+    assert_eq!(ctx.auth.sessions(&claims).await.unwrap().len(), 1);
+    assert!(matches!(ctx.auth.revoke_session(&claims, other, &client()).await, Err(AuthError::NotFound)));
+}
+
+async fn profile_updates_are_validated(ctx: TestContext) {
+    let id = ctx.verified_user("p@example.com").await;
+    let update = ProfileUpdate { full_name: Some("New Name".into()), phone: Some(Some("555 0100".into())) };
+    let profile = ctx.auth.update_profile(id, &update).await.unwrap();
+    assert_eq!((profile.full_name.as_str(), profile.phone.as_deref()), ("New Name", Some("555 0100")));
+    let bad = ProfileUpdate { full_name: Some("".into()), phone: None };
+    assert!(matches!(ctx.auth.update_profile(id, &bad).await, Err(AuthError::Validation(_))));
+    assert_eq!(ctx.auth.account(id).await.unwrap().profile, profile);
+}
+
+async fn audit_trail_records_events_without_secrets(ctx: TestContext) {
+    let id = ctx.verified_user("audit@example.com").await;
+    let pair = ctx.login("audit@example.com").await;
+    let _ = ctx.auth.login("audit@example.com", "Wrong-Password-123", None, &client()).await;
+    ctx.auth.refresh(&pair.refresh, &client()).await.unwrap();
+    let _ = ctx.auth.refresh(&pair.refresh, &client()).await;
+    let events = ctx.auth.audit_trail(Some(id), 50).await.unwrap();
+    let names: Vec<_> = events.iter().map(|e| e.event.as_str()).collect();
+    for expected in [
+        "registered",
+        "verification_sent",
+        "email_verified",
+        "login_succeeded",
+        "login_failed",
+        "refreshed",
+        "refresh_reuse_detected",
+    ] {
+        assert!(names.contains(&expected), "{expected} missing from {names:?}");
+    }
+    let login = events.iter().find(|e| e.event == "login_succeeded").unwrap();
+    assert_eq!(login.ip.as_deref(), Some("203.0.113.7"));
+    assert_eq!(login.user_agent.as_deref(), Some("test-agent/1.0"));
+    let everything = serde_json::to_string(&ctx.auth.audit_trail(None, 500).await.unwrap()).unwrap();
+    for secret in [PASSWORD, "Wrong-Password-123", pair.refresh.as_str(), pair.access.as_str()] {
+        assert!(!everything.contains(secret), "a secret reached the audit trail");
+    }
+}
+
+async fn pruning_removes_ended_sessions(ctx: TestContext) {
+    ctx.verified_user("prune@example.com").await;
+    let ended = ctx.login("prune@example.com").await;
+    let claims = ctx.auth.verify_access(&ended.access).unwrap();
+    ctx.auth.logout(&claims, &ended.refresh, &client()).await.unwrap();
+    assert_eq!(ctx.auth.prune().await.unwrap(), 0, "recently ended sessions are kept");
+    ctx.clock.advance(Duration::from_secs(2 * 24 * 3600));
+    let live = ctx.login("prune@example.com").await;
+    assert_eq!(ctx.auth.prune().await.unwrap(), 1);
+    ctx.auth.refresh(&live.refresh, &client()).await.expect("live sessions survive pruning");
+}
+
+async fn a_closed_store_is_unavailable(ctx: TestContext) {
+    ctx.verified_user("down@example.com").await;
+    let pair = ctx.login("down@example.com").await;
+    ctx.auth.store().close().await;
+    assert!(matches!(ctx.auth.login("down@example.com", PASSWORD, None, &client()).await, Err(AuthError::Unavailable)));
+    assert!(matches!(ctx.auth.refresh(&pair.refresh, &client()).await, Err(AuthError::Unavailable)));
+    // Verifying access tokens needs no database.
+    ctx.auth.verify_access(&pair.access).expect("protected requests do not touch the store");
+}
+
+#[tokio::test]
+async fn an_unreachable_database_is_unavailable_at_start() {
+    let config = common::test_config("postgres://nobody@127.0.0.1:1/none?connect_timeout=2".into());
+    let error = auth_core::Auth::builder(config).build().await.unwrap_err();
+    assert!(matches!(error, auth_core::BuildError::Store(AuthError::Unavailable)), "{error:?}");
+}
+
+#[tokio::test]
+async fn each_algorithm_signs_tokens_that_verify_through_the_jwks() {
+    for algorithm in
+        [SigningAlgorithm::Rs256, SigningAlgorithm::EdDsa, SigningAlgorithm::Es256, SigningAlgorithm::Hs256]
+    {
+        let ctx = TestContext::sqlite_with(|c| {
+            c.tokens.algorithm = algorithm;
+            c.tokens.signing_key = Some(auth_core::tokens::KeySet::generate(algorithm, "k1").unwrap());
+        })
+        .await;
+        ctx.verified_user("alg@example.com").await;
+        let pair = ctx.login("alg@example.com").await;
+        ctx.auth.verify_access(&pair.access).unwrap();
+        let jwks: JwkSet = serde_json::from_value(serde_json::to_value(ctx.auth.jwks()).unwrap()).unwrap();
+        if algorithm == SigningAlgorithm::Hs256 {
+            assert!(jwks.keys.is_empty(), "a shared secret must never be published");
+            continue;
+        }
+        let header = jsonwebtoken::decode_header(&pair.access).unwrap();
+        let key = DecodingKey::from_jwk(jwks.find("k1").unwrap()).unwrap();
+        let mut validation = Validation::new(header.alg);
+        validation.set_audience(&["auth-platform"]);
+        jsonwebtoken::decode::<serde_json::Value>(&pair.access, &key, &validation)
+            .unwrap_or_else(|e| panic!("{algorithm:?}: {e}"));
+    }
+}
+
+/// Runs futures concurrently, each on a task of its own.
+async fn futures_join_all<F>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
+    let mut outputs = Vec::new();
+    for handle in handles {
+        outputs.push(handle.await.expect("task"));
+    }
+    outputs
+}

@@ -1,0 +1,13 @@
+//! # auth-platform
+//!
+//! The facade a host application depends on. It re-exports the platform's
+//! crates so that one dependency brings all of them:
+//!
+//! - [`core`]: identity, passwords, tokens, tenants, recovery, mail, audit and
+//!   storage (`auth-core`), usable without any web framework.
+//!
+//! The Rocket integration (`auth-rocket`) and the `#[requires]` macros
+//! (`auth-macros`) are re-exported here as they land.
+
+pub use auth_core as core;
+pub use auth_core::{Auth, AuthConfig, AuthError};
