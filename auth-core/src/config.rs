@@ -326,23 +326,7 @@ impl AuthConfig {
             "tokens.reset_ttl_secs",
             "must be between 60 seconds and 24 hours",
         );
-        for (field, spec) in std::iter::once(("tokens.signing_key", t.signing_key.as_ref()))
-            .chain(t.verification_keys.iter().map(|k| ("tokens.verification_keys", Some(k))))
-        {
-            let Some(spec) = spec else { continue };
-            p.check(!spec.kid.trim().is_empty(), &format!("{field}.kid"), "must not be empty");
-            let algorithm = spec.algorithm.unwrap_or(t.algorithm);
-            if algorithm.is_symmetric() {
-                let long_enough = spec.secret.as_ref().is_some_and(|s| s.expose().len() >= MIN_HMAC_SECRET_BYTES);
-                p.check(long_enough, &format!("{field}.secret"), "HS256 needs a secret of at least 32 bytes");
-            } else {
-                p.check(
-                    spec.pem.is_some() != spec.pem_file.is_some(),
-                    &format!("{field}.pem"),
-                    "set exactly one of pem and pem_file",
-                );
-            }
-        }
+        // Keys are checked where they are loaded: `tokens::KeySet::from_settings`.
         p.check((1..=64).contains(&pw.min_length), "password.min_length", "must be between 1 and 64");
         p.check(
             (64..=MAX_PASSWORD_BYTES).contains(&pw.max_length) && pw.max_length >= pw.min_length,
@@ -415,16 +399,6 @@ mod tests {
         let error = config.validate().unwrap_err();
         assert_eq!(error.0.len(), 1);
         assert_eq!(error.0[0].field, "tokens.access_ttl_secs");
-    }
-
-    #[test]
-    fn short_hmac_secret_is_rejected() {
-        let mut config = AuthConfig::default();
-        config.tokens.algorithm = SigningAlgorithm::Hs256;
-        config.tokens.signing_key =
-            Some(KeySpec { kid: "k1".into(), secret: Some(Secret::new("short")), ..KeySpec::default() });
-        let error = config.validate().unwrap_err();
-        assert!(error.0.iter().any(|p| p.field == "tokens.signing_key.secret"), "{error}");
     }
 
     #[test]

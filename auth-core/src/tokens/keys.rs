@@ -488,6 +488,24 @@ mod tests {
     }
 
     #[test]
+    fn pkcs1_rsa_keys_are_accepted() {
+        // `openssl genrsa` (OpenSSL 1.x) writes `RSA PRIVATE KEY` blocks.
+        let pkcs8 = rsa("k1");
+        let pkcs1 = EncodingKey::from_rsa_pem(pkcs8.pem.as_ref().unwrap().expose().as_bytes()).unwrap();
+        let public = sig::RsaKeyPair::from_der(pkcs1.as_bytes()).unwrap().public_key().as_ref().to_vec();
+        let private_pem = pem::encode(&pem::Pem::new("RSA PRIVATE KEY", pkcs1.as_bytes().to_vec()));
+        let public_pem = pem::encode(&pem::Pem::new("RSA PUBLIC KEY", public));
+        let signing = KeySpec { kid: "k1".into(), pem: Some(Secret::new(private_pem)), ..pkcs8.clone() };
+        let verification = KeySpec { kid: "k2".into(), pem: Some(Secret::new(public_pem)), ..pkcs8.clone() };
+        let keys = KeySet::from_settings(&settings(signing, vec![verification])).unwrap();
+        let reference = KeySet::from_settings(&settings(pkcs8, vec![])).unwrap();
+        let jwks = keys.jwks();
+        let expected = reference.jwks().find("k1").unwrap().algorithm.clone();
+        assert_eq!(jwks.find("k1").unwrap().algorithm, expected);
+        assert_eq!(jwks.find("k2").unwrap().algorithm, expected);
+    }
+
+    #[test]
     fn pem_file_is_read() {
         let spec = key(SigningAlgorithm::Es256, "k1");
         let file = tempfile::NamedTempFile::new().unwrap();
