@@ -5,6 +5,7 @@
 use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
+use ipnet::IpNet;
 use uuid::Uuid;
 
 use crate::store::{AuditRecord, Store};
@@ -24,6 +25,27 @@ impl ClientInfo {
         let user_agent =
             user_agent.map(|ua| ua.chars().filter(|c| !c.is_control()).take(MAX_USER_AGENT_CHARS).collect());
         Self { ip, user_agent }
+    }
+
+    /// The client's address as far as it can be trusted: the socket's `peer`,
+    /// unless the peer is one of the `trusted` proxies; then the right-most
+    /// `X-Forwarded-For` entry that is not itself a trusted proxy. Entries left
+    /// of that one were written by the client and prove nothing.
+    pub fn resolve_ip(peer: Option<IpAddr>, forwarded_for: Option<&str>, trusted: &[IpNet]) -> Option<IpAddr> {
+        let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+        let mut client = peer?;
+        if !is_trusted(&client) {
+            return Some(client);
+        }
+        for hop in forwarded_for.unwrap_or_default().rsplit(',') {
+            match hop.trim().parse::<IpAddr>() {
+                Ok(ip) if is_trusted(&ip) => client = ip,
+                Ok(ip) => return Some(ip),
+                // A garbled entry: nothing beyond it can be trusted.
+                Err(_) => break,
+            }
+        }
+        Some(client)
     }
 }
 
@@ -51,6 +73,9 @@ pub enum AuditEvent {
     MemberAdded,
     MemberRemoved,
     MemberRoleChanged,
+    /// A rate limit or login back-off refused a request (recorded once per
+    /// window or lock, not for every refused request).
+    RateLimited,
 }
 
 impl AuditEvent {
@@ -77,12 +102,13 @@ impl AuditEvent {
             Self::MemberAdded => "member_added",
             Self::MemberRemoved => "member_removed",
             Self::MemberRoleChanged => "member_role_changed",
+            Self::RateLimited => "rate_limited",
         }
     }
 
     /// Events an operator should notice: logged at `warn`.
     fn is_alarming(self) -> bool {
-        matches!(self, Self::LoginFailed | Self::RefreshReuseDetected | Self::AccessDenied)
+        matches!(self, Self::LoginFailed | Self::RefreshReuseDetected | Self::AccessDenied | Self::RateLimited)
     }
 }
 
@@ -124,5 +150,36 @@ impl AuditLog {
         if let Err(error) = self.store.insert_audit(&record).await {
             tracing::error!(target: "auth::audit", event = record.event, %error, "audit event not stored");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let resolve = |peer, xff| ClientInfo::resolve_ip(Some(ip(peer)), xff, &trusted);
+        assert_eq!(resolve("198.51.100.1", Some("1.2.3.4")), Some(ip("198.51.100.1")));
+        assert_eq!(resolve("10.0.0.5", Some("1.2.3.4")), Some(ip("1.2.3.4")));
+        // The client may prepend anything; only the proxy's own entry counts.
+        assert_eq!(resolve("10.0.0.5", Some("6.6.6.6, 1.2.3.4")), Some(ip("1.2.3.4")));
+        assert_eq!(resolve("10.0.0.5", Some("1.2.3.4, 10.0.0.9")), Some(ip("1.2.3.4")));
+        assert_eq!(resolve("10.0.0.5", Some("garbage")), Some(ip("10.0.0.5")));
+        assert_eq!(resolve("10.0.0.5", None), Some(ip("10.0.0.5")));
+        assert_eq!(ClientInfo::resolve_ip(Some(ip("10.0.0.5")), Some("1.2.3.4"), &[]), Some(ip("10.0.0.5")));
+    }
+
+    #[test]
+    fn user_agents_are_bounded_and_stripped_of_control_characters() {
+        let info = ClientInfo::new(None, Some(&format!("agent\r\n{}", "x".repeat(1000))));
+        let ua = info.user_agent.unwrap();
+        assert_eq!(ua.chars().count(), MAX_USER_AGENT_CHARS);
+        assert!(!ua.contains('\r') && !ua.contains('\n'));
     }
 }

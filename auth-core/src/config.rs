@@ -55,6 +55,8 @@ pub struct AuthConfig {
     pub tokens: TokenSettings,
     pub password: PasswordSettings,
     pub mail: MailSettings,
+    pub http: HttpSettings,
+    pub rate_limits: RateLimitSettings,
 }
 
 impl Default for AuthConfig {
@@ -70,6 +72,8 @@ impl Default for AuthConfig {
             tokens: TokenSettings::default(),
             password: PasswordSettings::default(),
             mail: MailSettings::default(),
+            http: HttpSettings::default(),
+            rate_limits: RateLimitSettings::default(),
         }
     }
 }
@@ -196,6 +200,25 @@ impl Default for PasswordSettings {
     }
 }
 
+/// What a web layer needs to treat requests safely.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Proxies (addresses or CIDR ranges) whose `X-Forwarded-For` is believed.
+    /// Empty: the client IP is the socket's peer address, whatever headers say.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Origins allowed to call the API from a browser (exact match). Empty: CORS off.
+    pub cors_allowed_origins: Vec<String>,
+    /// The largest JSON body accepted, in bytes; larger ones get 413.
+    pub max_body_bytes: u64,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self { trusted_proxies: Vec::new(), cors_allowed_origins: Vec::new(), max_body_bytes: 16 * 1024 }
+    }
+}
+
 /// Where mail goes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -237,6 +260,138 @@ pub enum MailTransport {
 fn default_smtp_port() -> u16 {
     587
 }
+
+/// At most `requests` requests per `window_secs` seconds (a fixed window that
+/// starts at a key's first request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Quota {
+    pub requests: u32,
+    pub window_secs: u64,
+}
+
+impl Quota {
+    pub const fn new(requests: u32, window_secs: u64) -> Self {
+        Self { requests, window_secs }
+    }
+}
+
+/// Brute-force and abuse limits (see [`crate::ratelimit`]). Per-IP quotas are
+/// applied by the web layer through [`crate::Auth::rate_limit`]; the
+/// per-account limits are applied by [`crate::Auth`] itself.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitSettings {
+    /// Whether any limit is applied.
+    pub enabled: bool,
+    /// Failed logins for one (normalised) email address, existing or not,
+    /// within `login_failure_window_secs`, after which it is soft-locked.
+    pub login_failures_per_account: u32,
+    /// The window in which failed logins are counted; once an account has been
+    /// locked, its count is kept this long after the end of the lock.
+    pub login_failure_window_secs: u64,
+    /// The first lock lasts this long; each further failure doubles it.
+    pub login_backoff_base_secs: u64,
+    /// The longest lock (there is never a permanent one).
+    pub login_backoff_max_secs: u64,
+    /// Per client IP: `POST /login`.
+    pub login: Quota,
+    /// Per client IP: `POST /register`.
+    pub register: Quota,
+    /// Per client IP: `POST /refresh`.
+    pub refresh: Quota,
+    /// Per client IP: `POST /password/reset`.
+    pub password_reset: Quota,
+    /// Per client IP: `POST /password/reset/confirm`.
+    pub reset_confirm: Quota,
+    /// Per client IP: `POST /verify-email/resend`.
+    pub verification_resend: Quota,
+    /// Per email address: reset mails sent (further requests are answered the
+    /// same but send nothing).
+    pub password_reset_per_account: Quota,
+    /// Per email address: verification mails re-sent.
+    pub verification_resend_per_account: Quota,
+    /// `redis://…`: share the limits between instances through Redis instead
+    /// of counting in each process.
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key, so that several deployments can share a Redis.
+    pub redis_key_prefix: String,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            login_failures_per_account: 5,
+            login_failure_window_secs: 300,
+            login_backoff_base_secs: 30,
+            login_backoff_max_secs: 15 * 60,
+            login: Quota::new(30, 60),
+            register: Quota::new(10, 60),
+            refresh: Quota::new(60, 60),
+            password_reset: Quota::new(5, 60),
+            reset_confirm: Quota::new(10, 60),
+            verification_resend: Quota::new(5, 60),
+            password_reset_per_account: Quota::new(3, 15 * 60),
+            verification_resend_per_account: Quota::new(3, 15 * 60),
+            redis_url: None,
+            redis_key_prefix: "auth:rl:".into(),
+        }
+    }
+}
+
+impl RateLimitSettings {
+    /// Every quota with its field name.
+    pub fn quotas(&self) -> [(&'static str, Quota); 8] {
+        [
+            ("login", self.login),
+            ("register", self.register),
+            ("refresh", self.refresh),
+            ("password_reset", self.password_reset),
+            ("reset_confirm", self.reset_confirm),
+            ("verification_resend", self.verification_resend),
+            ("password_reset_per_account", self.password_reset_per_account),
+            ("verification_resend_per_account", self.verification_resend_per_account),
+        ]
+    }
+}
+
+/// A Redis URL may hold a password: shown without its user-info part.
+impl fmt::Debug for RateLimitSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redis_url = self.redis_url.as_deref().map(redact_user_info);
+        f.debug_struct("RateLimitSettings")
+            .field("enabled", &self.enabled)
+            .field("login_failures_per_account", &self.login_failures_per_account)
+            .field("login_failure_window_secs", &self.login_failure_window_secs)
+            .field("login_backoff_base_secs", &self.login_backoff_base_secs)
+            .field("login_backoff_max_secs", &self.login_backoff_max_secs)
+            .field("login", &self.login)
+            .field("register", &self.register)
+            .field("refresh", &self.refresh)
+            .field("password_reset", &self.password_reset)
+            .field("reset_confirm", &self.reset_confirm)
+            .field("verification_resend", &self.verification_resend)
+            .field("password_reset_per_account", &self.password_reset_per_account)
+            .field("verification_resend_per_account", &self.verification_resend_per_account)
+            .field("redis_url", &redis_url)
+            .field("redis_key_prefix", &self.redis_key_prefix)
+            .finish()
+    }
+}
+
+/// `scheme://user:pass@host/…` becomes `scheme://***@host/…`.
+fn redact_user_info(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***{}", &rest[at..]),
+        None => url.to_owned(),
+    }
+}
+
+/// The longest window or lock the limits accept.
+const MAX_LIMIT_SECS: u64 = 24 * 3600;
 
 /// One thing wrong with the configuration, naming the field.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -326,6 +481,15 @@ impl AuthConfig {
             "tokens.reset_ttl_secs",
             "must be between 60 seconds and 24 hours",
         );
+        p.check(
+            (1024..=1024 * 1024).contains(&self.http.max_body_bytes),
+            "http.max_body_bytes",
+            "must be between 1 KiB and 1 MiB",
+        );
+        for origin in &self.http.cors_allowed_origins {
+            let exact = is_http_url(origin) && !origin.ends_with('/') && !origin.contains('*');
+            p.check(exact, "http.cors_allowed_origins", "list exact origins such as https://app.example.com");
+        }
         // Keys are checked where they are loaded: `tokens::KeySet::from_settings`.
         p.check((1..=64).contains(&pw.min_length), "password.min_length", "must be between 1 and 64");
         p.check(
@@ -341,6 +505,42 @@ impl AuthConfig {
         );
         p.check(pw.hashing_queue_timeout_ms > 0, "password.hashing_queue_timeout_ms", "must be positive");
         p.check(self.mail.from.parse::<lettre::message::Mailbox>().is_ok(), "mail.from", "must be a mailbox");
+        let rl = &self.rate_limits;
+        p.check(
+            (1..=1000).contains(&rl.login_failures_per_account),
+            "rate_limits.login_failures_per_account",
+            "must be between 1 and 1000",
+        );
+        p.check(
+            (1..=MAX_LIMIT_SECS).contains(&rl.login_failure_window_secs),
+            "rate_limits.login_failure_window_secs",
+            "must be between 1 second and 24 hours",
+        );
+        p.check(
+            (1..=MAX_LIMIT_SECS).contains(&rl.login_backoff_base_secs),
+            "rate_limits.login_backoff_base_secs",
+            "must be between 1 second and 24 hours",
+        );
+        p.check(
+            (rl.login_backoff_base_secs..=MAX_LIMIT_SECS).contains(&rl.login_backoff_max_secs),
+            "rate_limits.login_backoff_max_secs",
+            "must be between login_backoff_base_secs and 24 hours",
+        );
+        for (name, quota) in rl.quotas() {
+            p.check(quota.requests >= 1, &format!("rate_limits.{name}.requests"), "must be at least 1");
+            p.check(
+                (1..=MAX_LIMIT_SECS).contains(&quota.window_secs),
+                &format!("rate_limits.{name}.window_secs"),
+                "must be between 1 second and 24 hours",
+            );
+        }
+        if let Some(url) = &rl.redis_url {
+            p.check(
+                redis::Client::open(url.as_str()).is_ok(),
+                "rate_limits.redis_url",
+                "must be a redis:// URL (TLS, rediss://, is not built in)",
+            );
+        }
         p.into_result()
     }
 
@@ -369,6 +569,7 @@ impl AuthConfig {
             "must meet OWASP's argon2id minimum (19456 KiB, 2 iterations)",
         );
         p.check(pw.min_length >= 8, "password.min_length", "must be at least 8 in production");
+        p.check(self.rate_limits.enabled, "rate_limits.enabled", "brute-force limits must be on in production");
         match &self.mail.transport {
             MailTransport::Smtp { insecure, .. } => {
                 p.check(!insecure, "mail.transport.insecure", "plain-text SMTP is not allowed in production")
@@ -414,6 +615,68 @@ mod tests {
         for expected in ["tokens.signing_key", "public_url", "issuer", "mail.transport"] {
             assert!(fields.contains(&expected), "{expected} missing from {fields:?}");
         }
+    }
+
+    #[test]
+    fn rate_limit_settings_are_validated_by_name() {
+        let mut config = AuthConfig::default();
+        config.rate_limits.login.requests = 0;
+        config.rate_limits.password_reset_per_account.window_secs = 0;
+        config.rate_limits.login_backoff_max_secs = 10; // below the 30 s base
+        config.rate_limits.login_failures_per_account = 0;
+        config.rate_limits.redis_url = Some("http://127.0.0.1:6379".into());
+        let error = config.validate().unwrap_err();
+        let fields: Vec<_> = error.0.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "rate_limits.login_failures_per_account",
+                "rate_limits.login_backoff_max_secs",
+                "rate_limits.login.requests",
+                "rate_limits.password_reset_per_account.window_secs",
+                "rate_limits.redis_url",
+            ]
+        );
+    }
+
+    #[test]
+    fn rate_limits_have_documented_defaults_and_reject_unknown_fields() {
+        let config: AuthConfig =
+            serde_json::from_str(r#"{"rate_limits": {"login": {"requests": 50, "window_secs": 60}}}"#).unwrap();
+        let rl = &config.rate_limits;
+        assert!(rl.enabled);
+        assert_eq!(rl.login, Quota::new(50, 60));
+        assert_eq!(rl.register, Quota::new(10, 60));
+        assert_eq!(
+            (rl.login_failures_per_account, rl.login_failure_window_secs, rl.login_backoff_base_secs),
+            (5, 300, 30)
+        );
+        assert_eq!(rl.login_backoff_max_secs, 900);
+        assert_eq!(rl.password_reset_per_account, Quota::new(3, 900));
+        assert!(rl.redis_url.is_none());
+        let error = serde_json::from_str::<AuthConfig>(r#"{"rate_limits": {"enable": false}}"#).unwrap_err();
+        assert!(error.to_string().contains("enable"));
+        let error = serde_json::from_str::<AuthConfig>(r#"{"rate_limits": {"login": {"requests": 5}}}"#).unwrap_err();
+        assert!(error.to_string().contains("window_secs"));
+    }
+
+    #[test]
+    fn redis_passwords_do_not_appear_in_debug_output() {
+        let mut config = AuthConfig::default();
+        config.rate_limits.redis_url = Some("redis://app:hunter2@redis.internal:6379/0".into());
+        config.validate().unwrap();
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(debug.contains("redis://***@redis.internal:6379/0"), "{debug}");
+        assert_eq!(redact_user_info("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+    }
+
+    #[test]
+    fn disabled_rate_limits_fail_the_production_checklist() {
+        let mut config = AuthConfig::default();
+        config.rate_limits.enabled = false;
+        let error = config.check_production().unwrap_err();
+        assert!(error.0.iter().any(|p| p.field == "rate_limits.enabled"));
     }
 
     #[test]

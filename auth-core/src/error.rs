@@ -79,6 +79,9 @@ pub enum AuthError {
     AlreadyMember,
     #[error("a tenant must keep at least one owner")]
     LastOwner,
+    /// A rate limit or a login back-off (429); retry after this many seconds.
+    #[error("too many requests; try again later")]
+    RateLimited { retry_after_secs: u64 },
     /// The password hashing pool stayed saturated for the configured wait.
     #[error("the server is busy; try again shortly")]
     Overloaded,
@@ -108,6 +111,7 @@ impl AuthError {
             Self::NotFound => "not_found",
             Self::AlreadyMember => "already_member",
             Self::LastOwner => "last_owner",
+            Self::RateLimited { .. } => "rate_limited",
             Self::Overloaded => "overloaded",
             Self::Unavailable => "unavailable",
             Self::Internal(_) => "internal_error",

@@ -3,18 +3,20 @@
 //! The identity and token engine of the auth platform, with no web framework in
 //! it: users and profiles, argon2id passwords, tenants and ordered roles, JWT
 //! access tokens, rotating refresh tokens with reuse detection, revocation,
-//! email verification and password reset, mail, audit, and storage on SQLite or
-//! PostgreSQL.
+//! email verification and password reset, rate limits and login back-off
+//! (in process or in Redis), mail, audit, and storage on SQLite or PostgreSQL.
 //!
 //! Start with [`AuthConfig`] and [`Auth`]; web layers (such as `auth-rocket`)
 //! translate HTTP to the calls of [`Auth`] and [`AuthError`] back to HTTP.
 
 pub mod audit;
+mod clock;
 pub mod config;
 pub mod error;
 pub mod identity;
 pub mod mail;
 pub mod password;
+pub mod ratelimit;
 pub mod recovery;
 mod service;
 pub mod store;
@@ -22,6 +24,7 @@ pub mod tenancy;
 pub mod tokens;
 
 pub use audit::ClientInfo;
+pub use clock::Clock;
 pub use config::{AuthConfig, ConfigError, Secret, SigningAlgorithm};
 pub use error::{AuthError, FieldErrors, Result};
-pub use service::{Account, Auth, AuthBuilder, BuildError, Clock, TenantView, TokenPair};
+pub use service::{Account, Auth, AuthBuilder, BuildError, TenantView, TokenPair};

@@ -2,10 +2,7 @@
 //! call these and translate [`AuthError`] to HTTP.
 
 use std::{
-    sync::{
-        Arc, Weak,
-        atomic::{AtomicI64, Ordering},
-    },
+    sync::{Arc, Weak},
     time::Duration,
 };
 
@@ -16,11 +13,13 @@ use uuid::Uuid;
 
 use crate::{
     audit::{AuditEvent, AuditLog, ClientInfo},
+    clock::Clock,
     config::{AuthConfig, ConfigError, MAX_PASSWORD_BYTES},
     error::{AuthError, FieldErrors, Result},
     identity::{Email, Profile, ProfileUpdate, Registration, User},
     mail::{self, Mailer},
     password::{PasswordHasher, Verification},
+    ratelimit::{self, Action, Decision, MemoryRateLimiter, Quota, RateLimiter, RedisRateLimiter},
     recovery,
     store::{Family, MembershipChange, NewFamily, OneTimePurpose, RotateOutcome, Session, Store},
     tenancy::{Member, RoleSet, Roles, Tenant, TenantMembership, validate_tenant_name},
@@ -58,41 +57,6 @@ pub struct TenantView {
     pub role: String,
 }
 
-/// Where "now" comes from: the system clock, or a manual one that tests
-/// advance to cross expiry boundaries without sleeping.
-#[derive(Debug, Clone, Default)]
-pub struct Clock {
-    offset_ms: Option<Arc<AtomicI64>>,
-}
-
-impl Clock {
-    pub fn system() -> Self {
-        Self::default()
-    }
-
-    /// A clock that starts at the system time and moves only by [`Clock::advance`]
-    /// beyond it.
-    pub fn manual() -> Self {
-        Self { offset_ms: Some(Arc::default()) }
-    }
-
-    /// Moves a manual clock forward; a system clock ignores it.
-    pub fn advance(&self, by: Duration) {
-        if let Some(offset) = &self.offset_ms {
-            offset.fetch_add(i64::try_from(by.as_millis()).unwrap_or(i64::MAX), Ordering::SeqCst);
-        }
-    }
-
-    pub fn now(&self) -> DateTime<Utc> {
-        let offset = self.offset_ms.as_ref().map_or(0, |o| o.load(Ordering::SeqCst));
-        Utc::now() + chrono::Duration::milliseconds(offset)
-    }
-
-    fn now_ms(&self) -> i64 {
-        self.now().timestamp_millis()
-    }
-}
-
 /// Why [`AuthBuilder::build`] failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -100,6 +64,9 @@ pub enum BuildError {
     Config(#[from] ConfigError),
     #[error("cannot open the database: {0}")]
     Store(#[from] AuthError),
+    /// `rate_limits.redis_url` is set but Redis cannot be reached.
+    #[error("cannot reach the rate-limit Redis: {0}")]
+    RateLimiter(AuthError),
 }
 
 /// Assembles an [`Auth`]; see [`Auth::builder`].
@@ -109,6 +76,7 @@ pub struct AuthBuilder {
     keys: Option<KeySet>,
     roles: RoleSet,
     clock: Clock,
+    rate_limiter: Option<Arc<dyn RateLimiter>>,
 }
 
 impl AuthBuilder {
@@ -135,6 +103,13 @@ impl AuthBuilder {
         self
     }
 
+    /// Counts with `limiter` instead of the one `rate_limits` selects (Redis
+    /// when `redis_url` is set, else in process).
+    pub fn rate_limiter(mut self, limiter: Arc<dyn RateLimiter>) -> Self {
+        self.rate_limiter = Some(limiter);
+        self
+    }
+
     /// Validates the configuration, connects to and migrates the database,
     /// loads the keys, starts the hashing threads and the revocation poller.
     pub async fn build(self) -> Result<Auth, BuildError> {
@@ -148,6 +123,16 @@ impl AuthBuilder {
             Some(mailer) => mailer,
             None => mail::mailer_from_settings(&config.mail)?,
         };
+        let limits = &config.rate_limits;
+        let limiter: Arc<dyn RateLimiter> = match (self.rate_limiter, &limits.redis_url) {
+            (Some(limiter), _) => limiter,
+            (None, Some(url)) if limits.enabled => Arc::new(
+                RedisRateLimiter::connect(url, limits.redis_key_prefix.as_str())
+                    .await
+                    .map_err(BuildError::RateLimiter)?,
+            ),
+            (None, _) => Arc::new(MemoryRateLimiter::new(self.clock.clone())),
+        };
         let store = Store::connect(&config.database_url).await?;
         let inner = Arc::new(Inner {
             tokens: AccessTokens::new(keys, &config.issuer, &config.audience, &config.tokens),
@@ -158,6 +143,7 @@ impl AuthBuilder {
             mailer,
             roles: self.roles,
             clock: self.clock,
+            limiter,
             config,
         });
         inner.reload_revocations().await?;
@@ -182,6 +168,7 @@ struct Inner {
     audit: AuditLog,
     roles: RoleSet,
     clock: Clock,
+    limiter: Arc<dyn RateLimiter>,
 }
 
 impl Inner {
@@ -223,7 +210,14 @@ impl std::fmt::Debug for Auth {
 
 impl Auth {
     pub fn builder(config: AuthConfig) -> AuthBuilder {
-        AuthBuilder { config, mailer: None, keys: None, roles: RoleSet::default(), clock: Clock::system() }
+        AuthBuilder {
+            config,
+            mailer: None,
+            keys: None,
+            roles: RoleSet::default(),
+            clock: Clock::system(),
+            rate_limiter: None,
+        }
     }
 
     pub fn config(&self) -> &AuthConfig {
@@ -271,6 +265,62 @@ impl Auth {
                 tracing::error!(%error, "background account task failed");
             }
         });
+    }
+
+    // ----- rate limits ---------------------------------------------------
+
+    /// Counts one request of `client` to `action` against its per-IP quota
+    /// (`rate_limits.<action>`); web layers call this before each limited
+    /// endpoint. [`AuthError::RateLimited`] past the quota; a client whose IP
+    /// is unknown, or disabled limits, are never limited.
+    pub async fn rate_limit(&self, action: Action, client: &ClientInfo) -> Result<()> {
+        let limits = &self.inner.config.rate_limits;
+        let Some(ip) = client.ip.filter(|_| limits.enabled) else { return Ok(()) };
+        let key = ratelimit::ip_key(action, ip);
+        match self.inner.limiter.hit(&key, limits.per_ip(action)).await? {
+            Decision::Allowed => Ok(()),
+            Decision::Limited { retry_after_secs } => {
+                let detail = json!({ "action": action.as_str(), "scope": "ip", "retry_after_secs": retry_after_secs });
+                self.record_limited(&key, retry_after_secs, client, detail).await;
+                Err(AuthError::RateLimited { retry_after_secs })
+            }
+        }
+    }
+
+    /// Counts one mail-sending request for `email` against the per-address
+    /// quota of `action`; false when it must not send.
+    async fn account_quota_allows(&self, action: Action, email: &Email, client: &ClientInfo) -> Result<bool> {
+        let limits = &self.inner.config.rate_limits;
+        let Some(quota) = limits.per_account(action).filter(|_| limits.enabled) else { return Ok(true) };
+        let key = ratelimit::account_key(action, email.as_str());
+        match self.inner.limiter.hit(&key, quota).await? {
+            Decision::Allowed => Ok(true),
+            Decision::Limited { retry_after_secs } => {
+                let detail = json!({ "action": action.as_str(), "scope": "account", "email": email });
+                self.record_limited(&key, retry_after_secs, client, detail).await;
+                Ok(false)
+            }
+        }
+    }
+
+    /// Audits a refused request once per window or lock of `key` (counted by
+    /// the limiter itself, so across instances too), not once per request: a
+    /// flood of refused requests must not become a flood of audit rows.
+    async fn record_limited(&self, key: &str, retry_after_secs: u64, client: &ClientInfo, detail: serde_json::Value) {
+        let once = Quota::new(1, retry_after_secs.max(1));
+        match self.inner.limiter.hit(&format!("audited:{key}"), once).await {
+            Ok(Decision::Limited { .. }) => {}
+            Ok(Decision::Allowed) | Err(_) => self.audit(AuditEvent::RateLimited, None, client, detail).await,
+        }
+    }
+
+    /// Records a failed login for the back-off of `email`.
+    async fn login_failed(&self, email: &Email) -> Result<()> {
+        let limits = &self.inner.config.rate_limits;
+        if limits.enabled {
+            self.inner.limiter.login_failed(email.as_str(), limits).await?;
+        }
+        Ok(())
     }
 
     // ----- access tokens -------------------------------------------------
@@ -411,6 +461,12 @@ impl Auth {
     /// Checks email and password and starts a session, scoped to `tenant_id`
     /// when given. An unknown email costs the same argon2 work as a wrong
     /// password and gets the same error.
+    ///
+    /// After `rate_limits.login_failures_per_account` wrong passwords for one
+    /// email address (registered or not), it is soft-locked: every attempt
+    /// answers [`AuthError::RateLimited`], before any hashing, until a back-off
+    /// that doubles with each further failure has passed. A successful login
+    /// clears the count.
     pub async fn login(
         &self,
         email: &str,
@@ -419,8 +475,19 @@ impl Auth {
         client: &ClientInfo,
     ) -> Result<TokenPair> {
         let email = Email::parse("email", email).map_err(AuthError::Validation)?;
+        let limits = &self.inner.config.rate_limits;
+        if limits.enabled
+            && let Decision::Limited { retry_after_secs } =
+                self.inner.limiter.login_allowed(email.as_str(), limits).await?
+        {
+            let key = format!("login:{}", email.as_str());
+            let detail = json!({ "action": "login", "scope": "account", "email": email });
+            self.record_limited(&key, retry_after_secs, client, detail).await;
+            return Err(AuthError::RateLimited { retry_after_secs });
+        }
         if password.len() > MAX_PASSWORD_BYTES {
             // Refused before hashing whatever the account: reveals nothing.
+            self.login_failed(&email).await?;
             return Err(AuthError::InvalidCredentials);
         }
         let found = self.inner.store.user_by_email(&email).await?;
@@ -431,6 +498,7 @@ impl Auth {
             (found, _) => {
                 let user_id = found.map(|(user, _)| user.id);
                 self.audit(AuditEvent::LoginFailed, user_id, client, json!({ "email": email })).await;
+                self.login_failed(&email).await?;
                 return Err(AuthError::InvalidCredentials);
             }
         };
@@ -458,6 +526,12 @@ impl Auth {
         self.inner.store.record_login(user.id, now, rehashed.as_deref()).await?;
         let absolute = now + secs_to_ms(self.inner.config.tokens.refresh_absolute_ttl_secs);
         let pair = self.start_session(&user, tenant, absolute, client).await?;
+        if limits.enabled
+            && let Err(error) = self.inner.limiter.login_succeeded(email.as_str()).await
+        {
+            // The session exists; stale failures expire by themselves.
+            tracing::warn!(%error, "could not clear failed logins after a successful login");
+        }
         self.audit(AuditEvent::LoginSucceeded, Some(user.id), client, json!({ "tenant_id": tenant_id })).await;
         Ok(pair)
     }
@@ -642,12 +716,16 @@ impl Auth {
     }
 
     /// Emails a new verification link if `email` belongs to an active,
-    /// unverified account. Answers the same, at once, in every case.
+    /// unverified account, at most `rate_limits.verification_resend_per_account`
+    /// times per window. Answers the same, at once, in every case.
     pub async fn resend_verification(&self, email: &str, client: &ClientInfo) -> Result<()> {
         let email = Email::parse("email", email).map_err(AuthError::Validation)?;
         let this = self.clone();
         let client = client.clone();
         self.detach(async move {
+            if !this.account_quota_allows(Action::VerificationResend, &email, &client).await? {
+                return Ok(());
+            }
             let found = this.inner.store.user_by_email(&email).await?;
             if let Some((user, _)) = found.filter(|(user, _)| user.is_active && !user.email_verified()) {
                 this.send_verification(&user, &client).await?;
@@ -657,13 +735,17 @@ impl Auth {
         Ok(())
     }
 
-    /// Emails a password-reset link if `email` belongs to an active account.
+    /// Emails a password-reset link if `email` belongs to an active account,
+    /// at most `rate_limits.password_reset_per_account` times per window.
     /// Answers the same, at once, in every case.
     pub async fn request_password_reset(&self, email: &str, client: &ClientInfo) -> Result<()> {
         let email = Email::parse("email", email).map_err(AuthError::Validation)?;
         let this = self.clone();
         let client = client.clone();
         self.detach(async move {
+            if !this.account_quota_allows(Action::PasswordReset, &email, &client).await? {
+                return Ok(());
+            }
             let Some((user, _)) = this.inner.store.user_by_email(&email).await? else { return Ok(()) };
             if !user.is_active {
                 return Ok(());

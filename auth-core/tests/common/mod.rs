@@ -10,6 +10,7 @@ use auth_core::{
     config::{KeySpec, MailTransport},
     identity::Registration,
     mail::MemoryMailer,
+    ratelimit::RateLimiter,
     tokens::KeySet,
 };
 use uuid::Uuid;
@@ -59,7 +60,14 @@ impl TestContext {
     pub async fn sqlite_with(tweak: impl FnOnce(&mut AuthConfig)) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}", dir.path().join("auth.db").display());
-        Self::start(url, Backend::Sqlite(dir), tweak).await
+        Self::start(url, Backend::Sqlite(dir), tweak, None).await
+    }
+
+    /// On SQLite, counting with `limiter` instead of the configured one.
+    pub async fn sqlite_with_limiter(limiter: std::sync::Arc<dyn RateLimiter>) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("auth.db").display());
+        Self::start(url, Backend::Sqlite(dir), |_| {}, Some(limiter)).await
     }
 
     pub async fn postgres_with(tweak: impl FnOnce(&mut AuthConfig)) -> Self {
@@ -71,20 +79,24 @@ impl TestContext {
         admin.close().await;
         let separator = if base_url.contains('?') { '&' } else { '?' };
         let url = format!("{base_url}{separator}options=-c%20search_path%3D{schema}");
-        Self::start(url, Backend::Postgres { base_url, schema }, tweak).await
+        Self::start(url, Backend::Postgres { base_url, schema }, tweak, None).await
     }
 
-    async fn start(url: String, backend: Backend, tweak: impl FnOnce(&mut AuthConfig)) -> Self {
+    async fn start(
+        url: String,
+        backend: Backend,
+        tweak: impl FnOnce(&mut AuthConfig),
+        limiter: Option<std::sync::Arc<dyn RateLimiter>>,
+    ) -> Self {
         let mut config = test_config(url);
         tweak(&mut config);
         let mail = MemoryMailer::new(&config.mail.from).expect("mailer");
         let clock = Clock::manual();
-        let auth = Auth::builder(config.clone())
-            .mailer(std::sync::Arc::new(mail.clone()))
-            .clock(clock.clone())
-            .build()
-            .await
-            .expect("build Auth");
+        let mut builder = Auth::builder(config.clone()).mailer(std::sync::Arc::new(mail.clone())).clock(clock.clone());
+        if let Some(limiter) = limiter {
+            builder = builder.rate_limiter(limiter);
+        }
+        let auth = builder.build().await.expect("build Auth");
         Self { auth, mail, clock, config, backend }
     }
 
@@ -160,6 +172,22 @@ impl Drop for TestContext {
 
 pub fn client() -> ClientInfo {
     ClientInfo::new(Some("203.0.113.7".parse().expect("ip")), Some("test-agent/1.0"))
+}
+
+/// A client at another address.
+pub fn client_at(ip: &str) -> ClientInfo {
+    ClientInfo::new(Some(ip.parse().expect("ip")), Some("test-agent/1.0"))
+}
+
+/// The Redis of `TEST_REDIS_URL`, for the tests marked `ignored`.
+pub fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL")
+        .expect("Redis tests need TEST_REDIS_URL, e.g. TEST_REDIS_URL=redis://127.0.0.1:6379 cargo test -- --ignored")
+}
+
+/// A key prefix of its own for one test, so runs and tests do not collide.
+pub fn redis_test_prefix() -> String {
+    format!("auth-test:{}:", Uuid::new_v4().simple())
 }
 
 /// The value of `token=` in the first link of a mail body.
