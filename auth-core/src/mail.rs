@@ -12,7 +12,10 @@ use std::{
 use async_trait::async_trait;
 use lettre::{
     AsyncSmtpTransport, AsyncTransport as _, Message, Tokio1Executor,
-    message::{Mailbox, header::ContentType},
+    message::{
+        Body, Mailbox,
+        header::{ContentTransferEncoding, ContentType},
+    },
     transport::smtp::authentication::Credentials,
 };
 use uuid::Uuid;
@@ -258,8 +261,21 @@ fn build_message(from: &Mailbox, email: &Email) -> Result<Message, MailError> {
         .subject(email.subject.as_str())
         .message_id(Some(message_id))
         .header(ContentType::TEXT_PLAIN)
-        .body(email.text.clone())
+        .body(body(&email.text))
         .map_err(MailError::Build)
+}
+
+/// Plain ASCII text with lines of at most 998 characters (RFC 5322) goes out
+/// as 7bit, untouched: lettre would re-encode any line over 76 characters as
+/// quoted-printable, which splits the links of a raw `.eml`. Anything else
+/// gets lettre's choice of encoding.
+fn body(text: &str) -> Body {
+    let plain = text.is_ascii() && !text.contains(['\0', '\r']) && text.lines().all(|line| line.len() <= 998);
+    if plain {
+        let crlf = text.replace('\n', "\r\n");
+        return Body::dangerous_pre_encoded(crlf.into_bytes(), ContentTransferEncoding::SevenBit);
+    }
+    Body::new(text.to_owned())
 }
 
 #[cfg(test)]
