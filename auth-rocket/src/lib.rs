@@ -1,6 +1,75 @@
-//! The Rocket integration of the auth platform: fairing, routes, request
-//! guards and catchers.
+//! # auth-rocket
 //!
-//! Not implemented yet: this crate is reserved in the workspace layout and
-//! exports nothing until its issue lands. Everything below HTTP is ready in
-//! `auth-core`.
+//! Mounts the auth platform's HTTP contract into any Rocket app:
+//!
+//! ```no_run
+//! # use rocket::launch;
+//! #[launch]
+//! fn rocket() -> _ {
+//!     rocket::build()
+//!         .attach(auth_rocket::AuthFairing::default()) // settings: [default.auth] + env
+//!         .mount("/api/auth", auth_rocket::routes())
+//!         .mount("/", auth_rocket::well_known()) // /.well-known/jwks.json
+//!         .register("/", auth_rocket::catchers())
+//! }
+//! ```
+//!
+//! Host handlers protect themselves with the request guards [`AuthUser`],
+//! [`TenantScope`] and [`Authorized<P>`]; every failure answers with the
+//! contract's JSON error body.
+
+mod catchers;
+pub mod cli;
+mod cors;
+mod error;
+mod fairing;
+mod guards;
+mod json;
+mod openapi;
+mod routes;
+
+pub use error::ApiError;
+pub use fairing::{AuthFairing, development_key, is_release, load_config};
+pub use guards::{AuthUser, Authorized, Client, Policy, TenantScope, check_tenant_role, path_segment};
+pub use json::JsonBody;
+pub use openapi::document as openapi_document;
+
+/// Every endpoint of the contract, to mount under a base such as `/api/auth`.
+pub fn routes() -> Vec<rocket::Route> {
+    use routes::*;
+    rocket::routes![
+        register,
+        verify_email,
+        verify_email_link,
+        resend_verification,
+        login,
+        refresh,
+        logout,
+        logout_all,
+        sessions,
+        revoke_session,
+        me,
+        update_profile,
+        change_password,
+        request_password_reset,
+        confirm_password_reset,
+        create_tenant,
+        tenants,
+        members,
+        add_member,
+        remove_member,
+        tenant_token,
+        jwks,
+        openapi::openapi_json,
+    ]
+}
+
+/// `/.well-known/jwks.json`, to mount at `/`.
+pub fn well_known() -> Vec<rocket::Route> {
+    rocket::routes![routes::well_known_jwks]
+}
+
+/// JSON error bodies for every status, to register at `/`.
+pub fn catchers() -> Vec<rocket::Catcher> {
+    rocket::catchers![catchers::default_catcher]
+}

@@ -179,3 +179,25 @@ impl Store {
         })
     }
 }
+
+impl Store {
+    /// Adds `user_id` to a tenant with `role`, with no acting member: for
+    /// operators' tools. The role must be checked by the caller.
+    pub async fn insert_membership(&self, tenant_id: Uuid, user_id: Uuid, role: &str, now: i64) -> Result<()> {
+        let inserted = on_pool!(self, pool => {
+            sqlx::query("INSERT INTO memberships (user_id, tenant_id, role, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(user_id)
+                .bind(tenant_id)
+                .bind(role)
+                .bind(now)
+                .execute(pool)
+                .await
+                .map(|_| ())
+        });
+        match inserted {
+            Err(error) if is_unique_violation(&error) => Err(AuthError::AlreadyMember),
+            Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => Err(AuthError::NotFound),
+            other => Ok(other?),
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! [`AuthFairing`]: reads the settings, opens the store, loads the keys and
+//! manages an [`Auth`] as Rocket state. In the release profile it refuses to
+//! launch while any item of the deployment checklist fails.
+
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use auth_core::{
+    Auth, AuthBuilder, AuthConfig, SigningAlgorithm,
+    config::{KeySpec, MailTransport, Secret},
+    tenancy::Roles,
+    tokens::KeySet,
+};
+use rocket::{
+    Build, Orbit, Rocket,
+    fairing::{self, Fairing, Info, Kind},
+    figment::Figment,
+};
+
+/// Where a development signing key is kept between restarts, unless
+/// `AUTH_DEV_KEY_FILE` says otherwise. Never used in the release profile.
+const DEV_KEY_FILE: &str = ".auth-dev-key";
+
+type Customize = Arc<dyn Fn(AuthBuilder) -> AuthBuilder + Send + Sync>;
+
+/// Attach this to a Rocket to get the platform. Settings come from the
+/// `auth` table of Rocket's figment (`[default.auth]` in `Rocket.toml`,
+/// `ROCKET_AUTH={...}`), and the environment variables `DATABASE_URL` and
+/// `AUTH_OUTBOX_DIR` override the database and select the file outbox.
+#[derive(Clone, Default)]
+pub struct AuthFairing {
+    customize: Option<Customize>,
+}
+
+impl AuthFairing {
+    /// Uses the application's ordered roles instead of owner > admin > member.
+    pub fn with_roles<R: Roles>() -> Self {
+        Self::default().customize(|builder| builder.roles::<R>())
+    }
+
+    /// Adjusts the [`AuthBuilder`] before it builds (mailer, roles, keys, clock).
+    pub fn customize(mut self, f: impl Fn(AuthBuilder) -> AuthBuilder + Send + Sync + 'static) -> Self {
+        let previous = self.customize.take();
+        self.customize = Some(Arc::new(move |builder| {
+            let builder = match &previous {
+                Some(previous) => previous(builder),
+                None => builder,
+            };
+            f(builder)
+        }));
+        self
+    }
+}
+
+/// Reads `AuthConfig` from the figment's `auth` table and the environment.
+pub fn load_config(figment: &Figment) -> Result<AuthConfig, String> {
+    let mut config = if figment.find_value("auth").is_ok() {
+        figment.extract_inner::<AuthConfig>("auth").map_err(|error| format!("[auth] settings: {error}"))?
+    } else {
+        AuthConfig::default()
+    };
+    if let Ok(url) = std::env::var("DATABASE_URL") {
+        config.database_url = url;
+    }
+    if let Ok(dir) = std::env::var("AUTH_OUTBOX_DIR") {
+        config.mail.transport = MailTransport::Outbox { dir: PathBuf::from(dir) };
+    }
+    Ok(config)
+}
+
+/// Whether Rocket runs in its release profile, where the checklist is enforced.
+pub fn is_release(figment: &Figment) -> bool {
+    figment.profile() == rocket::Config::RELEASE_PROFILE
+}
+
+/// The development signing key: read from `path`, or generated and written
+/// there (mode 0600) on first use, so restarts keep issued tokens valid.
+pub fn development_key(path: &Path, algorithm: SigningAlgorithm) -> Result<KeySpec, String> {
+    let kid = format!("dev-{}", algorithm_name(algorithm));
+    let stored = match std::fs::read_to_string(path) {
+        Ok(stored) => stored,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let generated = KeySet::generate(algorithm, &kid).map_err(|e| e.to_string())?;
+            let material = generated.pem.or(generated.secret).ok_or("no key material generated")?;
+            write_private(path, material.expose()).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            tracing::warn!(path = %path.display(), "generated a development signing key; never use it in production");
+            material.expose().to_owned()
+        }
+        Err(error) => return Err(format!("cannot read {}: {error}", path.display())),
+    };
+    let material = Some(Secret::new(stored.trim()));
+    Ok(if algorithm.is_symmetric() {
+        KeySpec { kid, algorithm: Some(algorithm), secret: material, ..KeySpec::default() }
+    } else {
+        KeySpec { kid, algorithm: Some(algorithm), pem: material, ..KeySpec::default() }
+    })
+}
+
+fn algorithm_name(algorithm: SigningAlgorithm) -> &'static str {
+    match algorithm {
+        SigningAlgorithm::Rs256 => "rs256",
+        SigningAlgorithm::EdDsa => "eddsa",
+        SigningAlgorithm::Es256 => "es256",
+        SigningAlgorithm::Hs256 => "hs256",
+    }
+}
+
+pub(crate) fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(contents.as_bytes())
+}
+
+/// Builds the platform from a figment; the error says what to fix.
+async fn build(figment: &Figment, customize: Option<&Customize>) -> Result<Auth, String> {
+    let mut config = load_config(figment)?;
+    config.validate().map_err(|e| e.to_string())?;
+    if is_release(figment) {
+        config.check_production().map_err(|e| format!("refusing to launch in release: {e}"))?;
+    } else if config.tokens.signing_key.is_none() {
+        let path = std::env::var_os("AUTH_DEV_KEY_FILE").map_or_else(|| PathBuf::from(DEV_KEY_FILE), PathBuf::from);
+        config.tokens.signing_key = Some(development_key(&path, config.tokens.algorithm)?);
+    }
+    let mut builder = Auth::builder(config);
+    if let Some(customize) = customize {
+        builder = customize(builder);
+    }
+    builder.build().await.map_err(|e| e.to_string())
+}
+
+#[rocket::async_trait]
+impl Fairing for AuthFairing {
+    fn info(&self) -> Info {
+        Info { name: "auth platform", kind: Kind::Ignite | Kind::Liftoff }
+    }
+
+    async fn on_ignite(&self, rocket: Rocket<Build>) -> fairing::Result {
+        match build(rocket.figment(), self.customize.as_ref()).await {
+            Ok(auth) => {
+                let cors = crate::cors::Cors::new(&auth.config().http.cors_allowed_origins);
+                Ok(rocket.manage(auth).attach(cors))
+            }
+            Err(error) => {
+                tracing::error!("auth platform: {error}");
+                eprintln!("auth platform: {error}");
+                Err(rocket)
+            }
+        }
+    }
+
+    async fn on_liftoff(&self, rocket: &Rocket<Orbit>) {
+        if let Some(auth) = rocket.state::<Auth>() {
+            let keys = auth.keys();
+            tracing::info!(store = auth.store().backend_name(), kid = keys.signing_kid(), "auth platform ready");
+        }
+    }
+}

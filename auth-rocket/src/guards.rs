@@ -1,0 +1,256 @@
+//! Request guards any host handler can use: [`AuthUser`] (a verified access
+//! token), [`TenantScope`] (its tenant and role), [`Authorized<P>`] (a
+//! [`Policy`]), and [`Client`] (who is asking, for rate limits and audit).
+//!
+//! The bearer token is read from the `Authorization` header only and verified
+//! once per request (cached in the request's local cache), without touching
+//! the database. Guards run before the data guard, so an unauthorised caller
+//! gets 401/403 and never a 400/422 from body parsing.
+
+use std::marker::PhantomData;
+
+use auth_core::{Auth, AuthError, ClientInfo, tenancy::RoleSet, tokens::AccessClaims};
+use rocket::{
+    Request,
+    http::Status,
+    outcome::Outcome,
+    request::{self, FromRequest},
+};
+use uuid::Uuid;
+
+use crate::error::{ApiError, stash};
+
+/// The caller, proven by a valid access token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuthUser {
+    claims: AccessClaims,
+}
+
+impl AuthUser {
+    pub fn id(&self) -> Uuid {
+        self.claims.sub
+    }
+
+    /// The login session (refresh family) the token belongs to.
+    pub fn session_id(&self) -> Uuid {
+        self.claims.sid
+    }
+
+    pub fn claims(&self) -> &AccessClaims {
+        &self.claims
+    }
+
+    pub fn is_staff(&self) -> bool {
+        self.claims.staff
+    }
+
+    pub fn is_superuser(&self) -> bool {
+        self.claims.superuser
+    }
+
+    pub fn email_verified(&self) -> bool {
+        self.claims.email_verified
+    }
+
+    /// The tenant and role the token is scoped to, if any.
+    pub fn tenant(&self) -> Option<(Uuid, &str)> {
+        self.claims.tenant_id.zip(self.claims.role.as_deref())
+    }
+}
+
+/// Why no [`AuthUser`] could be had; cached with the verification result.
+#[derive(Debug, Clone, Copy)]
+enum Rejection {
+    Missing,
+    Invalid,
+}
+
+/// The token after `Bearer `, if the request carries exactly one such header.
+fn bearer<'r>(request: &'r Request<'_>) -> Result<&'r str, Rejection> {
+    let mut values = request.headers().get("Authorization");
+    let value = values.next().ok_or(Rejection::Missing)?;
+    if values.next().is_some() {
+        return Err(Rejection::Invalid);
+    }
+    match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
+            let token = token.trim();
+            if token.is_empty() || token.contains(char::is_whitespace) { Err(Rejection::Invalid) } else { Ok(token) }
+        }
+        // Another scheme (Basic, …) is no bearer token at all.
+        _ => Err(Rejection::Missing),
+    }
+}
+
+fn authenticate(request: &Request<'_>) -> Result<AuthUser, Rejection> {
+    let token = bearer(request)?;
+    let auth = request.rocket().state::<Auth>().ok_or(Rejection::Invalid)?;
+    auth.verify_access(token).map(|claims| AuthUser { claims }).map_err(|_| Rejection::Invalid)
+}
+
+/// Verifies the request's token once; every guard of the request shares the result.
+fn cached<'r>(request: &'r Request<'_>) -> &'r Result<AuthUser, Rejection> {
+    request.local_cache(|| authenticate(request))
+}
+
+fn reject<T>(request: &Request<'_>, error: ApiError) -> request::Outcome<T, ApiError> {
+    let status = error.status();
+    stash(request, error);
+    Outcome::Error((status, ApiError::Status(status)))
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for AuthUser {
+    type Error = ApiError;
+
+    async fn from_request(request: &'r Request<'_>) -> request::Outcome<Self, ApiError> {
+        match cached(request) {
+            Ok(user) => Outcome::Success(user.clone()),
+            Err(Rejection::Missing) => reject(request, ApiError::MissingToken),
+            Err(Rejection::Invalid) => {
+                // Logged, not stored: a flood of forged tokens must not become database writes.
+                let ip = Client::resolve(request).0.ip;
+                tracing::warn!(target: "auth::audit", event = "access_denied", reason = "invalid_token", ?ip, path = %request.uri().path());
+                reject(request, ApiError::Auth(AuthError::InvalidToken))
+            }
+        }
+    }
+}
+
+/// A token scoped to a tenant: its tenant id and the caller's role there.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TenantScope {
+    pub tenant_id: Uuid,
+    pub role: String,
+    pub user: AuthUser,
+}
+
+impl TenantScope {
+    /// Whether the scope is `tenant_id` with `required` or a higher role.
+    pub fn allows(&self, tenant_id: Uuid, required: &str, roles: &RoleSet) -> bool {
+        self.tenant_id == tenant_id && roles.at_least(&self.role, required)
+    }
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for TenantScope {
+    type Error = ApiError;
+
+    async fn from_request(request: &'r Request<'_>) -> request::Outcome<Self, ApiError> {
+        let user = match AuthUser::from_request(request).await {
+            Outcome::Success(user) => user,
+            Outcome::Error(error) => return Outcome::Error(error),
+            Outcome::Forward(status) => return Outcome::Forward(status),
+        };
+        match user.tenant() {
+            Some((tenant_id, role)) => {
+                let role = role.to_owned();
+                Outcome::Success(TenantScope { tenant_id, role, user })
+            }
+            None => {
+                deny(request, &user, "tenant_scope_required").await;
+                reject(request, ApiError::Auth(AuthError::NotAMember))
+            }
+        }
+    }
+}
+
+/// An authorization rule, checked by [`Authorized<P>`] before the handler runs.
+/// `#[requires(...)]` generates these; they can also be written by hand.
+pub trait Policy: Send + Sync + 'static {
+    /// What the policy requires, for route listings (e.g. `role = "admin", tenant`).
+    const DESCRIPTION: &'static str;
+
+    /// `Ok` to let the request through; otherwise the error to answer (403).
+    fn check(user: &AuthUser, request: &Request<'_>, roles: &RoleSet) -> Result<(), AuthError>;
+}
+
+/// Proof that the caller satisfies policy `P`.
+#[derive(Debug)]
+pub struct Authorized<P: Policy> {
+    pub user: AuthUser,
+    policy: PhantomData<P>,
+}
+
+#[rocket::async_trait]
+impl<'r, P: Policy> FromRequest<'r> for Authorized<P> {
+    type Error = ApiError;
+
+    async fn from_request(request: &'r Request<'_>) -> request::Outcome<Self, ApiError> {
+        let user = match AuthUser::from_request(request).await {
+            Outcome::Success(user) => user,
+            Outcome::Error(error) => return Outcome::Error(error),
+            Outcome::Forward(status) => return Outcome::Forward(status),
+        };
+        let Some(auth) = request.rocket().state::<Auth>() else {
+            return reject(request, ApiError::Status(Status::InternalServerError));
+        };
+        match P::check(&user, request, auth.roles()) {
+            Ok(()) => Outcome::Success(Authorized { user, policy: PhantomData }),
+            Err(error) => {
+                deny(request, &user, P::DESCRIPTION).await;
+                reject(request, ApiError::Auth(error))
+            }
+        }
+    }
+}
+
+/// Audits a 403 of an authenticated caller, without delaying the answer.
+async fn deny(request: &Request<'_>, user: &AuthUser, reason: &str) {
+    let Some(auth) = request.rocket().state::<Auth>().cloned() else { return };
+    let client = Client::resolve(request).0;
+    let (user_id, reason, path) = (user.id(), reason.to_owned(), request.uri().path().to_string());
+    tokio::spawn(async move { auth.record_denied(Some(user_id), &client, &reason, &path).await });
+}
+
+/// The value of the dynamic segment `<name>` of the matched route, if present.
+pub fn path_segment<'r>(request: &'r Request<'_>, name: &str) -> Option<&'r str> {
+    let route = request.route()?;
+    let pattern = format!("<{name}>");
+    let position = route.uri.path().split('/').filter(|s| !s.is_empty()).position(|s| s == pattern)?;
+    request.uri().path().segments().get(position)
+}
+
+/// The tenant id in segment `<name>` equals the token's tenant and the token's
+/// role is at least `required`. A malformed segment is a 403, never a 500.
+pub fn check_tenant_role(
+    user: &AuthUser,
+    request: &Request<'_>,
+    segment: &str,
+    required: Option<&str>,
+    roles: &RoleSet,
+) -> Result<(), AuthError> {
+    let in_path = path_segment(request, segment).and_then(|s| s.parse::<Uuid>().ok());
+    match (user.tenant(), in_path) {
+        (Some((tenant_id, role)), Some(path_id)) if tenant_id == path_id => match required {
+            Some(required) if !roles.at_least(role, required) => Err(AuthError::InsufficientRole),
+            _ => Ok(()),
+        },
+        _ => Err(AuthError::NotAMember),
+    }
+}
+
+/// Who is asking: the client IP (through trusted proxies only) and user agent.
+#[derive(Debug, Clone)]
+pub struct Client(pub ClientInfo);
+
+impl Client {
+    fn resolve(request: &Request<'_>) -> Self {
+        let trusted = request.rocket().state::<Auth>().map(|auth| auth.config().http.trusted_proxies.as_slice());
+        let ip = ClientInfo::resolve_ip(
+            request.remote().map(|addr| addr.ip()),
+            request.headers().get_one("X-Forwarded-For"),
+            trusted.unwrap_or_default(),
+        );
+        Self(ClientInfo::new(ip, request.headers().get_one("User-Agent")))
+    }
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for Client {
+    type Error = std::convert::Infallible;
+
+    async fn from_request(request: &'r Request<'_>) -> request::Outcome<Self, Self::Error> {
+        Outcome::Success(Self::resolve(request))
+    }
+}

@@ -1,0 +1,70 @@
+//! [`JsonBody`]: the JSON data guard of the contract. Bodies over
+//! `http.max_body_bytes` are 413, malformed JSON is 400, and well-formed JSON
+//! of the wrong shape is 422 with `fields` naming the offending path.
+
+use auth_core::{Auth, AuthError, FieldErrors};
+use rocket::{
+    Data, Request,
+    data::{self, FromData, ToByteUnit},
+    http::Status,
+    outcome::Outcome,
+};
+use serde::de::DeserializeOwned;
+
+use crate::error::{ApiError, stash};
+
+/// A request body deserialised from JSON.
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<T> JsonBody<T> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+/// Deserialises `bytes`, keeping the path of the first mismatch.
+pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        if inner.classify() == serde_json::error::Category::Data {
+            let mut fields = FieldErrors::new();
+            // serde reports a missing field at the parent path, in its message.
+            let message = inner.to_string();
+            let field = match message.strip_prefix("missing field `") {
+                Some(rest) => rest.split('`').next().unwrap_or("body").to_owned(),
+                None if path == "." => "body".to_owned(),
+                None => path,
+            };
+            let message = message.split(" at line ").next().unwrap_or("invalid value").to_owned();
+            fields.add(&field, message);
+            ApiError::Auth(AuthError::Validation(fields))
+        } else {
+            ApiError::MalformedBody
+        }
+    })
+}
+
+#[rocket::async_trait]
+impl<'r, T: DeserializeOwned> FromData<'r> for JsonBody<T> {
+    type Error = ApiError;
+
+    async fn from_data(request: &'r Request<'_>, data: Data<'r>) -> data::Outcome<'r, Self> {
+        let limit = request.rocket().state::<Auth>().map_or(16 * 1024, |auth| auth.config().http.max_body_bytes);
+        let result = match data.open(limit.bytes()).into_bytes().await {
+            Ok(bytes) if !bytes.is_complete() => Err(ApiError::BodyTooLarge),
+            Ok(bytes) => parse(&bytes.into_inner()),
+            Err(_) => Err(ApiError::MalformedBody),
+        };
+        match result {
+            Ok(value) => Outcome::Success(JsonBody(value)),
+            Err(error) => {
+                let status: Status = error.status();
+                stash(request, error);
+                Outcome::Error((status, ApiError::Status(status)))
+            }
+        }
+    }
+}
