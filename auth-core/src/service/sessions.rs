@@ -1,0 +1,187 @@
+//! Login sessions: login, refresh rotation, listing, logout and revocation.
+
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{Auth, TokenPair, secs_to_ms};
+use crate::{
+    audit::{AuditEvent, ClientInfo},
+    config::MAX_PASSWORD_BYTES,
+    error::{AuthError, Result},
+    identity::Email,
+    password::Verification,
+    ratelimit::Decision,
+    store::{RotateOutcome, Session},
+    tokens::{AccessClaims, OpaqueToken},
+};
+
+impl Auth {
+    /// Checks email and password and starts a session, scoped to `tenant_id`
+    /// when given. An unknown email costs the same argon2 work as a wrong
+    /// password and gets the same error.
+    ///
+    /// After `rate_limits.login_failures_per_account` wrong passwords for one
+    /// email address (registered or not), it is soft-locked: every attempt
+    /// answers [`AuthError::RateLimited`], before any hashing, until a back-off
+    /// that doubles with each further failure has passed. A successful login
+    /// clears the count.
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+        tenant_id: Option<Uuid>,
+        client: &ClientInfo,
+    ) -> Result<TokenPair> {
+        let email = Email::parse("email", email).map_err(AuthError::Validation)?;
+        let limits = &self.inner.config.rate_limits;
+        if limits.enabled
+            && let Decision::Limited { retry_after_secs } =
+                self.inner.limiter.login_allowed(email.as_str(), limits).await?
+        {
+            let key = format!("login:{}", email.as_str());
+            let detail = json!({ "action": "login", "scope": "account", "email": email });
+            self.record_limited(&key, retry_after_secs, client, detail).await;
+            return Err(AuthError::RateLimited { retry_after_secs });
+        }
+        if password.len() > MAX_PASSWORD_BYTES {
+            // Refused before hashing whatever the account: reveals nothing.
+            self.login_failed(&email).await?;
+            return Err(AuthError::InvalidCredentials);
+        }
+        let found = self.inner.store.user_by_email(&email).await?;
+        let stored_hash = found.as_ref().and_then(|(_, hash)| hash.as_deref());
+        let verification = self.inner.passwords.verify(password, stored_hash).await?;
+        let (user, needs_rehash) = match (found, verification) {
+            (Some((user, _)), Verification::Valid { needs_rehash }) => (user, needs_rehash),
+            (found, _) => {
+                let user_id = found.map(|(user, _)| user.id);
+                self.audit(AuditEvent::LoginFailed, user_id, client, json!({ "email": email })).await;
+                self.login_failed(&email).await?;
+                return Err(AuthError::InvalidCredentials);
+            }
+        };
+        if !user.is_active {
+            self.audit(AuditEvent::LoginFailed, Some(user.id), client, json!({ "reason": "inactive" })).await;
+            return Err(AuthError::AccountDisabled);
+        }
+        if self.inner.config.require_verified_email && !user.email_verified() {
+            self.audit(AuditEvent::LoginFailed, Some(user.id), client, json!({ "reason": "unverified" })).await;
+            return Err(AuthError::EmailNotVerified);
+        }
+        let tenant = match tenant_id {
+            None => None,
+            Some(tenant_id) => match self.inner.store.role_in(user.id, tenant_id).await? {
+                Some(role) => Some((tenant_id, role)),
+                None => {
+                    self.audit(AuditEvent::AccessDenied, Some(user.id), client, json!({ "tenant_id": tenant_id }))
+                        .await;
+                    return Err(AuthError::NotAMember);
+                }
+            },
+        };
+        let rehashed = if needs_rehash { Some(self.inner.passwords.hash(password).await?) } else { None };
+        let now = self.inner.clock.now_ms();
+        self.inner.store.record_login(user.id, now, rehashed.as_deref()).await?;
+        let absolute = now + secs_to_ms(self.inner.config.tokens.refresh_absolute_ttl_secs);
+        let pair = self.start_session(&user, tenant, absolute, client).await?;
+        if limits.enabled
+            && let Err(error) = self.inner.limiter.login_succeeded(email.as_str()).await
+        {
+            // The session exists; stale failures expire by themselves.
+            tracing::warn!(%error, "could not clear failed logins after a successful login");
+        }
+        self.audit(AuditEvent::LoginSucceeded, Some(user.id), client, json!({ "tenant_id": tenant_id })).await;
+        Ok(pair)
+    }
+
+    /// Rotates a refresh token (see [`Store::rotate_refresh`]). Presenting a
+    /// consumed token revokes its whole session and is [`AuthError::TokenReused`].
+    pub async fn refresh(&self, refresh_token: &str, client: &ClientInfo) -> Result<TokenPair> {
+        let presented = OpaqueToken::parse(refresh_token).ok_or(AuthError::InvalidToken)?;
+        let t = &self.inner.config.tokens;
+        let now = self.inner.clock.now_ms();
+        let outcome = self
+            .inner
+            .store
+            .rotate_refresh(
+                &presented,
+                now,
+                secs_to_ms(t.refresh_idle_ttl_secs),
+                secs_to_ms(t.refresh_reuse_grace_secs),
+            )
+            .await?;
+        match outcome {
+            RotateOutcome::Rotated { family, successor, role } => {
+                let user = self.inner.store.user(family.user_id).await?.ok_or(AuthError::InvalidToken)?;
+                let access = self.mint(&user, &family, role)?;
+                self.audit(AuditEvent::Refreshed, Some(user.id), client, json!({ "session": family.id })).await;
+                Ok(self.pair(access, &successor))
+            }
+            RotateOutcome::Invalid => Err(AuthError::InvalidToken),
+            RotateOutcome::Reused { family_id, user_id } => {
+                self.revoked(vec![family_id]);
+                self.audit(AuditEvent::RefreshReuseDetected, Some(user_id), client, json!({ "session": family_id }))
+                    .await;
+                Err(AuthError::TokenReused)
+            }
+            RotateOutcome::MembershipEnded { family_id, user_id } => {
+                self.revoked(vec![family_id]);
+                self.audit(
+                    AuditEvent::SessionRevoked,
+                    Some(user_id),
+                    client,
+                    json!({ "session": family_id, "reason": "membership_ended" }),
+                )
+                .await;
+                Err(AuthError::InvalidToken)
+            }
+        }
+    }
+
+    /// Ends the session of `refresh_token`, which must belong to the caller.
+    pub async fn logout(&self, caller: &AccessClaims, refresh_token: &str, client: &ClientInfo) -> Result<()> {
+        let token = OpaqueToken::parse(refresh_token).ok_or(AuthError::InvalidToken)?;
+        let family = self.inner.store.family_of_token(&token).await?.ok_or(AuthError::InvalidToken)?;
+        if family.user_id != caller.sub {
+            self.audit(AuditEvent::AccessDenied, Some(caller.sub), client, json!({ "reason": "foreign_session" }))
+                .await;
+            return Err(AuthError::Forbidden);
+        }
+        let now = self.inner.clock.now_ms();
+        self.inner.store.revoke_family(family.id, caller.sub, "logout", now).await?;
+        self.revoked(vec![family.id]);
+        self.audit(AuditEvent::LoggedOut, Some(caller.sub), client, json!({ "session": family.id })).await;
+        Ok(())
+    }
+
+    /// Ends every session of the caller, including the current one.
+    pub async fn logout_all(&self, caller: &AccessClaims, client: &ClientInfo) -> Result<()> {
+        let now = self.inner.clock.now_ms();
+        let revoked = self.inner.store.revoke_user_families(caller.sub, None, "logout_all", now).await?;
+        let count = revoked.len();
+        self.revoked(revoked);
+        self.audit(AuditEvent::LoggedOutEverywhere, Some(caller.sub), client, json!({ "sessions": count })).await;
+        Ok(())
+    }
+
+    /// The caller's live sessions, the one of this token marked `current`.
+    pub async fn sessions(&self, caller: &AccessClaims) -> Result<Vec<Session>> {
+        let idle = secs_to_ms(self.inner.config.tokens.refresh_idle_ttl_secs);
+        let mut sessions = self.inner.store.live_sessions(caller.sub, self.inner.clock.now_ms(), idle).await?;
+        for session in &mut sessions {
+            session.current = session.id == caller.sid;
+        }
+        Ok(sessions)
+    }
+
+    /// Revokes one of the caller's sessions; another user's id is [`AuthError::NotFound`].
+    pub async fn revoke_session(&self, caller: &AccessClaims, session_id: Uuid, client: &ClientInfo) -> Result<()> {
+        let now = self.inner.clock.now_ms();
+        if !self.inner.store.revoke_family(session_id, caller.sub, "revoked_by_user", now).await? {
+            return Err(AuthError::NotFound);
+        }
+        self.revoked(vec![session_id]);
+        self.audit(AuditEvent::SessionRevoked, Some(caller.sub), client, json!({ "session": session_id })).await;
+        Ok(())
+    }
+}
