@@ -4,6 +4,7 @@
 use auth_core::{
     Auth, AuthError, TokenPair,
     identity::{ProfileUpdate, Registration},
+    ratelimit::Action,
     store::Session,
     tenancy::Member,
 };
@@ -40,7 +41,7 @@ pub async fn register(
     client: Client,
     body: JsonBody<RegisterBody>,
 ) -> ApiResult<(Status, Json<Value>)> {
-    auth.rate_limit(auth_core::ratelimit::Action::Register, &client.0).await?;
+    auth.rate_limit(Action::Register, &client.0).await?;
     let body = body.into_inner();
     let registration =
         Registration { email: body.email, password: body.password, full_name: body.full_name, phone: body.phone };
@@ -62,7 +63,7 @@ pub struct TokenBody {
 #[utoipa::path(tag = "account", request_body = TokenBody, responses((status = 200, description = "Verified"), (status = 400, description = "Unknown, expired or used token", body = crate::openapi::ErrorBody)))]
 #[post("/verify-email", data = "<body>")]
 pub async fn verify_email(auth: &State<Auth>, client: Client, body: JsonBody<TokenBody>) -> ApiResult<Json<Value>> {
-    auth.rate_limit(auth_core::ratelimit::Action::VerificationResend, &client.0).await?;
+    auth.rate_limit(Action::VerificationResend, &client.0).await?;
     auth.verify_email(&body.0.token, &client.0).await?;
     Ok(Json(json!({ "email_verified": true })))
 }
@@ -71,7 +72,7 @@ pub async fn verify_email(auth: &State<Auth>, client: Client, body: JsonBody<Tok
 #[utoipa::path(tag = "account", params(("token" = Option<String>, Query, description = "The emailed token")), responses((status = 200, description = "HTML page: verified", content_type = "text/html"), (status = 400, description = "HTML page: invalid link", content_type = "text/html")))]
 #[get("/verify-email?<token>")]
 pub async fn verify_email_link(auth: &State<Auth>, client: Client, token: Option<&str>) -> (Status, RawHtml<String>) {
-    let limited = auth.rate_limit(auth_core::ratelimit::Action::VerificationResend, &client.0).await;
+    let limited = auth.rate_limit(Action::VerificationResend, &client.0).await;
     let result = match (limited, token) {
         (Ok(()), Some(token)) => auth.verify_email(token, &client.0).await,
         (Err(error), _) => Err(error),
@@ -113,7 +114,7 @@ pub async fn resend_verification(
     client: Client,
     body: JsonBody<EmailBody>,
 ) -> ApiResult<(Status, Json<Value>)> {
-    auth.rate_limit(auth_core::ratelimit::Action::VerificationResend, &client.0).await?;
+    auth.rate_limit(Action::VerificationResend, &client.0).await?;
     auth.resend_verification(&body.0.email, &client.0).await?;
     Ok(accepted())
 }
@@ -128,7 +129,7 @@ pub struct LoginBody {
 #[utoipa::path(tag = "session", request_body = LoginBody, responses((status = 200, body = crate::openapi::TokenPairSchema), (status = 401, description = "Invalid credentials", body = crate::openapi::ErrorBody), (status = 403, description = "Email not verified, or not a member of tenant_id", body = crate::openapi::ErrorBody), (status = 429, description = "Rate limited", body = crate::openapi::ErrorBody)))]
 #[post("/login", data = "<body>")]
 pub async fn login(auth: &State<Auth>, client: Client, body: JsonBody<LoginBody>) -> ApiResult<Json<TokenPair>> {
-    auth.rate_limit(auth_core::ratelimit::Action::Login, &client.0).await?;
+    auth.rate_limit(Action::Login, &client.0).await?;
     let body = body.into_inner();
     Ok(Json(auth.login(&body.email, &body.password, body.tenant_id, &client.0).await?))
 }
@@ -141,7 +142,7 @@ pub struct RefreshBody {
 #[utoipa::path(tag = "session", request_body = RefreshBody, responses((status = 200, body = crate::openapi::TokenPairSchema), (status = 401, description = "Invalid or reused refresh token", body = crate::openapi::ErrorBody)))]
 #[post("/refresh", data = "<body>")]
 pub async fn refresh(auth: &State<Auth>, client: Client, body: JsonBody<RefreshBody>) -> ApiResult<Json<TokenPair>> {
-    auth.rate_limit(auth_core::ratelimit::Action::Refresh, &client.0).await?;
+    auth.rate_limit(Action::Refresh, &client.0).await?;
     Ok(Json(auth.refresh(&body.0.refresh, &client.0).await?))
 }
 
@@ -244,7 +245,7 @@ pub async fn request_password_reset(
     client: Client,
     body: JsonBody<EmailBody>,
 ) -> ApiResult<(Status, Json<Value>)> {
-    auth.rate_limit(auth_core::ratelimit::Action::PasswordReset, &client.0).await?;
+    auth.rate_limit(Action::PasswordReset, &client.0).await?;
     auth.request_password_reset(&body.0.email, &client.0).await?;
     Ok(accepted())
 }
@@ -262,7 +263,7 @@ pub async fn confirm_password_reset(
     client: Client,
     body: JsonBody<ResetConfirmBody>,
 ) -> ApiResult<Status> {
-    auth.rate_limit(auth_core::ratelimit::Action::ResetConfirm, &client.0).await?;
+    auth.rate_limit(Action::ResetConfirm, &client.0).await?;
     let body = body.into_inner();
     auth.confirm_password_reset(&body.token, &body.new_password, &client.0).await?;
     Ok(Status::NoContent)
@@ -299,6 +300,16 @@ fn scoped_to(scope: &TenantScope, tenant_id: &str) -> Result<Uuid, ApiError> {
     }
 }
 
+/// The token's role gates member changes; the store re-checks the current
+/// membership in the same transaction as the change.
+fn require_member_manager(auth: &Auth, scope: &TenantScope) -> Result<(), ApiError> {
+    if auth.roles().has_permission(&scope.role, auth_core::tenancy::MANAGE_MEMBERS) {
+        Ok(())
+    } else {
+        Err(AuthError::InsufficientRole.into())
+    }
+}
+
 #[utoipa::path(tag = "tenants", security(("bearer" = [])), params(("tenant_id" = String, Path)), responses((status = 200, body = Vec<crate::openapi::MemberSchema>), (status = 403, description = "Token not scoped to this tenant", body = crate::openapi::ErrorBody)))]
 #[get("/tenants/<tenant_id>/members")]
 pub async fn members(auth: &State<Auth>, scope: TenantScope, tenant_id: &str) -> ApiResult<Json<Vec<Member>>> {
@@ -322,11 +333,8 @@ pub async fn add_member(
     body: JsonBody<MemberBody>,
 ) -> ApiResult<(Status, Json<Member>)> {
     let tenant_id = scoped_to(&scope, tenant_id)?;
+    require_member_manager(auth, &scope)?;
     let body = body.into_inner();
-    // The token's role gates the request; the store re-checks the current membership.
-    if !auth.roles().has_permission(&scope.role, auth_core::tenancy::MANAGE_MEMBERS) {
-        return Err(AuthError::InsufficientRole.into());
-    }
     let member = auth.add_member(scope.user.id(), tenant_id, &body.email, &body.role, &client.0).await?;
     Ok((Status::Created, Json(member)))
 }
@@ -341,9 +349,7 @@ pub async fn remove_member(
     user_id: &str,
 ) -> ApiResult<Status> {
     let tenant_id = scoped_to(&scope, tenant_id)?;
-    if !auth.roles().has_permission(&scope.role, auth_core::tenancy::MANAGE_MEMBERS) {
-        return Err(AuthError::InsufficientRole.into());
-    }
+    require_member_manager(auth, &scope)?;
     let user_id = user_id.parse::<Uuid>().map_err(|_| AuthError::NotFound)?;
     auth.remove_member(scope.user.id(), tenant_id, user_id, &client.0).await?;
     Ok(Status::NoContent)
