@@ -139,7 +139,9 @@ impl Store {
                     let Some((family_id, Some(consumed_at), Some(old_salt))) = previous else {
                         return Ok(RotateOutcome::Invalid);
                     };
-                    if now - consumed_at > grace_ms {
+                    // Without a grace window every second presentation is reuse, even one
+                    // that read the clock before the winner committed (now <= consumed_at).
+                    if grace_ms == 0 || now - consumed_at > grace_ms {
                         let revoked: Option<(Uuid,)> = sqlx::query_as(
                             "UPDATE refresh_families SET revoked_at = $1, revoke_reason = 'reuse' \
                              WHERE id = $2 AND revoked_at IS NULL RETURNING user_id",
