@@ -1,0 +1,200 @@
+//! Brute-force limits through HTTP, with small limits configured: the
+//! per-account login lock, the per-IP login quota, and which `X-Forwarded-For`
+//! is believed (only a trusted proxy's).
+
+mod common;
+
+use std::net::SocketAddr;
+
+use auth_core::{AuthConfig, config::Quota};
+use common::{Answer, Backend, DEMO_BASE, NEW_PASSWORD, PASSWORD, TestApp};
+use rocket::http::{ContentType, Header, Method};
+use serde_json::json;
+
+backend_tests!(
+    sixth_wrong_login_locks_the_account,
+    unknown_accounts_lock_the_same_way,
+    per_ip_login_quota,
+    forwarded_for_is_ignored_from_untrusted_peers,
+    forwarded_for_is_believed_from_trusted_proxies,
+    per_ip_register_and_reset_quotas,
+);
+
+const CLIENT: &str = "203.0.113.9:1234";
+const OTHER_CLIENT: &str = "203.0.113.10:1234";
+const PROXY: &str = "10.0.0.5:443";
+
+/// Small per-IP quotas (3 logins a minute), the default account lock (5).
+fn small_limits(config: &mut AuthConfig) {
+    let limits = &mut config.rate_limits;
+    limits.login_failures_per_account = 5;
+    limits.login_backoff_base_secs = 30;
+    limits.login = Quota::new(3, 60);
+    limits.register = Quota::new(2, 60);
+    limits.password_reset = Quota::new(2, 60);
+}
+
+/// The account lock alone: per-IP quotas out of reach.
+fn account_lock_only(config: &mut AuthConfig) {
+    small_limits(config);
+    config.rate_limits.login = Quota::new(1000, 60);
+}
+
+/// `POST /api/auth/login` from `remote`, with extra headers.
+async fn login_from(
+    app: &TestApp,
+    remote: &str,
+    email: &str,
+    password: &str,
+    headers: &[(&'static str, &str)],
+) -> Answer {
+    let body = json!({ "email": email, "password": password }).to_string();
+    post_from(app, remote, "/login", &body, headers).await
+}
+
+async fn post_from(app: &TestApp, remote: &str, path: &str, body: &str, headers: &[(&'static str, &str)]) -> Answer {
+    let uri = format!("{DEMO_BASE}{path}");
+    let mut request = app.client().post(uri.clone()).remote(remote.parse::<SocketAddr>().expect("an address"));
+    for (name, value) in headers {
+        request = request.header(Header::new(*name, value.to_string()));
+    }
+    let response = request.header(ContentType::JSON).body(body).dispatch().await;
+    let status = response.status().code;
+    let header = |name: &str| response.headers().get_one(name).map(str::to_owned);
+    let (www_authenticate, retry_after) = (header("WWW-Authenticate"), header("Retry-After"));
+    let content_type = response.content_type().map(|ct| ct.to_string());
+    let text = response.into_string().await.unwrap_or_default();
+    let json = serde_json::from_str(&text).unwrap_or_default();
+    Answer { method: Method::Post, uri, status, content_type, www_authenticate, retry_after, text, json }
+}
+
+/// A 429 with the contract's body and a `Retry-After` in whole seconds.
+#[track_caller]
+fn assert_limited(answer: &Answer) -> u64 {
+    answer.expect_error(429, "rate_limited");
+    let retry_after = answer.retry_after.as_deref().unwrap_or_else(|| panic!("429 without Retry-After: {answer}"));
+    let seconds = retry_after.parse::<u64>().unwrap_or_else(|_| panic!("Retry-After is seconds: {answer}"));
+    assert!(seconds >= 1, "{answer}");
+    seconds
+}
+
+async fn sixth_wrong_login_locks_the_account(backend: Backend) {
+    let app = TestApp::demo_with(backend, account_lock_only).await;
+    let user = app.kit.verified_user("locked").await;
+    for attempt in 1..=5 {
+        let answer = login_from(&app, CLIENT, &user.email, NEW_PASSWORD, &[]).await;
+        assert_eq!(answer.status, 401, "wrong password {attempt} of 5: {answer}");
+        answer.expect_error(401, "invalid_credentials");
+    }
+    // Locked now, even with the right password, from anywhere.
+    let sixth = login_from(&app, CLIENT, &user.email, PASSWORD, &[]).await;
+    let seconds = assert_limited(&sixth);
+    assert!(seconds <= 30, "the first lock lasts the base back-off: {sixth}");
+    assert_limited(&login_from(&app, OTHER_CLIENT, &user.email, PASSWORD, &[]).await);
+    assert_limited(&login_from(&app, CLIENT, &user.email.to_uppercase(), PASSWORD, &[]).await);
+    // Other accounts are not affected.
+    let other = app.kit.verified_user("unlocked").await;
+    login_from(&app, CLIENT, &other.email, PASSWORD, &[]).await.expect(200);
+}
+
+/// A lock says nothing about whether the account exists.
+async fn unknown_accounts_lock_the_same_way(backend: Backend) {
+    let app = TestApp::demo_with(backend, account_lock_only).await;
+    let user = app.kit.verified_user("known").await;
+    let unknown = app.kit.unique_email("unknown");
+    let mut answers = Vec::new();
+    for email in [&user.email, &unknown] {
+        for _ in 0..5 {
+            login_from(&app, CLIENT, email, NEW_PASSWORD, &[]).await.expect_error(401, "invalid_credentials");
+        }
+        let answer = login_from(&app, CLIENT, email, PASSWORD, &[]).await;
+        assert_limited(&answer);
+        answers.push(answer);
+    }
+    assert_eq!(answers[0].json, answers[1].json, "same body for a known and an unknown account");
+}
+
+async fn per_ip_login_quota(backend: Backend) {
+    let app = TestApp::demo_with(backend, small_limits).await;
+    let user = app.kit.verified_user("quota").await;
+    for _ in 0..3 {
+        login_from(&app, CLIENT, &user.email, PASSWORD, &[]).await.expect(200);
+    }
+    let fourth = login_from(&app, CLIENT, &user.email, PASSWORD, &[]).await;
+    let seconds = assert_limited(&fourth);
+    assert!(seconds <= 60, "within the window: {fourth}");
+    // Another client address has a quota of its own.
+    login_from(&app, OTHER_CLIENT, &user.email, PASSWORD, &[]).await.expect(200);
+}
+
+/// From a peer that is not a trusted proxy, `X-Forwarded-For` (and the other
+/// forwarding headers) change nothing: the quota is the peer's.
+async fn forwarded_for_is_ignored_from_untrusted_peers(backend: Backend) {
+    let app = TestApp::demo_with(backend, small_limits).await;
+    let user = app.kit.verified_user("spoof").await;
+    let spoofs: [&[(&'static str, &str)]; 4] = [
+        &[("X-Forwarded-For", "198.51.100.1")],
+        &[("X-Forwarded-For", "198.51.100.2, 10.0.0.5")],
+        &[("X-Real-IP", "198.51.100.3")],
+        &[("Forwarded", "for=198.51.100.4")],
+    ];
+    for (i, headers) in spoofs.iter().enumerate() {
+        let answer = login_from(&app, CLIENT, &user.email, PASSWORD, headers).await;
+        if i < 3 {
+            answer.expect(200);
+        } else {
+            assert_limited(&answer);
+        }
+    }
+    let yet_another = [("X-Forwarded-For", "198.51.100.99")];
+    assert_limited(&login_from(&app, CLIENT, &user.email, PASSWORD, &yet_another).await);
+}
+
+/// Behind a trusted proxy, the client is the right-most address the proxy
+/// did not add itself; what the client wrote further left proves nothing.
+async fn forwarded_for_is_believed_from_trusted_proxies(backend: Backend) {
+    let app = TestApp::demo_with(backend, |config| {
+        small_limits(config);
+        config.http.trusted_proxies = vec!["10.0.0.0/8".parse().expect("a network")];
+    })
+    .await;
+    let user = app.kit.verified_user("proxied").await;
+    let alice = [("X-Forwarded-For", "198.51.100.7")];
+    for _ in 0..3 {
+        login_from(&app, PROXY, &user.email, PASSWORD, &alice).await.expect(200);
+    }
+    assert_limited(&login_from(&app, PROXY, &user.email, PASSWORD, &alice).await);
+    // Alice claiming to be someone else: the proxy appended her real address.
+    let forged = [("X-Forwarded-For", "198.51.100.50, 198.51.100.7")];
+    assert_limited(&login_from(&app, PROXY, &user.email, PASSWORD, &forged).await);
+    // Through a second trusted hop, still Alice.
+    let two_hops = [("X-Forwarded-For", "198.51.100.7, 10.0.0.9")];
+    assert_limited(&login_from(&app, PROXY, &user.email, PASSWORD, &two_hops).await);
+    // Bob, behind the same proxy, has his own quota.
+    let bob = [("X-Forwarded-For", "198.51.100.8")];
+    login_from(&app, PROXY, &user.email, PASSWORD, &bob).await.expect(200);
+    // The proxy's own quota is not Alice's.
+    login_from(&app, PROXY, &user.email, PASSWORD, &[]).await.expect(200);
+    // An untrusted peer forwarding for someone is still just itself.
+    for _ in 0..3 {
+        login_from(&app, CLIENT, &user.email, PASSWORD, &bob).await.expect(200);
+    }
+    assert_limited(&login_from(&app, CLIENT, &user.email, PASSWORD, &[("X-Forwarded-For", "198.51.100.9")]).await);
+}
+
+async fn per_ip_register_and_reset_quotas(backend: Backend) {
+    let app = TestApp::demo_with(backend, small_limits).await;
+    for _ in 0..2 {
+        let body = json!({ "email": app.kit.unique_email("burst"), "password": PASSWORD, "full_name": "Burst" });
+        post_from(&app, CLIENT, "/register", &body.to_string(), &[]).await.expect(201);
+    }
+    let body = json!({ "email": app.kit.unique_email("burst"), "password": PASSWORD, "full_name": "Burst" });
+    assert_limited(&post_from(&app, CLIENT, "/register", &body.to_string(), &[]).await);
+
+    let body = json!({ "email": app.kit.unique_email("reset") }).to_string();
+    for _ in 0..2 {
+        post_from(&app, CLIENT, "/password/reset", &body, &[]).await.expect(202);
+    }
+    assert_limited(&post_from(&app, CLIENT, "/password/reset", &body, &[]).await);
+    post_from(&app, OTHER_CLIENT, "/password/reset", &body, &[]).await.expect(202);
+}
