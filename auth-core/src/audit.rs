@@ -76,6 +76,11 @@ pub enum AuditEvent {
     /// A rate limit or login back-off refused a request (recorded once per
     /// window or lock, not for every refused request).
     RateLimited,
+    /// A sign-in with an identity provider was refused (bad state, code or
+    /// id_token, unverified email, …); the detail names the reason.
+    OAuthFailed,
+    /// An identity at a provider (issuer, subject) was linked to an existing account.
+    IdentityLinked,
 }
 
 impl AuditEvent {
@@ -103,12 +108,17 @@ impl AuditEvent {
             Self::MemberRemoved => "member_removed",
             Self::MemberRoleChanged => "member_role_changed",
             Self::RateLimited => "rate_limited",
+            Self::OAuthFailed => "oauth_failed",
+            Self::IdentityLinked => "identity_linked",
         }
     }
 
     /// Events an operator should notice: logged at `warn`.
     fn is_alarming(self) -> bool {
-        matches!(self, Self::LoginFailed | Self::RefreshReuseDetected | Self::AccessDenied | Self::RateLimited)
+        matches!(
+            self,
+            Self::LoginFailed | Self::RefreshReuseDetected | Self::AccessDenied | Self::RateLimited | Self::OAuthFailed
+        )
     }
 }
 

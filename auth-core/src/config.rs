@@ -1,9 +1,11 @@
 //! One [`AuthConfig`] with secure defaults, validated once at start-up, and the
 //! production checklist of the seed guide expressed as code.
 
-use std::{fmt, path::PathBuf, time::Duration};
+use std::{collections::BTreeMap, fmt, path::PathBuf, time::Duration};
 
 use serde::{Deserialize, Serialize};
+
+pub use crate::oauth::{OAuthPreset, OAuthProvider};
 
 /// Passwords longer than this many bytes are rejected before any hashing, so a
 /// huge body cannot buy a long argon2 run.
@@ -57,6 +59,9 @@ pub struct AuthConfig {
     pub mail: MailSettings,
     pub http: HttpSettings,
     pub rate_limits: RateLimitSettings,
+    /// OpenID Connect providers by name (`[default.auth.oauth.<name>]`); the
+    /// name is the `<provider>` of `/oauth/<provider>/…`.
+    pub oauth: BTreeMap<String, OAuthProvider>,
 }
 
 impl Default for AuthConfig {
@@ -74,6 +79,7 @@ impl Default for AuthConfig {
             mail: MailSettings::default(),
             http: HttpSettings::default(),
             rate_limits: RateLimitSettings::default(),
+            oauth: BTreeMap::new(),
         }
     }
 }
@@ -541,6 +547,9 @@ impl AuthConfig {
                 "must be a redis:// URL (TLS, rediss://, is not built in)",
             );
         }
+        for (name, provider) in &self.oauth {
+            p.0.extend(provider.problems(name));
+        }
         p.into_result()
     }
 
@@ -579,6 +588,9 @@ impl AuthConfig {
                 "mail.transport",
                 "use SMTP in production; the outbox and memory mailers deliver nothing",
             ),
+        }
+        for (name, provider) in &self.oauth {
+            p.0.extend(provider.production_problems(name));
         }
         p.into_result()
     }

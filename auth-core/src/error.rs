@@ -73,6 +73,14 @@ pub enum AuthError {
     InvalidOneTimeToken,
     #[error("the current password is incorrect")]
     WrongPassword,
+    /// A sign-in with an external identity provider failed: a missing, bad or
+    /// expired state, a refused or replayed code, an id_token that fails
+    /// validation (400). The audit trail has the reason.
+    #[error("the sign-in with the identity provider failed; start again")]
+    OAuthFailed,
+    /// The identity provider's email address is outside `allowed_email_domains` (403).
+    #[error("accounts with this email domain cannot sign in with this provider")]
+    EmailDomainNotAllowed,
     #[error("not found")]
     NotFound,
     #[error("the user is already a member of this tenant")]
@@ -108,6 +116,8 @@ impl AuthError {
             Self::InvalidToken | Self::InvalidOneTimeToken => "invalid_token",
             Self::TokenReused => "token_reused",
             Self::WrongPassword => "invalid_password",
+            Self::OAuthFailed => "oauth_failed",
+            Self::EmailDomainNotAllowed => "email_domain_not_allowed",
             Self::NotFound => "not_found",
             Self::AlreadyMember => "already_member",
             Self::LastOwner => "last_owner",

@@ -4,7 +4,8 @@
 //! it: users and profiles, argon2id passwords, tenants and ordered roles, JWT
 //! access tokens, rotating refresh tokens with reuse detection, revocation,
 //! email verification and password reset, rate limits and login back-off
-//! (in process or in Redis), mail, audit, and storage on SQLite or PostgreSQL.
+//! (in process or in Redis), sign-in with OpenID Connect providers, mail,
+//! audit, and storage on SQLite or PostgreSQL.
 //!
 //! Start with [`AuthConfig`] and [`Auth`]; web layers (such as `auth-rocket`)
 //! translate HTTP to the calls of [`Auth`] and [`AuthError`] back to HTTP.
@@ -15,6 +16,7 @@ pub mod config;
 pub mod error;
 pub mod identity;
 pub mod mail;
+pub mod oauth;
 pub mod password;
 pub mod ratelimit;
 pub mod recovery;

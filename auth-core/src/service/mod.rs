@@ -2,6 +2,7 @@
 //! call these and translate [`AuthError`] to HTTP.
 
 mod accounts;
+mod oauth;
 mod sessions;
 mod tenants;
 
@@ -136,6 +137,7 @@ impl AuthBuilder {
             ),
             (None, _) => Arc::new(MemoryRateLimiter::new(self.clock.clone())),
         };
+        let oauth = crate::oauth::Providers::from_settings(&config.oauth)?;
         let store = Store::connect(&config.database_url).await?;
         let inner = Arc::new(Inner {
             tokens: AccessTokens::new(keys, &config.issuer, &config.audience, &config.tokens),
@@ -147,6 +149,7 @@ impl AuthBuilder {
             roles: self.roles,
             clock: self.clock,
             limiter,
+            oauth,
             config,
         });
         inner.reload_revocations().await?;
@@ -172,6 +175,7 @@ struct Inner {
     roles: RoleSet,
     clock: Clock,
     limiter: Arc<dyn RateLimiter>,
+    oauth: crate::oauth::Providers,
 }
 
 impl Inner {

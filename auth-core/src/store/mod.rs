@@ -14,6 +14,7 @@
 //! competitors (see `rotate_refresh`).
 
 mod audit;
+mod identity_links;
 mod one_time;
 mod sessions;
 mod tenants;
@@ -29,6 +30,7 @@ use sqlx::{
 };
 
 pub use audit::AuditRecord;
+pub use identity_links::{IdentityLink, LinkOutcome, LinkRefusal, VerifiedIdentity};
 pub use one_time::OneTimePurpose;
 pub use sessions::{Family, NewFamily, RotateOutcome, Session};
 pub use tenants::MembershipChange;

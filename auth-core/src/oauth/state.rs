@@ -1,0 +1,136 @@
+//! The pending sign-in, kept by the browser that started it: `state`, `nonce`
+//! and PKCE verifier sealed with AES-256-GCM into one short-lived cookie.
+//!
+//! The key is derived (HKDF-SHA256) from the provider's client secret, its
+//! issuer, client id and name, so every instance of a deployment shares it
+//! without another secret to configure, and each provider has its own. The
+//! provider name is also the additional authenticated data: a cookie sealed
+//! for one provider does not open for another. Nothing is stored server-side,
+//! so starting sign-ins costs no database write; the cookie is removed at the
+//! callback, and the provider refuses a second use of a code.
+
+use aws_lc_rs::{
+    aead::{self, Aad, LessSafeKey, NONCE_LEN, Nonce},
+    constant_time, hkdf, rand,
+};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use serde::{Deserialize, Serialize};
+
+/// The cookie is refused after this long: a sign-in at the provider takes a
+/// minute or two.
+pub(crate) const STATE_TTL_SECS: i64 = 5 * 60;
+/// Far more than a sealed [`PendingLogin`] ever takes; longer values are not opened.
+const MAX_SEALED_LEN: usize = 1024;
+const HKDF_SALT: &[u8] = b"auth-platform/oauth-state/v1";
+
+/// What the callback needs to finish the sign-in this browser started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PendingLogin {
+    #[serde(rename = "s")]
+    pub state: String,
+    #[serde(rename = "n")]
+    pub nonce: String,
+    #[serde(rename = "v")]
+    pub pkce_verifier: String,
+    /// Unix milliseconds after which the cookie is refused.
+    #[serde(rename = "e")]
+    pub expires_at: i64,
+}
+
+impl PendingLogin {
+    /// Whether `state` (from the callback's query) is this sign-in's, in constant time.
+    pub(crate) fn state_matches(&self, state: &str) -> bool {
+        constant_time::verify_slices_are_equal(self.state.as_bytes(), state.as_bytes()).is_ok()
+    }
+}
+
+/// The AEAD key of one provider's state cookies.
+pub(crate) struct StateKey {
+    key: LessSafeKey,
+    provider: String,
+}
+
+impl StateKey {
+    pub(crate) fn derive(provider: &str, issuer: &str, client_id: &str, client_secret: &str) -> Self {
+        let info = [provider.as_bytes(), b"\0", issuer.as_bytes(), b"\0", client_id.as_bytes()].concat();
+        let info = [info.as_slice()];
+        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, HKDF_SALT).extract(client_secret.as_bytes());
+        let okm = prk.expand(&info, &aead::AES_256_GCM).expect("32 bytes is a valid HKDF-SHA256 output length");
+        Self { key: LessSafeKey::new(aead::UnboundKey::from(okm)), provider: provider.to_owned() }
+    }
+
+    /// `base64url(nonce ‖ ciphertext ‖ tag)`.
+    pub(crate) fn seal(&self, pending: &PendingLogin) -> String {
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::fill(&mut nonce).expect("the operating system's random number generator failed");
+        let mut sealed = serde_json::to_vec(pending).expect("a PendingLogin serialises");
+        self.key
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(self.provider.as_bytes()),
+                &mut sealed,
+            )
+            .expect("AES-GCM seals any message of this size");
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&sealed);
+        URL_SAFE_NO_PAD.encode(out)
+    }
+
+    /// The pending sign-in, if `value` was sealed by this key for this provider.
+    pub(crate) fn open(&self, value: &str) -> Option<PendingLogin> {
+        if value.len() > MAX_SEALED_LEN {
+            return None;
+        }
+        let bytes = URL_SAFE_NO_PAD.decode(value).ok()?;
+        if bytes.len() < NONCE_LEN {
+            return None;
+        }
+        let (nonce, sealed) = bytes.split_at(NONCE_LEN);
+        let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
+        let mut sealed = sealed.to_vec();
+        let plain = self.key.open_in_place(nonce, Aad::from(self.provider.as_bytes()), &mut sealed).ok()?;
+        serde_json::from_slice(plain).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending() -> PendingLogin {
+        PendingLogin { state: "state".into(), nonce: "nonce".into(), pkce_verifier: "verifier".into(), expires_at: 42 }
+    }
+
+    #[test]
+    fn oauth_state_cookie_round_trips_and_hides_its_content() {
+        let key = StateKey::derive("idp", "https://idp.example.com", "client", "secret");
+        let sealed = key.seal(&pending());
+        assert_eq!(key.open(&sealed), Some(pending()));
+        assert!(
+            !sealed.contains("verifier")
+                && !String::from_utf8_lossy(&URL_SAFE_NO_PAD.decode(&sealed).unwrap()).contains("verifier")
+        );
+        assert_ne!(key.seal(&pending()), sealed, "a fresh nonce each time");
+        assert!(pending().state_matches("state") && !pending().state_matches("other"));
+    }
+
+    #[test]
+    fn oauth_state_cookie_refuses_tampering_and_other_keys() {
+        let key = StateKey::derive("idp", "https://idp.example.com", "client", "secret");
+        let sealed = key.seal(&pending());
+        let mut bytes = URL_SAFE_NO_PAD.decode(&sealed).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        assert_eq!(key.open(&URL_SAFE_NO_PAD.encode(&bytes)), None);
+        for other in [
+            StateKey::derive("other", "https://idp.example.com", "client", "secret"),
+            StateKey::derive("idp", "https://idp.example.com", "client", "another secret"),
+            StateKey::derive("idp", "https://idp.example.com", "client2", "secret"),
+        ] {
+            assert_eq!(other.open(&sealed), None);
+        }
+        for junk in ["", "!!!", "AAAA", &"A".repeat(2000)] {
+            assert_eq!(key.open(junk), None);
+        }
+    }
+}
