@@ -1,4 +1,278 @@
-//! `#[requires(...)]`, `#[public]` and `#[derive(Roles)]` for the auth platform.
+//! `#[requires(...)]`, `#[public]` and `#[derive(Roles)]`: a Rocket route's
+//! authorization policy as an attribute, checked when the app compiles and run
+//! as a request guard before the handler.
 //!
-//! Not implemented yet: this crate is reserved in the workspace layout and
-//! exports nothing until its issue lands.
+//! A host app reaches them through the facade (`auth_platform::{requires,
+//! public, Roles}`); the code they generate refers to `auth-rocket`, under the
+//! name the host depends on it (`auth_rocket`, or `auth_platform::rocket`
+//! through the facade, found with `proc-macro-crate`).
+//!
+//! ```
+//! use auth_macros::{public, requires};
+//! use auth_rocket::TenantScope;
+//! use rocket::{get, post, routes, serde::json::Json};
+//!
+//! #[requires(role = "admin", tenant)] // above the route attribute
+//! #[get("/tenant/<tenant_id>/reports")]
+//! fn reports(tenant_id: &str, scope: TenantScope) -> String {
+//!     format!("{tenant_id}: reports for an {}", scope.role)
+//! }
+//!
+//! #[requires(any(staff, role = "owner"), verified)]
+//! #[post("/imports", data = "<rows>")]
+//! fn import(rows: Json<Vec<String>>) -> String {
+//!     format!("{} rows", rows.len()) // never reached by a caller the policy refuses
+//! }
+//!
+//! #[public]
+//! #[get("/health")]
+//! fn health() -> &'static str {
+//!     "ok"
+//! }
+//!
+//! let rocket = rocket::build().mount("/api", routes![reports, import, health]);
+//! ```
+//!
+//! # Grammar
+//!
+//! ```text
+//! #[requires(item, item, ...)]        every condition must hold; at least one
+//! item      := condition | roles = TypePath
+//! condition := authenticated            any valid access token
+//!            | role = "name"            the token is scoped to a tenant where the caller's
+//!                                       role is `name` or higher
+//!            | permission = "name"      the token is scoped to a tenant where the caller's role
+//!                                       holds `name` (granted to it or to a role below it)
+//!            | tenant                   the path segment <tenant_id> is the token's tenant
+//!            | tenant = "segment"       the same for the path segment <segment>
+//!            | verified                 the account's email address is verified
+//!            | staff                    platform staff
+//!            | superuser                platform superuser
+//!            | any(condition, ...)      at least one of these holds (not nested, not empty)
+//! #[public]                           the route is open on purpose
+//! ```
+//!
+//! `role` and `permission` without `tenant` accept a token scoped to any
+//! tenant; with `tenant`, it must be the path's. Every policy requires a valid
+//! token: without one the answer is 401 with `WWW-Authenticate: Bearer`; a
+//! valid token that does not satisfy the policy gets 403 (`not_a_member` for a
+//! token scoped to another tenant, to none, or a malformed segment;
+//! `insufficient_role`, with `WWW-Authenticate: Bearer error="insufficient_scope"`,
+//! for a role too low or without the permission; `email_not_verified`;
+//! `forbidden` for `staff`, `superuser`, and an `any` whose alternatives
+//! failed for different reasons). Tenant conditions are checked first, so a
+//! token for another tenant learns nothing about what its role would allow.
+//!
+//! ## Roles
+//!
+//! `role` and `permission` names are checked at compile time against a role
+//! set: the default owner > admin > member (admins are granted
+//! `members.manage`), or the app's own, named with `roles = Type`:
+//!
+//! ```
+//! use auth_macros::{Roles, requires};
+//!
+//! /// Highest first. Written in tokens in snake_case unless renamed.
+//! #[derive(Debug, Clone, Copy, PartialEq, Eq, Roles)]
+//! enum Newsroom {
+//!     #[grants("articles.publish", "members.manage")]
+//!     Editor,
+//!     #[role(rename = "author")]
+//!     #[grants("articles.write")]
+//!     Writer,
+//!     #[grants("articles.read")] // and so editors and authors may read too
+//!     Reader,
+//! }
+//!
+//! #[requires(permission = "articles.read", tenant, roles = Newsroom)]
+//! #[rocket::get("/tenant/<tenant_id>/articles")]
+//! fn articles(tenant_id: &str) -> &str {
+//!     tenant_id
+//! }
+//!
+//! // The platform must run with the same roles (checked at ignite):
+//! let fairing = auth_rocket::AuthFairing::with_roles::<Newsroom>();
+//! ```
+//!
+//! `#[derive(Roles)]` implements `auth_core::tenancy::Roles` and
+//! `auth_rocket::policy::DeclaredRoles` (the names and permissions as
+//! constants, for the compile-time checks). It takes a fieldless,
+//! non-generic enum with at least one variant; derive `Clone, Copy,
+//! PartialEq, Eq` beside it. A role set is named per attribute rather than
+//! once per crate because a proc-macro sees only its own item: `roles =`
+//! is what tells it which enum to check against. Routes that name no role
+//! or permission need no `roles =`.
+//!
+//! # Expansion
+//!
+//! ```text
+//! #[requires(role = "admin", tenant)]
+//! #[get("/tenant/<tenant_id>/reports")]
+//! fn reports(tenant_id: &str) -> String { ... }
+//! ```
+//!
+//! becomes, in outline (`auth_rocket` as the host names it):
+//!
+//! ```text
+//! #[doc(hidden)]
+//! struct __AuthPolicy_reports; // same visibility as the handler
+//!
+//! impl __AuthPolicy_reports {
+//!     pub const CONDITIONS: &'static [auth_rocket::policy::Condition] =
+//!         &[Condition::Role("admin"), Condition::Tenant("tenant_id")];
+//! }
+//!
+//! impl auth_rocket::Policy for __AuthPolicy_reports {
+//!     const DESCRIPTION: &'static str = r#"role = "admin", tenant"#;
+//!     fn check(user: &AuthUser, request: &Request<'_>, roles: &RoleSet) -> Result<(), AuthError> {
+//!         auth_rocket::policy::evaluate(Self::CONDITIONS, user, request, roles)
+//!     }
+//! }
+//!
+//! // One per role or permission name: fails to compile, on the name, if the
+//! // role set does not declare it (see the messages below).
+//! const _: () = { /* DefaultRoles::NAMES contains "admin", else panic!(...) */ };
+//!
+//! // For the route listing (`auth_rocket::policy::route_table`).
+//! inventory::submit! { Registration { handler: "reports", method: "GET",
+//!     path: "/tenant/<tenant_id>/reports", marking: Marking::Requires { .. }, .. } }
+//!
+//! #[get("/tenant/<tenant_id>/reports")]
+//! fn reports(__auth_policy: auth_rocket::Authorized<__AuthPolicy_reports>, tenant_id: &str) -> String { ... }
+//! ```
+//!
+//! The guard is the first parameter: Rocket runs request guards left to
+//! right, then path and query parameters, and the data guard last, so an
+//! unauthorised caller gets 401/403 and never a 400/422 from parsing the body
+//! or a segment. The token is verified once per request and cached, so the
+//! handler may still take `AuthUser` or `TenantScope` to read who is asking.
+//! The `DESCRIPTION` is normalised: conditions in the order `role`,
+//! `permission`, `tenant`, `verified`, `staff`, `superuser`, `any` (inside
+//! `any(...)` too), `tenant = "tenant_id"` written `tenant`, and
+//! `authenticated` dropped beside other conditions (every policy requires a
+//! token). `#[public]` only registers the route. Set `AUTH_MACROS_DEBUG=1`
+//! while building to print each expansion on stderr.
+//!
+//! # Mistakes, at compile time
+//!
+//! Each is reported on the offending token, every mistake of one attribute in
+//! the same compile; the handler is still emitted (without the guard), so
+//! nothing else fails because of it. Each has a UI test in `tests/ui/fail/`.
+//!
+//! ```text
+//! error[E0080]: evaluation panicked: unknown role "admni": the default roles are "owner" > "admin" > "member" (highest first); for roles of your own, #[derive(Roles)] on an enum and add roles = YourEnum
+//!  --> src/main.rs:4:19
+//!   |
+//! 4 | #[requires(role = "admni", tenant)]
+//!   |                   ^^^^^^^ evaluation of `_` failed here
+//!
+//! error[E0080]: evaluation panicked: unknown role "admin": the roles of Newsroom are "editor" > "writer" > "reader" (highest first)
+//! error[E0080]: evaluation panicked: unknown permission "invoices.raed": the roles of Billing grant "invoices.write", "invoices.read"
+//!
+//! error: `tenant` compares the path segment <tenant_id> with the token's tenant, but this path has no <tenant_id>: add it to the path, or name the segment with tenant = "..."
+//!  --> src/main.rs:5:7
+//!   |
+//! 5 | #[get("/reports/<id>")]
+//!   |       ^^^^^^^^^^^^^^^
+//!
+//! error: `tenant = "org_id"` names the path segment <org_id>, but this path has none
+//! error: unknown condition `admin`; #[requires] understands authenticated, role = "...", permission = "...", tenant, tenant = "segment", verified, staff, superuser, any(...), and roles = YourRoles
+//! error: unknown condition `authenticate`; did you mean `authenticated`? #[requires] understands …
+//! error: `staff` is repeated; once is enough
+//! error: conflicting conditions: `role = "admin"` and `role = "owner"`; a route requires one minimum role (higher roles pass too): keep the one you mean
+//! error: conflicting conditions: `tenant = "a"` and `tenant = "b"`; a token is scoped to one tenant, so two tenant segments cannot both be its tenant
+//! error: any() needs at least one alternative, e.g. any(staff, role = "admin")
+//! error: any(...) inside any(...) is one any(...): list the alternatives in the outer one
+//! error: #[requires] needs at least one condition: #[requires(authenticated)] for any valid token; #[public] marks a route that is open on purpose
+//! error: `role` takes a string: role = "admin"
+//! error: `staff` takes no value: write just `staff`
+//!
+//! error: #[requires] needs a Rocket route attribute (#[get], #[post], …) below it, and none follows it here
+//!        place #[requires] above #[get]: attributes expand top-down, and a route attribute above #[requires] has already been expanded by Rocket without it
+//!  --> src/main.rs:5:1
+//!   |
+//! 5 | #[requires(staff)]
+//!   | ^^^^^^^^^^^^^^^^^^
+//!
+//! error: #[requires] goes on a Rocket route handler, a function with #[get], #[post], … below #[requires]
+//! error: #[requires] is given twice: merge the conditions into one #[requires(...)]
+//! error: a route is either #[public] or #[requires(...)], not both
+//!
+//! error[E0277]: `std::string::String` is not a role set that #[requires] can check
+//!  --> src/main.rs:4:36
+//!   |
+//! 4 | #[requires(role = "admin", roles = String)]
+//!   |                                    ^^^^^^ not declared with #[derive(Roles)]
+//!
+//! error: #[derive(Roles)] declares roles with an enum: one fieldless variant per role, highest first, e.g. enum AppRoles { Owner, Editor, Viewer }
+//! error: role `Admin` has fields; a role is only a name: remove them
+//! error: `Owner` and `CoOwner` are both written "owner" in tokens
+//! ```
+//!
+//! A `#[requires]` below `#[get]` cannot be told from one on a function that
+//! is no route (Rocket re-emits the function unchanged, and a proc-macro sees
+//! only its own item), so both get the same message, which says what to do in
+//! either case.
+//!
+//! # At ignite
+//!
+//! `auth_rocket::AuthFairing` checks the mounted routes once they are all
+//! mounted: in the release profile it refuses to launch while a route has
+//! neither `#[requires]` nor `#[public]`, naming each (unless the host calls
+//! `AuthFairing::allow_unmarked_routes()`; debug only logs them), and in every
+//! profile it refuses routes whose `role`/`permission` names a role set other
+//! than the one the platform runs with. `auth_rocket::policy::route_table`
+//! lists every mounted route with its policy, for docs and a host's tests.
+
+mod condition;
+mod errors;
+mod paths;
+mod requires;
+mod roles;
+mod route;
+
+use proc_macro::TokenStream;
+
+/// Guards a Rocket route with a policy: place it above the route attribute.
+///
+/// ```
+/// # use auth_macros::requires;
+/// #[requires(role = "member", tenant)]
+/// #[rocket::get("/tenant/<tenant_id>/data")]
+/// fn data(tenant_id: &str) -> &str {
+///     tenant_id
+/// }
+/// ```
+///
+/// See the [crate documentation](crate) for the grammar, the expansion and
+/// the compile-time errors.
+#[proc_macro_attribute]
+pub fn requires(args: TokenStream, item: TokenStream) -> TokenStream {
+    debug("requires", requires::requires(args.into(), item.into())).into()
+}
+
+/// Marks a Rocket route as open on purpose: place it above the route attribute.
+///
+/// The route is listed as `public` by `auth_rocket::policy::route_table`, and
+/// the release check lets it through. It adds no guard.
+#[proc_macro_attribute]
+pub fn public(args: TokenStream, item: TokenStream) -> TokenStream {
+    debug("public", requires::public(args.into(), item.into())).into()
+}
+
+/// Declares an app's ordered tenant roles (highest first), their names in
+/// tokens (`#[role(rename = "...")]`, snake_case by default) and the
+/// permissions each grants (`#[grants("...", ...)]`, inherited by every role
+/// above it). See [Roles](crate#roles).
+#[proc_macro_derive(Roles, attributes(role, grants))]
+pub fn derive_roles(input: TokenStream) -> TokenStream {
+    debug("derive(Roles)", roles::derive(input.into())).into()
+}
+
+/// With `AUTH_MACROS_DEBUG` set, prints what a macro generated.
+fn debug(name: &str, tokens: proc_macro2::TokenStream) -> proc_macro2::TokenStream {
+    if std::env::var_os("AUTH_MACROS_DEBUG").is_some() {
+        eprintln!("#[{name}] expands to:\n{tokens}\n");
+    }
+    tokens
+}

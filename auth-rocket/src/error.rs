@@ -108,8 +108,9 @@ fn auth_status(error: &AuthError) -> Status {
         | AuthError::NotAMember
         | AuthError::InsufficientRole
         | AuthError::Forbidden
-        | AuthError::LastOwner => Status::Forbidden,
-        AuthError::InvalidOneTimeToken | AuthError::WrongPassword => Status::BadRequest,
+        | AuthError::LastOwner
+        | AuthError::EmailDomainNotAllowed => Status::Forbidden,
+        AuthError::InvalidOneTimeToken | AuthError::WrongPassword | AuthError::OAuthFailed => Status::BadRequest,
         AuthError::NotFound => Status::NotFound,
         AuthError::RateLimited { .. } => Status::TooManyRequests,
         AuthError::Overloaded | AuthError::Unavailable => Status::ServiceUnavailable,

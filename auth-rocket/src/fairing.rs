@@ -30,15 +30,28 @@ type Customize = Arc<dyn Fn(AuthBuilder) -> AuthBuilder + Send + Sync>;
 /// `auth` table of Rocket's figment (`[default.auth]` in `Rocket.toml`,
 /// `ROCKET_AUTH={...}`), and the environment variables `DATABASE_URL` and
 /// `AUTH_OUTBOX_DIR` override the database and select the file outbox.
+///
+/// At ignite, after every route is mounted, it checks them (see
+/// [`policy`](crate::policy)): in release it refuses to launch while a route
+/// has neither `#[requires(...)]` nor `#[public]`, naming each.
 #[derive(Clone, Default)]
 pub struct AuthFairing {
     customize: Option<Customize>,
+    allow_unmarked_routes: bool,
 }
 
 impl AuthFairing {
     /// Uses the application's ordered roles instead of owner > admin > member.
     pub fn with_roles<R: Roles>() -> Self {
         Self::default().customize(|builder| builder.roles::<R>())
+    }
+
+    /// Launches in release even while routes have neither `#[requires(...)]`
+    /// nor `#[public]` (they are still logged). A code setting on purpose:
+    /// no deployment variable can open routes.
+    pub fn allow_unmarked_routes(mut self) -> Self {
+        self.allow_unmarked_routes = true;
+        self
     }
 
     /// Adjusts the [`AuthBuilder`] before it builds (mailer, roles, keys, clock).
@@ -140,7 +153,13 @@ impl Fairing for AuthFairing {
     }
 
     async fn on_ignite(&self, rocket: Rocket<Build>) -> fairing::Result {
-        match build(rocket.figment(), self.customize.as_ref()).await {
+        let require_marks = is_release(rocket.figment()) && !self.allow_unmarked_routes;
+        let built = match crate::policy::check_marks(&rocket, require_marks) {
+            Ok(()) => build(rocket.figment(), self.customize.as_ref()).await,
+            Err(error) => Err(error),
+        };
+        let built = built.and_then(|auth| crate::policy::check_roles(&rocket, auth.roles()).map(|()| auth));
+        match built {
             Ok(auth) => {
                 let cors = crate::cors::Cors::new(&auth.config().http.cors_allowed_origins);
                 Ok(rocket.manage(auth).attach(cors))

@@ -16,7 +16,10 @@
 //!
 //! Host handlers protect themselves with the request guards [`AuthUser`],
 //! [`TenantScope`] and [`Authorized<P>`]; every failure answers with the
-//! contract's JSON error body.
+//! contract's JSON error body. `#[requires(...)]` (auth-macros, re-exported by
+//! auth-platform) generates the [`Policy`] of an `Authorized<P>` from a list of
+//! conditions; [`policy`] lists every mounted route with its policy, and the
+//! fairing refuses to launch in release while a route has none.
 
 mod catchers;
 pub mod cli;
@@ -25,8 +28,12 @@ mod error;
 mod fairing;
 mod guards;
 mod json;
+mod oauth;
 mod openapi;
+pub mod policy;
 mod routes;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use error::ApiError;
 pub use fairing::{AuthFairing, development_key, is_release, load_config};
@@ -34,10 +41,13 @@ pub use guards::{AuthUser, Authorized, Client, Policy, TenantScope, check_tenant
 pub use json::JsonBody;
 pub use openapi::document as openapi_document;
 
-/// Every endpoint of the contract, to mount under a base such as `/api/auth`.
+/// Every endpoint of the contract, to mount under a base such as `/api/auth`,
+/// including sign-in with the OpenID Connect providers of `[auth.oauth.<name>]`
+/// (`/oauth/<provider>/authorize` and `/oauth/<provider>/callback`; 404 for
+/// a name that is not configured).
 pub fn routes() -> Vec<rocket::Route> {
     use routes::*;
-    rocket::routes![
+    policy::platform(rocket::routes![
         register,
         verify_email,
         verify_email_link,
@@ -60,13 +70,15 @@ pub fn routes() -> Vec<rocket::Route> {
         remove_member,
         tenant_token,
         jwks,
+        oauth::oauth_authorize,
+        oauth::oauth_callback,
         openapi::openapi_json,
-    ]
+    ])
 }
 
 /// `/.well-known/jwks.json`, to mount at `/`.
 pub fn well_known() -> Vec<rocket::Route> {
-    rocket::routes![routes::well_known_jwks]
+    policy::platform(rocket::routes![routes::well_known_jwks])
 }
 
 /// JSON error bodies for every status, to register at `/`.

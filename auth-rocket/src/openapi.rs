@@ -133,6 +133,8 @@ impl Modify for BearerAuth {
         routes::remove_member,
         routes::tenant_token,
         routes::jwks,
+        crate::oauth::oauth_authorize,
+        crate::oauth::oauth_callback,
     ),
     modifiers(&BearerAuth)
 )]

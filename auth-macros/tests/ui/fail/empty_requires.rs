@@ -1,0 +1,8 @@
+use auth_macros::requires;
+use rocket::get;
+
+#[requires()]
+#[get("/anything")]
+fn anything() {}
+
+fn main() {}

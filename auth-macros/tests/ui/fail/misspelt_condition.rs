@@ -1,0 +1,8 @@
+use auth_macros::requires;
+use rocket::get;
+
+#[requires(authenticate)]
+#[get("/me")]
+fn me() {}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use auth_macros::requires;
+
+#[requires(staff)]
+fn not_a_route() {}
+
+fn main() {
+    not_a_route();
+}

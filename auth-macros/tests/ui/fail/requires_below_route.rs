@@ -1,0 +1,10 @@
+use auth_macros::requires;
+use rocket::{get, routes};
+
+#[get("/staff")]
+#[requires(staff)]
+fn staff() {}
+
+fn main() {
+    let _ = routes![staff];
+}

@@ -1,0 +1,8 @@
+use auth_macros::requires;
+
+#[requires(staff)]
+struct Report;
+
+fn main() {
+    let _ = Report;
+}
