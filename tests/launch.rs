@@ -83,7 +83,6 @@ async fn release_ignites_a_host_app_with_a_complete_production_config() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "BUG: the demo's routes have neither #[requires] nor #[public], so release refuses the demo"]
 async fn release_ignites_the_demo_with_a_complete_production_config() {
     release_ignites_with_a_complete_production_config(App::Demo).await;
 }
@@ -94,7 +93,6 @@ async fn release_refuses_a_host_app_what_the_checklist_forbids() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "BUG: the demo's routes have neither #[requires] nor #[public], so release refuses the demo"]
 async fn release_refuses_the_demo_what_the_checklist_forbids() {
     release_refuses_what_the_checklist_forbids(App::Demo).await;
 }
