@@ -6,6 +6,7 @@ use auth_platform::requires;
 use auth_platform::rocket::{AuthFairing, AuthUser, TenantScope};
 use rocket::{Build, Rocket, get, routes, serde::json::Json};
 use serde_json::{Value, json};
+use uuid::Uuid;
 
 /// Any valid access token.
 #[requires(authenticated)]
@@ -17,14 +18,14 @@ fn protected(user: AuthUser) -> Json<Value> {
 /// A token scoped to the path's tenant with at least `member`.
 #[requires(role = "member", tenant)]
 #[get("/tenant/<tenant_id>/data")]
-fn tenant_data(tenant_id: &str, scope: TenantScope) -> Json<Value> {
+fn tenant_data(tenant_id: Uuid, scope: TenantScope) -> Json<Value> {
     Json(json!({ "tenant_id": tenant_id, "role": scope.role, "data": ["report-1", "report-2"] }))
 }
 
 /// A token scoped to the path's tenant with at least `admin`.
 #[requires(role = "admin", tenant)]
 #[get("/tenant/<tenant_id>/admin")]
-fn tenant_admin(tenant_id: &str, user: AuthUser) -> Json<Value> {
+fn tenant_admin(tenant_id: Uuid, user: AuthUser) -> Json<Value> {
     Json(json!({ "tenant_id": tenant_id, "admin": true, "user_id": user.id() }))
 }
 
