@@ -185,7 +185,8 @@ pub struct PasswordSettings {
     pub argon2_iterations: u32,
     /// argon2id lanes (OWASP: 1).
     pub argon2_parallelism: u32,
-    /// Threads that hash passwords; 0 means one per CPU.
+    /// Threads that hash passwords; 0 means one per CPU but one (at least one),
+    /// so a login storm leaves a core to the request path (BENCHMARKS.md).
     pub hashing_threads: usize,
     /// How long a caller waits for a free hashing thread before `Overloaded`.
     pub hashing_queue_timeout_ms: u64,

@@ -107,7 +107,11 @@ impl PasswordHasher {
                     )
                 })?;
         let threads = match settings.hashing_threads {
-            0 => std::thread::available_parallelism().map_or(1, NonZero::get),
+            // One core is left to the request path: with every core hashing, a
+            // login storm pushed a cheap protected route's p99 from ~4 ms to ~7 ms
+            // on 2 cores, while logins got through at a lower share of the
+            // pool's ceiling (BENCHMARKS.md).
+            0 => default_hashing_threads(),
             n => n,
         };
         let dummy: Arc<str> = dummy_hash(&params)
@@ -240,6 +244,11 @@ impl PasswordHasher {
         }
         errors
     }
+}
+
+/// The hashing pool size when none is configured: every CPU but one, at least one.
+pub fn default_hashing_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| NonZero::get(n).saturating_sub(1).max(1))
 }
 
 fn too_many_bytes() -> String {

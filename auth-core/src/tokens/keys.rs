@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
+use std::sync::Arc;
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
@@ -35,7 +36,59 @@ pub(crate) fn jwt_algorithm(algorithm: SigningAlgorithm) -> Algorithm {
 struct SigningKey {
     kid: String,
     algorithm: SigningAlgorithm,
+    /// jsonwebtoken's form of the key, which the tests sign crafted tokens with.
+    #[cfg_attr(not(test), expect(dead_code, reason = "only the tests sign through jsonwebtoken"))]
     key: EncodingKey,
+    /// The same key parsed once for aws-lc-rs: jsonwebtoken's `encode` parses
+    /// the DER on every call, which for RSA costs about as much as the signature.
+    signer: Signer,
+}
+
+/// A private key parsed once, signing JWS messages directly with aws-lc-rs.
+/// The signatures are byte-for-byte the JWS forms jsonwebtoken writes and
+/// verifies: PKCS#1 v1.5 SHA-256, fixed-size P-256 `r||s`, raw Ed25519, and
+/// HMAC-SHA-256 over the secret's bytes.
+#[derive(Clone)]
+pub(crate) enum Signer {
+    Rsa(Arc<sig::RsaKeyPair>),
+    Ecdsa(Arc<sig::EcdsaKeyPair>),
+    Ed25519(Arc<sig::Ed25519KeyPair>),
+    Hmac(Arc<aws_lc_rs::hmac::Key>),
+}
+
+impl Signer {
+    fn new(algorithm: SigningAlgorithm, key: &EncodingKey) -> Result<Self, &'static str> {
+        let der = key.as_bytes();
+        Ok(match algorithm {
+            SigningAlgorithm::Rs256 => {
+                Self::Rsa(Arc::new(sig::RsaKeyPair::from_der(der).map_err(|_| "is not a valid RSA private key")?))
+            }
+            SigningAlgorithm::Es256 => Self::Ecdsa(Arc::new(
+                sig::EcdsaKeyPair::from_pkcs8(&sig::ECDSA_P256_SHA256_FIXED_SIGNING, der)
+                    .map_err(|_| "ES256 needs a valid P-256 private key")?,
+            )),
+            SigningAlgorithm::EdDsa => Self::Ed25519(Arc::new(
+                sig::Ed25519KeyPair::from_pkcs8(der).map_err(|_| "is not a valid Ed25519 private key")?,
+            )),
+            SigningAlgorithm::Hs256 => {
+                Self::Hmac(Arc::new(aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, der)))
+            }
+        })
+    }
+
+    /// The raw JWS signature of `message` (the `header.claims` signing input).
+    pub(crate) fn sign(&self, message: &[u8]) -> Result<Vec<u8>, aws_lc_rs::error::Unspecified> {
+        match self {
+            Self::Rsa(pair) => {
+                let mut signature = vec![0; pair.public_modulus_len()];
+                pair.sign(&sig::RSA_PKCS1_SHA256, &SystemRandom::new(), message, &mut signature)?;
+                Ok(signature)
+            }
+            Self::Ecdsa(pair) => Ok(pair.sign(&SystemRandom::new(), message)?.as_ref().to_vec()),
+            Self::Ed25519(pair) => Ok(pair.sign(message).as_ref().to_vec()),
+            Self::Hmac(key) => Ok(aws_lc_rs::hmac::sign(key, message).as_ref().to_vec()),
+        }
+    }
 }
 
 /// One key tokens may be verified with. A `kid` maps to exactly one algorithm,
@@ -118,7 +171,14 @@ impl KeySet {
                     problems.push(problem(&field, pem_leaf(spec), "the signing key must be a private key".into()));
                     continue;
                 };
-                signing = Some(SigningKey { kid: spec.kid.clone(), algorithm, key });
+                let signer = match Signer::new(algorithm, &key) {
+                    Ok(signer) => signer,
+                    Err(message) => {
+                        problems.push(problem(&field, pem_leaf(spec), message.into()));
+                        continue;
+                    }
+                };
+                signing = Some(SigningKey { kid: spec.kid.clone(), algorithm, key, signer });
             }
             verification.insert(spec.kid.clone(), loaded.public);
         }
@@ -175,8 +235,15 @@ impl KeySet {
         JwkSet { keys: self.verification.values().filter_map(|key| key.jwk.clone()).collect() }
     }
 
+    /// The signing key in jsonwebtoken's form (tests sign crafted tokens with it).
+    #[cfg(test)]
     pub(crate) fn signing_key(&self) -> &EncodingKey {
         &self.signing.key
+    }
+
+    /// The signing key, parsed once for aws-lc-rs.
+    pub(crate) fn signer(&self) -> &Signer {
+        &self.signing.signer
     }
 
     pub(crate) fn verification_key(&self, kid: &str) -> Option<&VerificationKey> {
