@@ -7,7 +7,8 @@ mod common;
 
 use common::{Backend, TestApp};
 
-/// One `async fn(Backend)` per kit check, run on a fresh demo app.
+/// One `async fn(Backend)` per kit check, run on a fresh demo app, and the
+/// SQLite and PostgreSQL tests of those checks and of the host-app checks below.
 macro_rules! checks {
     ($($check:ident),* $(,)?) => {
         $(
@@ -15,6 +16,7 @@ macro_rules! checks {
                 TestApp::demo(backend).await.kit.$check().await;
             }
         )*
+        backend_tests!($($check,)* host_app_checks, run_all_on_a_host_app);
     };
 }
 
@@ -38,30 +40,6 @@ checks!(
     openapi,
     error_bodies,
     trailing_slashes,
-);
-
-backend_tests!(
-    registration,
-    email_verification,
-    login,
-    bearer_tokens,
-    refresh_rotation,
-    concurrent_refresh,
-    logout,
-    logout_all,
-    sessions,
-    profile,
-    password_change,
-    password_reset,
-    tenants,
-    tenant_members,
-    tenant_token,
-    jwks,
-    openapi,
-    error_bodies,
-    trailing_slashes,
-    host_app_checks,
-    run_all_on_a_host_app,
 );
 
 /// The mail-reading and mount-point-dependent checks on the documented host

@@ -13,7 +13,7 @@ use auth_core::{Auth, AuthError, ClientInfo, tenancy::RoleSet, tokens::AccessCla
 use rocket::{
     Request,
     http::Status,
-    outcome::Outcome,
+    outcome::{Outcome, try_outcome},
     request::{self, FromRequest},
 };
 use uuid::Uuid;
@@ -137,11 +137,7 @@ impl<'r> FromRequest<'r> for TenantScope {
     type Error = ApiError;
 
     async fn from_request(request: &'r Request<'_>) -> request::Outcome<Self, ApiError> {
-        let user = match AuthUser::from_request(request).await {
-            Outcome::Success(user) => user,
-            Outcome::Error(error) => return Outcome::Error(error),
-            Outcome::Forward(status) => return Outcome::Forward(status),
-        };
+        let user = try_outcome!(AuthUser::from_request(request).await);
         match user.tenant() {
             Some((tenant_id, role)) => {
                 let role = role.to_owned();
@@ -177,11 +173,7 @@ impl<'r, P: Policy> FromRequest<'r> for Authorized<P> {
     type Error = ApiError;
 
     async fn from_request(request: &'r Request<'_>) -> request::Outcome<Self, ApiError> {
-        let user = match AuthUser::from_request(request).await {
-            Outcome::Success(user) => user,
-            Outcome::Error(error) => return Outcome::Error(error),
-            Outcome::Forward(status) => return Outcome::Forward(status),
-        };
+        let user = try_outcome!(AuthUser::from_request(request).await);
         let Some(auth) = request.rocket().state::<Auth>() else {
             return reject(request, ApiError::Status(Status::InternalServerError));
         };
