@@ -216,6 +216,7 @@ impl App {
             content_type,
             www_authenticate: None,
             retry_after: None,
+            cache_control: None,
             text,
             json,
         };

@@ -58,14 +58,7 @@ async fn post_from(app: &TestApp, remote: &str, path: &str, body: &str, headers:
     for (name, value) in headers {
         request = request.header(Header::new(*name, value.to_string()));
     }
-    let response = request.header(ContentType::JSON).body(body).dispatch().await;
-    let status = response.status().code;
-    let header = |name: &str| response.headers().get_one(name).map(str::to_owned);
-    let (www_authenticate, retry_after) = (header("WWW-Authenticate"), header("Retry-After"));
-    let content_type = response.content_type().map(|ct| ct.to_string());
-    let text = response.into_string().await.unwrap_or_default();
-    let json = serde_json::from_str(&text).unwrap_or_default();
-    Answer { method: Method::Post, uri, status, content_type, www_authenticate, retry_after, text, json }
+    Answer::read(Method::Post, uri, request.header(ContentType::JSON).body(body).dispatch().await).await
 }
 
 /// A 429 with the contract's body and a `Retry-After` in whole seconds.

@@ -3,8 +3,6 @@
 //! The work is [`Auth::oauth_authorize`] and [`Auth::oauth_callback`]; this
 //! module carries the state cookie and shapes the answers.
 
-use std::io::Cursor;
-
 use auth_core::{
     Auth, TokenPair,
     oauth::{OAuthCallback, STATE_COOKIE, StateCookie},
@@ -12,7 +10,7 @@ use auth_core::{
 };
 use rocket::{
     Request, Response, State, get,
-    http::{ContentType, Cookie, CookieJar, Header, SameSite, Status},
+    http::{Cookie, CookieJar, Header, SameSite, Status},
     response::{self, Responder},
 };
 
@@ -46,18 +44,7 @@ impl<'r> Responder<'r, 'static> for SignedIn {
     fn respond_to(self, request: &'r Request<'_>) -> response::Result<'static> {
         match self {
             Self::Redirect(redirect) => redirect.respond_to(request),
-            Self::Tokens(tokens) => {
-                let body = serde_json::to_string(&tokens).map_err(|_| Status::InternalServerError)?;
-                Response::build()
-                    .status(Status::Ok)
-                    .header(ContentType::JSON)
-                    // RFC 6749 §5.1: token responses are never cached.
-                    .header(Header::new("Cache-Control", "no-store"))
-                    .header(Header::new("Pragma", "no-cache"))
-                    .header(Header::new("Referrer-Policy", "no-referrer"))
-                    .sized_body(body.len(), Cursor::new(body))
-                    .ok()
-            }
+            Self::Tokens(tokens) => crate::routes::Tokens(tokens).respond_to(request),
         }
     }
 }

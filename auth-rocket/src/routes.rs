@@ -8,7 +8,13 @@ use auth_core::{
     store::Session,
     tenancy::Member,
 };
-use rocket::{State, delete, get, http::Status, patch, post, response::content::RawHtml, serde::json::Json};
+use rocket::{
+    Request, Response, State, delete, get,
+    http::{Header, Status},
+    patch, post,
+    response::{self, Responder, content::RawHtml},
+    serde::json::Json,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -20,6 +26,19 @@ use crate::{
 };
 
 type ApiResult<T> = Result<T, ApiError>;
+
+/// A token answer: the pair as JSON, never cached (RFC 6749 §5.1).
+pub struct Tokens(pub TokenPair);
+
+impl<'r> Responder<'r, 'static> for Tokens {
+    fn respond_to(self, request: &'r Request<'_>) -> response::Result<'static> {
+        Response::build_from(Json(self.0).respond_to(request)?)
+            .header(Header::new("Cache-Control", "no-store"))
+            .header(Header::new("Pragma", "no-cache"))
+            .header(Header::new("Referrer-Policy", "no-referrer"))
+            .ok()
+    }
+}
 
 /// The answer of requests that must not reveal whether an account exists.
 fn accepted() -> (Status, Json<Value>) {
@@ -128,10 +147,10 @@ pub struct LoginBody {
 
 #[utoipa::path(tag = "session", request_body = LoginBody, responses((status = 200, body = crate::openapi::TokenPairSchema), (status = 401, description = "Invalid credentials", body = crate::openapi::ErrorBody), (status = 403, description = "Email not verified, or not a member of tenant_id", body = crate::openapi::ErrorBody), (status = 429, description = "Rate limited", body = crate::openapi::ErrorBody)))]
 #[post("/login", data = "<body>")]
-pub async fn login(auth: &State<Auth>, client: Client, body: JsonBody<LoginBody>) -> ApiResult<Json<TokenPair>> {
+pub async fn login(auth: &State<Auth>, client: Client, body: JsonBody<LoginBody>) -> ApiResult<Tokens> {
     auth.rate_limit(Action::Login, &client.0).await?;
     let body = body.into_inner();
-    Ok(Json(auth.login(&body.email, &body.password, body.tenant_id, &client.0).await?))
+    Ok(Tokens(auth.login(&body.email, &body.password, body.tenant_id, &client.0).await?))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -141,9 +160,9 @@ pub struct RefreshBody {
 
 #[utoipa::path(tag = "session", request_body = RefreshBody, responses((status = 200, body = crate::openapi::TokenPairSchema), (status = 401, description = "Invalid or reused refresh token", body = crate::openapi::ErrorBody)))]
 #[post("/refresh", data = "<body>")]
-pub async fn refresh(auth: &State<Auth>, client: Client, body: JsonBody<RefreshBody>) -> ApiResult<Json<TokenPair>> {
+pub async fn refresh(auth: &State<Auth>, client: Client, body: JsonBody<RefreshBody>) -> ApiResult<Tokens> {
     auth.rate_limit(Action::Refresh, &client.0).await?;
-    Ok(Json(auth.refresh(&body.0.refresh, &client.0).await?))
+    Ok(Tokens(auth.refresh(&body.0.refresh, &client.0).await?))
 }
 
 #[utoipa::path(tag = "session", request_body = RefreshBody, security(("bearer" = [])), responses((status = 204, description = "That session is revoked"), (status = 401, body = crate::openapi::ErrorBody), (status = 403, description = "Another user's refresh token", body = crate::openapi::ErrorBody)))]
@@ -367,8 +386,8 @@ pub async fn tenant_token(
     user: AuthUser,
     client: Client,
     body: JsonBody<TenantTokenBody>,
-) -> ApiResult<Json<TokenPair>> {
-    Ok(Json(auth.tenant_token(user.claims(), body.0.tenant_id, &client.0).await?))
+) -> ApiResult<Tokens> {
+    Ok(Tokens(auth.tenant_token(user.claims(), body.0.tenant_id, &client.0).await?))
 }
 
 #[utoipa::path(tag = "keys", responses((status = 200, description = "The public JSON Web Key Set")))]

@@ -182,9 +182,24 @@ pub struct Answer {
     pub content_type: Option<String>,
     pub www_authenticate: Option<String>,
     pub retry_after: Option<String>,
+    pub cache_control: Option<String>,
     pub text: String,
     /// The body as JSON; `Value::Null` when it is not JSON.
     pub json: Value,
+}
+
+impl Answer {
+    /// Reads a local client's response (for tests that send their own requests).
+    pub async fn read(method: Method, uri: String, response: rocket::local::asynchronous::LocalResponse<'_>) -> Self {
+        let status = response.status().code;
+        let header = |name: &str| response.headers().get_one(name).map(str::to_owned);
+        let (www_authenticate, retry_after) = (header("WWW-Authenticate"), header("Retry-After"));
+        let cache_control = header("Cache-Control");
+        let content_type = response.content_type().map(|ct| ct.to_string());
+        let text = response.into_string().await.unwrap_or_default();
+        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Answer { method, uri, status, content_type, www_authenticate, retry_after, cache_control, text, json }
+    }
 }
 
 impl fmt::Display for Answer {
@@ -398,7 +413,7 @@ impl Conformance {
 
     async fn dispatch(&self, request: Request<'_>) -> Answer {
         let Request { method, uri, bearer, body, headers } = request;
-        let mut local = self.client.req(method, uri.as_str());
+        let mut local = self.client.req(method, uri.clone());
         if let Some(token) = bearer {
             local.add_header(HttpHeader::new("Authorization", format!("Bearer {token}")));
         }
@@ -409,14 +424,7 @@ impl Conformance {
             local.add_header(ContentType::JSON);
             local.set_body(body);
         }
-        let response = local.dispatch().await;
-        let status = response.status().code;
-        let header = |name: &str| response.headers().get_one(name).map(str::to_owned);
-        let (www_authenticate, retry_after) = (header("WWW-Authenticate"), header("Retry-After"));
-        let content_type = response.content_type().map(|ct| ct.to_string());
-        let text = response.into_string().await.unwrap_or_default();
-        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-        let answer = Answer { method, uri, status, content_type, www_authenticate, retry_after, text, json };
+        let answer = Answer::read(method, uri, local.dispatch().await).await;
         // Checked on every answer of every check. The one HTML error is the
         // page behind the emailed verification link.
         assert_ne!(answer.status, 500, "a client's request must never cause a 500: {answer}");
@@ -757,6 +765,7 @@ impl Conformance {
         let user = self.verified_user("login").await;
         let answer = self.post("/login", None, &json!({ "email": user.email, "password": user.password })).await;
         answer.expect(200);
+        assert_eq!(answer.cache_control.as_deref(), Some("no-store"), "token answers are never cached (RFC 6749 5.1)");
         assert_eq!(answer.str("/token_type"), "Bearer", "{answer}");
         let expires_in = answer.get("/expires_in").as_u64().unwrap_or_else(|| panic!("expires_in: {answer}"));
         assert!((1..=900).contains(&expires_in), "access tokens live at most 15 minutes: {answer}");
