@@ -19,7 +19,10 @@ use rocket::{
     figment::{Figment, providers::Serialized},
     local::asynchronous::Client,
 };
-use uuid::Uuid;
+
+#[path = "../../auth-core/tests/support/pg_schema.rs"]
+mod pg_schema;
+use pg_schema::PgSchema;
 
 #[allow(unused_imports)] // each test binary uses some
 pub use auth_rocket::testing::{self, Answer, NEW_PASSWORD, PASSWORD, TestUser, Tokens};
@@ -45,7 +48,7 @@ pub enum Backend {
 pub struct TestDatabase {
     pub url: String,
     dir: tempfile::TempDir,
-    schema: Option<(String, String)>,
+    schema: Option<PgSchema>,
 }
 
 impl TestDatabase {
@@ -57,16 +60,8 @@ impl TestDatabase {
                 Self { url, dir, schema: None }
             }
             Backend::Postgres => {
-                let base_url = std::env::var("TEST_DATABASE_URL")
-                    .expect("PostgreSQL tests need TEST_DATABASE_URL, e.g. postgres://postgres@127.0.0.1:5432/test");
-                let schema = format!("e2e_{}", Uuid::new_v4().simple());
-                let admin = sqlx::PgPool::connect(&base_url).await.expect("connect to TEST_DATABASE_URL");
-                let create = format!("CREATE SCHEMA {schema}");
-                sqlx::query(sqlx::AssertSqlSafe(create)).execute(&admin).await.expect("create the test schema");
-                admin.close().await;
-                let separator = if base_url.contains('?') { '&' } else { '?' };
-                let url = format!("{base_url}{separator}options=-c%20search_path%3D{schema}");
-                Self { url, dir, schema: Some((base_url, schema)) }
+                let schema = PgSchema::create("e2e").await;
+                Self { url: schema.url.clone(), dir, schema: Some(schema) }
             }
         }
     }
@@ -74,26 +69,6 @@ impl TestDatabase {
     /// A scratch directory that lives as long as the database (outbox, key files).
     pub fn dir(&self) -> &Path {
         self.dir.path()
-    }
-}
-
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
-        let Some((base_url, schema)) = self.schema.take() else { return };
-        // Drop runs inside the test's runtime: clean up from a thread of its own.
-        let cleanup = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            runtime.block_on(async {
-                let admin = sqlx::PgPool::connect(&base_url).await.map_err(std::io::Error::other)?;
-                let drop = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");
-                sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&admin).await.map_err(std::io::Error::other)?;
-                admin.close().await;
-                Ok::<_, std::io::Error>(())
-            })
-        });
-        if let Ok(Err(error)) = cleanup.join() {
-            eprintln!("could not drop test schema: {error}");
-        }
     }
 }
 

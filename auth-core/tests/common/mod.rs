@@ -15,6 +15,10 @@ use auth_core::{
 };
 use uuid::Uuid;
 
+#[path = "../support/pg_schema.rs"]
+mod pg_schema;
+use pg_schema::PgSchema;
+
 pub const PASSWORD: &str = "Correct-Horse-Battery-42";
 
 /// RSA key generation is slow: one key per test binary.
@@ -24,10 +28,7 @@ static RSA_KEY: LazyLock<KeySpec> =
 pub enum Backend {
     Sqlite(tempfile::TempDir),
     /// A schema of its own in the database of `TEST_DATABASE_URL`, dropped afterwards.
-    Postgres {
-        base_url: String,
-        schema: String,
-    },
+    Postgres(PgSchema),
 }
 
 pub struct TestContext {
@@ -71,15 +72,8 @@ impl TestContext {
     }
 
     pub async fn postgres_with(tweak: impl FnOnce(&mut AuthConfig)) -> Self {
-        let base_url = std::env::var("TEST_DATABASE_URL")
-            .expect("PostgreSQL tests need TEST_DATABASE_URL, e.g. postgres://postgres@127.0.0.1:5432/test");
-        let schema = format!("t_{}", Uuid::new_v4().simple());
-        let admin = sqlx::PgPool::connect(&base_url).await.expect("connect to TEST_DATABASE_URL");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(&admin).await.expect("schema");
-        admin.close().await;
-        let separator = if base_url.contains('?') { '&' } else { '?' };
-        let url = format!("{base_url}{separator}options=-c%20search_path%3D{schema}");
-        Self::start(url, Backend::Postgres { base_url, schema }, tweak, None).await
+        let schema = PgSchema::create("t").await;
+        Self::start(schema.url.clone(), Backend::Postgres(schema), tweak, None).await
     }
 
     async fn start(
@@ -145,28 +139,6 @@ impl TestContext {
 
     pub async fn login(&self, email: &str) -> auth_core::TokenPair {
         self.auth.login(email, PASSWORD, None, &client()).await.expect("login")
-    }
-}
-
-impl Drop for TestContext {
-    fn drop(&mut self) {
-        if let Backend::Postgres { base_url, schema } = &self.backend {
-            let (base_url, schema) = (base_url.clone(), schema.clone());
-            // Drop runs inside the test's runtime: clean up from a thread of its own.
-            let cleanup = std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-                runtime.block_on(async {
-                    let admin = sqlx::PgPool::connect(&base_url).await.map_err(std::io::Error::other)?;
-                    let drop = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");
-                    sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&admin).await.map_err(std::io::Error::other)?;
-                    admin.close().await;
-                    Ok::<_, std::io::Error>(())
-                })
-            });
-            if let Ok(Err(error)) = cleanup.join() {
-                eprintln!("could not drop test schema: {error}");
-            }
-        }
     }
 }
 
