@@ -10,7 +10,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use argon2::password_hash::PasswordHasher as _;
-use argon2::{Algorithm as ArgonAlgorithm, Argon2, Params, Version};
+use argon2::{Algorithm as ArgonAlgorithm, Argon2, Block, Params, Version};
 use auth_core::config::{MailTransport, PasswordSettings, TokenSettings};
 use auth_core::password::PasswordHasher;
 use auth_core::store::RotateOutcome;
@@ -106,6 +106,32 @@ fn password(c: &mut Criterion) {
     group.sample_size(20).measurement_time(Duration::from_secs(8));
     group.bench_function("raw_argon2_hash", |b| {
         b.iter(|| argon2.hash_password(black_box(b"correct horse battery staple")).unwrap().to_string())
+    });
+    // The same computation in memory allocated once, as the pool's threads do,
+    // with and without clearing it after each hash.
+    let mut memory = vec![Block::default(); argon2.params().block_count()];
+    let mut output = [0u8; 32];
+    group.bench_function("raw_argon2_hash_kept_memory", |b| {
+        b.iter(|| {
+            argon2.hash_password_into_with_memory(
+                black_box(b"correct horse"),
+                b"saltsaltsalt",
+                &mut output,
+                &mut memory,
+            )
+        })
+    });
+    group.bench_function("raw_argon2_hash_kept_memory_cleared", |b| {
+        b.iter(|| {
+            let result = argon2.hash_password_into_with_memory(
+                black_box(b"correct horse"),
+                b"saltsaltsalt",
+                &mut output,
+                &mut memory,
+            );
+            memory.fill(Block::default());
+            result
+        })
     });
     group.bench_function("pool_hash", |b| {
         b.iter(|| rt.block_on(hasher.hash(black_box("correct horse battery staple"))).unwrap())

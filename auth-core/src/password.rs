@@ -22,11 +22,8 @@ use std::{
 };
 
 use argon2::{
-    ARGON2ID_IDENT, Algorithm, Argon2, Params, PasswordHash, PasswordVerifier, Version,
-    password_hash::{
-        self, PasswordHasher as _,
-        phc::{Output, ParamsString, Salt},
-    },
+    ARGON2ID_IDENT, Algorithm, Argon2, Block, Params, PasswordHash, Version,
+    password_hash::phc::{Output, ParamsString, Salt},
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
@@ -114,17 +111,13 @@ impl PasswordHasher {
             0 => default_hashing_threads(),
             n => n,
         };
-        let dummy: Arc<str> = dummy_hash(&params)
-            .map_err(|e| ConfigError::single("password", format!("cannot prepare hashing: {e}")))?
-            .into();
-
         let (jobs, receiver) = mpsc::channel();
         let receiver = Arc::new(Mutex::new(receiver));
         let completed = Arc::new(AtomicU64::new(0));
         for index in 0..threads {
             let worker = Worker {
                 argon2: Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone()),
-                dummy: Arc::clone(&dummy),
+                memory: Memory::new(&params),
                 completed: Arc::clone(&completed),
             };
             let receiver = Arc::clone(&receiver);
@@ -255,36 +248,61 @@ fn too_many_bytes() -> String {
     format!("use at most {MAX_PASSWORD_BYTES} bytes")
 }
 
-/// A PHC string with the configured parameters, a random salt and a random
-/// output. Verifying against it costs exactly what a real verification costs
-/// (the work depends only on the parameters), and no password can match it.
-/// Building it needs no hashing, so construction never blocks the caller.
-fn dummy_hash(params: &Params) -> Result<String, String> {
-    let mut salt = [0u8; SALT_LEN];
-    let mut output = [0u8; Params::DEFAULT_OUTPUT_LEN];
-    aws_lc_rs::rand::fill(&mut salt).map_err(|e| e.to_string())?;
-    aws_lc_rs::rand::fill(&mut output).map_err(|e| e.to_string())?;
+/// The PHC string of one argon2id computation.
+fn phc_string(params: &Params, salt: &[u8], output: &[u8]) -> Result<String, argon2::password_hash::Error> {
     let hash = PasswordHash {
         algorithm: ARGON2ID_IDENT,
         version: Some(Version::V0x13.into()),
-        params: ParamsString::try_from(params).map_err(|e| e.to_string())?,
-        salt: Some(Salt::new(&salt).map_err(|e| e.to_string())?),
-        hash: Some(Output::new(&output).map_err(|e| e.to_string())?),
+        params: ParamsString::try_from(params)?,
+        salt: Some(Salt::new(salt)?),
+        hash: Some(Output::new(output)?),
     };
     Ok(hash.to_string())
 }
 
-/// The state of one hashing thread. One worker is one long-lived loop that
-/// owns its state, so per-thread resources (such as a reusable argon2 memory
-/// buffer) can be added here without touching the callers.
+/// argon2's working memory (19 MiB with the default parameters), kept by each
+/// hashing thread for its whole life instead of being allocated per hash. With
+/// an allocator that returns large blocks to the OS (musl, or glibc with a
+/// fixed mmap threshold) every hash would fault in 19 MiB of fresh pages: 70%
+/// slower here. glibc's default keeps the pages anyway, so there the gain is
+/// small (BENCHMARKS.md); what it buys everywhere is the clearing below.
+struct Memory {
+    blocks: Vec<Block>,
+    /// The configured cost, allocated on the thread's first job.
+    configured: usize,
+}
+
+impl Memory {
+    fn new(configured: &Params) -> Self {
+        Self { blocks: Vec::new(), configured: configured.block_count() }
+    }
+
+    /// Runs `argon2` into `output`. A stored hash asking for more memory than
+    /// configured (an older, costlier setting) gets a one-off allocation, so
+    /// it cannot make the thread hold more memory for good.
+    fn hash_into(&mut self, argon2: &Argon2, password: &[u8], salt: &[u8], output: &mut [u8]) -> argon2::Result<()> {
+        if self.blocks.is_empty() {
+            self.blocks = vec![Block::default(); self.configured];
+        }
+        let Some(blocks) = self.blocks.get_mut(..argon2.params().block_count()) else {
+            return argon2.hash_password_into(password, salt, output);
+        };
+        let result = argon2.hash_password_into_with_memory(password, salt, output, &mut *blocks);
+        // No job's intermediate state outlives it in the kept memory.
+        blocks.fill(Block::default());
+        result
+    }
+}
+
+/// The state of one hashing thread: one long-lived loop that owns its state.
 struct Worker {
     argon2: Argon2<'static>,
-    dummy: Arc<str>,
+    memory: Memory,
     completed: Arc<AtomicU64>,
 }
 
 impl Worker {
-    fn run(self, jobs: &Mutex<mpsc::Receiver<Job>>) {
+    fn run(mut self, jobs: &Mutex<mpsc::Receiver<Job>>) {
         loop {
             // The lock is held only while waiting for a job, so busy workers do not
             // hold up idle ones. Poisoning is harmless: the receiver has no invariant.
@@ -302,7 +320,7 @@ impl Worker {
         }
     }
 
-    fn handle(&self, Job { work, permit }: Job) {
+    fn handle(&mut self, Job { work, permit }: Job) {
         match work {
             Work::Hash { password, reply } => {
                 let result = self.hash(password.as_bytes());
@@ -330,75 +348,90 @@ impl Worker {
         drop(permit);
     }
 
-    fn hash(&self, password: &[u8]) -> Result<String, AuthError> {
+    fn hash(&mut self, password: &[u8]) -> Result<String, AuthError> {
         let mut salt = [0u8; SALT_LEN];
         aws_lc_rs::rand::fill(&mut salt).map_err(AuthError::internal)?;
-        let hash = self.argon2.hash_password_with_salt(password, &salt).map_err(AuthError::internal)?;
-        Ok(hash.to_string())
+        let mut output = [0u8; Params::DEFAULT_OUTPUT_LEN];
+        self.memory.hash_into(&self.argon2, password, &salt, &mut output).map_err(AuthError::internal)?;
+        phc_string(self.argon2.params(), &salt, &output).map_err(AuthError::internal)
     }
 
-    fn verify(&self, password: &[u8], stored: &str) -> Verification {
-        let hash = match PasswordHash::new(stored) {
-            Ok(hash) => hash,
-            Err(error) => {
-                tracing::warn!(%error, "stored password hash is malformed");
+    fn verify(&mut self, password: &[u8], stored: &str) -> Verification {
+        let stored = match StoredHash::parse(stored, self.argon2.params()) {
+            Ok(stored) => stored,
+            Err(reason) => {
+                tracing::warn!(reason, "stored password hash is not usable");
                 // Same cost as a real check: a broken row must not stand out by timing.
                 self.dummy_verify(password);
                 return Verification::Invalid;
             }
         };
-        if let Err(reason) = check_stored(&hash) {
-            tracing::warn!(reason, "stored password hash is not usable");
+        let mut buffer = [0u8; Output::MAX_LENGTH];
+        let output = &mut buffer[..stored.output.len()];
+        if let Err(error) = self.memory.hash_into(&stored.argon2, password, &stored.salt, output) {
+            // Only inputs argon2 checks before any hashing fail here.
+            tracing::warn!(%error, "stored password hash cannot be verified");
             self.dummy_verify(password);
             return Verification::Invalid;
         }
-        // The algorithm, version and parameters are taken from the stored hash.
-        match self.argon2.verify_password(password, &hash) {
-            Ok(()) => Verification::Valid { needs_rehash: self.needs_rehash(&hash) },
-            Err(password_hash::Error::PasswordInvalid) => Verification::Invalid,
-            Err(error) => {
-                // Such errors (bad salt, bad output length) come before any hashing.
-                tracing::warn!(%error, "stored password hash cannot be verified");
-                self.dummy_verify(password);
-                Verification::Invalid
-            }
+        // `Output`'s equality is constant-time.
+        if Output::new(output).is_ok_and(|computed| computed == stored.output) {
+            Verification::Valid { needs_rehash: stored.needs_rehash }
+        } else {
+            Verification::Invalid
         }
     }
 
-    fn dummy_verify(&self, password: &[u8]) {
+    /// The work of a real check with the configured parameters, for a caller
+    /// that has no usable hash (unknown user, broken row); nothing can match.
+    fn dummy_verify(&mut self, password: &[u8]) {
+        let mut output = [0u8; Params::DEFAULT_OUTPUT_LEN];
         // The outcome is irrelevant: only the work matters.
-        let _ = self.argon2.verify_password(password, &*self.dummy);
-    }
-
-    fn needs_rehash(&self, hash: &PasswordHash) -> bool {
-        let wanted = self.argon2.params();
-        let Ok(stored) = Params::try_from(hash) else {
-            return true;
-        };
-        hash.algorithm != ARGON2ID_IDENT
-            || hash.version != Some(Version::V0x13.into())
-            || stored.m_cost() != wanted.m_cost()
-            || stored.t_cost() != wanted.t_cost()
-            || stored.p_cost() != wanted.p_cost()
-            || stored.output_len() != Some(wanted.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN))
+        let _ = self.memory.hash_into(&self.argon2, password, &[0; SALT_LEN], &mut output);
     }
 }
 
-/// Refuses stored hashes that are not argon2 or whose cost is absurd.
-fn check_stored(hash: &PasswordHash) -> Result<(), &'static str> {
-    if Algorithm::try_from(hash.algorithm.as_str()).is_err() {
-        return Err("not an argon2 hash");
+/// A stored PHC string, parsed: the hasher it was made with, its salt and output.
+struct StoredHash {
+    argon2: Argon2<'static>,
+    salt: Salt,
+    output: Output,
+    /// Made with other parameters than `wanted`: hash the password again.
+    needs_rehash: bool,
+}
+
+impl StoredHash {
+    /// Refuses hashes that are not argon2, lack a salt or output, or whose cost
+    /// is absurd (a tampered row must not make a thread allocate gigabytes).
+    fn parse(stored: &str, wanted: &Params) -> Result<Self, &'static str> {
+        let hash = PasswordHash::new(stored).map_err(|_| "malformed PHC string")?;
+        let algorithm = Algorithm::try_from(hash.algorithm.as_str()).map_err(|_| "not an argon2 hash")?;
+        let version = match hash.version {
+            Some(version) => Version::try_from(version).map_err(|_| "unknown argon2 version")?,
+            None => Version::default(),
+        };
+        let params = Params::try_from(&hash).map_err(|_| "invalid argon2 parameters")?;
+        if params.m_cost() > MAX_STORED_MEMORY_KIB || params.t_cost() > MAX_STORED_ITERATIONS {
+            return Err("argon2 cost out of bounds");
+        }
+        let (Some(salt), Some(output)) = (hash.salt, hash.hash) else {
+            return Err("no salt or no output");
+        };
+        let needs_rehash = algorithm != Algorithm::Argon2id
+            || version != Version::V0x13
+            || params.m_cost() != wanted.m_cost()
+            || params.t_cost() != wanted.t_cost()
+            || params.p_cost() != wanted.p_cost()
+            || output.len() != wanted.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
+        Ok(Self { argon2: Argon2::new(algorithm, version, params), salt, output, needs_rehash })
     }
-    let params = Params::try_from(hash).map_err(|_| "invalid argon2 parameters")?;
-    if params.m_cost() > MAX_STORED_MEMORY_KIB || params.t_cost() > MAX_STORED_ITERATIONS {
-        return Err("argon2 cost out of bounds");
-    }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::AtomicBool;
+
+    use argon2::{PasswordVerifier as _, password_hash::PasswordHasher as _};
 
     use super::*;
 
@@ -473,6 +506,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn costlier_stored_hashes_verify_beyond_the_kept_memory() {
+        let costly = PasswordHasher::new(&settings(4096, 1, 1)).unwrap();
+        let hash = costly.hash("s3cret pass").await.unwrap();
+        let hasher = cheap();
+        assert_eq!(
+            hasher.verify("s3cret pass", Some(&hash)).await.unwrap(),
+            Verification::Valid { needs_rehash: true }
+        );
+        assert_eq!(hasher.verify("s3cret pasS", Some(&hash)).await.unwrap(), Verification::Invalid);
+        // The kept memory still serves the configured cost afterwards.
+        let own = hasher.hash("s3cret pass").await.unwrap();
+        assert_eq!(
+            hasher.verify("s3cret pass", Some(&own)).await.unwrap(),
+            Verification::Valid { needs_rehash: false }
+        );
+    }
+
+    #[tokio::test]
+    async fn hashes_are_standard_phc_strings() {
+        let hasher = cheap();
+        let hash = hasher.hash("s3cret pass").await.unwrap();
+        let parsed = PasswordHash::new(&hash).unwrap();
+        let argon2 = Argon2::default();
+        argon2.verify_password(b"s3cret pass", &parsed).expect("the argon2 crate verifies our hashes");
+        assert!(argon2.verify_password(b"s3cret pasS", &parsed).is_err());
+    }
+
+    #[tokio::test]
     async fn other_argon2_variant_needs_rehash() {
         let hasher = cheap();
         let params = Params::new(1024, 1, 1, None).unwrap();
@@ -494,6 +555,8 @@ mod tests {
             "not a hash",
             "$argon2id$v=19$m=abc,t=1,p=1$c2FsdHNhbHQ$aGFzaA",
             "$argon2id$v=19$m=1024,t=1,p=1",
+            "$argon2id$v=19$m=1024,t=1,p=1$c2FsdHNhbHRzYWx0",
+            "$argon2id$v=99$m=1024,t=1,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaA",
             "$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW",
             "$argon2id$v=19$m=4294967295,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
         ] {
