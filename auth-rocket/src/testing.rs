@@ -828,6 +828,21 @@ impl Conformance {
         assert_bearer_challenge(&refresh_as_bearer, Some("invalid_token"));
         let empty = self.send(Method::Get, &self.at("/me"), None, None, &[("Authorization", "Bearer ")]).await;
         empty.expect(401);
+        // Exactly one token: a genuine one split by a space, followed by a
+        // non-ASCII space, or sent twice is refused.
+        let (head, tail) = tokens.access.split_at(20);
+        let bearer = format!("Bearer {}", tokens.access);
+        for headers in [
+            vec![("Authorization", format!("Bearer {head} {tail}"))],
+            vec![("Authorization", format!("{bearer}\u{a0}"))],
+            vec![("Authorization", bearer.clone()), ("Authorization", bearer.clone())],
+        ] {
+            let headers: Vec<(&'static str, &str)> =
+                headers.iter().map(|(name, value)| (*name, value.as_str())).collect();
+            let answer = self.send(Method::Get, &self.at("/me"), None, None, &headers).await;
+            assert_eq!(answer.status, 401, "{headers:?} must be refused: {answer}");
+            assert_bearer_challenge(&answer, Some("invalid_token"));
+        }
 
         for parameter in ["access_token", "token", "access", "jwt"] {
             let uri = self.at(&format!("/me?{parameter}={}", tokens.access));
