@@ -78,6 +78,10 @@ impl User {
     pub fn email_verified(&self) -> bool {
         self.email_verified_at.is_some()
     }
+
+    pub fn flags(&self) -> AccountFlags {
+        AccountFlags { staff: self.is_staff, superuser: self.is_superuser, email_verified: self.email_verified() }
+    }
 }
 
 /// Personal data kept apart from identity, one row per user.
@@ -85,6 +89,15 @@ impl User {
 pub struct Profile {
     pub full_name: String,
     pub phone: Option<String>,
+}
+
+/// The facts about an account that its access tokens carry, so guards need
+/// no database (see `AccessClaims`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+pub struct AccountFlags {
+    pub staff: bool,
+    pub superuser: bool,
+    pub email_verified: bool,
 }
 
 impl Profile {

@@ -204,6 +204,10 @@ async fn superusers_are_created_verified_and_staff(ctx: TestContext) {
     let pair = ctx.login("root@example.com").await;
     let claims = ctx.auth.verify_access(&pair.access).unwrap();
     assert!(claims.staff && claims.superuser && claims.email_verified);
+    // Rotation reads the flags with the session: a refreshed token says the same.
+    let refreshed = ctx.auth.refresh(&pair.refresh, &client()).await.unwrap();
+    let claims = ctx.auth.verify_access(&refreshed.access).unwrap();
+    assert!(claims.staff && claims.superuser && claims.email_verified);
     assert!(matches!(
         ctx.auth.create_superuser("weak@example.com", "password", "W").await,
         Err(AuthError::Validation(_))

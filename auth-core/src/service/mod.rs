@@ -21,7 +21,7 @@ use crate::{
     clock::Clock,
     config::{AuthConfig, ConfigError},
     error::{AuthError, Result},
-    identity::{Email, Profile, User},
+    identity::{AccountFlags, Email, Profile, User},
     mail::{self, Mailer},
     password::PasswordHasher,
     ratelimit::{self, Action, Decision, MemoryRateLimiter, Quota, RateLimiter, RedisRateLimiter},
@@ -347,14 +347,14 @@ impl Auth {
         self.audit(AuditEvent::AccessDenied, user, client, json!({ "reason": reason, "path": path })).await;
     }
 
-    fn mint(&self, user: &User, session: &Family, role: Option<String>) -> Result<String> {
+    fn mint(&self, account: AccountFlags, session: &Family, role: Option<String>) -> Result<String> {
         let grant = AccessGrant {
-            user_id: user.id,
+            user_id: session.user_id,
             session_id: session.id,
             tenant: session.tenant_id.zip(role),
-            staff: user.is_staff,
-            superuser: user.is_superuser,
-            email_verified: user.email_verified(),
+            staff: account.staff,
+            superuser: account.superuser,
+            email_verified: account.email_verified,
         };
         Ok(self.inner.tokens.mint(&grant)?.0)
     }
@@ -397,7 +397,7 @@ impl Auth {
             absolute_expires_at,
             revoked_at: None,
         };
-        let access = self.mint(user, &session, tenant.map(|(_, role)| role))?;
+        let access = self.mint(user.flags(), &session, tenant.map(|(_, role)| role))?;
         Ok(self.pair(access, &refresh))
     }
 

@@ -111,10 +111,9 @@ impl Auth {
             )
             .await?;
         match outcome {
-            RotateOutcome::Rotated { family, successor, role } => {
-                let user = self.inner.store.user(family.user_id).await?.ok_or(AuthError::InvalidToken)?;
-                let access = self.mint(&user, &family, role)?;
-                self.audit(AuditEvent::Refreshed, Some(user.id), client, json!({ "session": family.id })).await;
+            RotateOutcome::Rotated { family, account, successor, role } => {
+                let access = self.mint(account, &family, role)?;
+                self.audit(AuditEvent::Refreshed, Some(family.user_id), client, json!({ "session": family.id })).await;
                 Ok(self.pair(access, &successor))
             }
             RotateOutcome::Invalid => Err(AuthError::InvalidToken),

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{Store, in_transaction, on_pool, time, users::REVOKE_USER_FAMILIES};
-use crate::{error::Result, tokens::OpaqueToken, tokens::random_bytes};
+use crate::{error::Result, identity::AccountFlags, tokens::OpaqueToken, tokens::random_bytes};
 
 /// A login session to create, with its first refresh token.
 #[derive(Debug, Clone)]
@@ -53,14 +53,26 @@ pub struct Session {
 #[derive(Debug)]
 pub enum RotateOutcome {
     /// The token was consumed and `successor` replaces it. For a tenant-scoped
-    /// session `role` is the membership's current role.
-    Rotated { family: Family, successor: OpaqueToken, role: Option<String> },
+    /// session `role` is the membership's current role; `account` is read in
+    /// the same query as the session, for the new access token.
+    Rotated { family: Family, account: AccountFlags, successor: OpaqueToken, role: Option<String> },
     /// Unknown token, or a session that is revoked, expired or whose user is inactive.
     Invalid,
     /// An already-consumed token was presented: the whole family is now revoked.
     Reused { family_id: Uuid, user_id: Uuid },
     /// The session's tenant membership is gone: the family is now revoked.
     MembershipEnded { family_id: Uuid, user_id: Uuid },
+}
+
+/// A session with what rotation needs to know about its user and tenant.
+#[derive(sqlx::FromRow)]
+struct LiveSession {
+    #[sqlx(flatten)]
+    family: Family,
+    #[sqlx(flatten)]
+    account: AccountFlags,
+    /// The membership's role, for a tenant-scoped session; none once it is gone.
+    role: Option<String>,
 }
 
 /// `SELECT` of every [`Family`] column, followed by the given clause.
@@ -178,42 +190,34 @@ impl Store {
                 }
             };
 
-            let family: Option<Family> = sqlx::query_as(select_family!(
-                "WHERE id = $1 AND user_id IN (SELECT id FROM users WHERE is_active)"
-            ))
+            // One query for the session, its active user and, for a tenant-scoped
+            // session, the membership: each round trip is a good share of a
+            // refresh's cost (BENCHMARKS.md).
+            let live: Option<LiveSession> = sqlx::query_as(
+                "SELECT f.id, f.user_id, f.tenant_id, f.created_at, f.last_used_at, f.absolute_expires_at, \
+                 f.revoked_at, u.is_staff AS staff, u.is_superuser AS superuser, \
+                 u.email_verified_at IS NOT NULL AS email_verified, m.role \
+                 FROM refresh_families f JOIN users u ON u.id = f.user_id AND u.is_active \
+                 LEFT JOIN memberships m ON m.user_id = f.user_id AND m.tenant_id = f.tenant_id \
+                 WHERE f.id = $1",
+            )
             .bind(family_id)
             .fetch_optional(&mut *tx)
             .await?;
-            let Some(mut family) = family else { return Ok(RotateOutcome::Invalid) };
+            let Some(LiveSession { mut family, account, role }) = live else { return Ok(RotateOutcome::Invalid) };
             if !family.is_live(now, idle_ms) {
                 return Ok(RotateOutcome::Invalid);
             }
-
-            let role = match family.tenant_id {
-                None => None,
-                Some(tenant_id) => {
-                    let role: Option<(String,)> =
-                        sqlx::query_as("SELECT role FROM memberships WHERE user_id = $1 AND tenant_id = $2")
-                            .bind(family.user_id)
-                            .bind(tenant_id)
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                    match role {
-                        Some((role,)) => Some(role),
-                        None => {
-                            sqlx::query(
-                                "UPDATE refresh_families SET revoked_at = $1, revoke_reason = 'membership_ended' \
-                                 WHERE id = $2",
-                            )
-                            .bind(now)
-                            .bind(family.id)
-                            .execute(&mut *tx)
-                            .await?;
-                            return Ok(RotateOutcome::MembershipEnded { family_id: family.id, user_id: family.user_id });
-                        }
-                    }
-                }
-            };
+            if family.tenant_id.is_some() && role.is_none() {
+                sqlx::query(
+                    "UPDATE refresh_families SET revoked_at = $1, revoke_reason = 'membership_ended' WHERE id = $2",
+                )
+                .bind(now)
+                .bind(family.id)
+                .execute(&mut *tx)
+                .await?;
+                return Ok(RotateOutcome::MembershipEnded { family_id: family.id, user_id: family.user_id });
+            }
 
             if first_use {
                 sqlx::query("INSERT INTO refresh_tokens (token_hash, family_id, created_at) VALUES ($1, $2, $3)")
@@ -229,7 +233,7 @@ impl Store {
                     .await?;
                 family.last_used_at = now;
             }
-            Ok(RotateOutcome::Rotated { family, successor, role })
+            Ok(RotateOutcome::Rotated { family, account, successor, role })
         })
     }
 
