@@ -84,13 +84,6 @@ impl User {
     }
 }
 
-/// Personal data kept apart from identity, one row per user.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Profile {
-    pub full_name: String,
-    pub phone: Option<String>,
-}
-
 /// The facts about an account that its access tokens carry, so guards need
 /// no database (see `AccessClaims`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
@@ -98,6 +91,13 @@ pub struct AccountFlags {
     pub staff: bool,
     pub superuser: bool,
     pub email_verified: bool,
+}
+
+/// Personal data kept apart from identity, one row per user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Profile {
+    pub full_name: String,
+    pub phone: Option<String>,
 }
 
 impl Profile {

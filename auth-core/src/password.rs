@@ -263,12 +263,12 @@ fn phc_string(params: &Params, salt: &[u8], output: &[u8]) -> Result<String, arg
 /// argon2's working memory (19 MiB with the default parameters), kept by each
 /// hashing thread for its whole life instead of being allocated per hash. With
 /// an allocator that returns large blocks to the OS (musl, or glibc with a
-/// fixed mmap threshold) every hash would fault in 19 MiB of fresh pages: 70%
-/// slower here. glibc's default keeps the pages anyway, so there the gain is
-/// small (BENCHMARKS.md); what it buys everywhere is the clearing below.
+/// fixed mmap threshold) every hash would fault in fresh pages, ~75 % slower
+/// here; with glibc's defaults the gain is ~1 % (BENCHMARKS.md). It is cleared
+/// after every job, so no password's argon2 state outlives its job.
 struct Memory {
     blocks: Vec<Block>,
-    /// The configured cost, allocated on the thread's first job.
+    /// The configured cost in blocks, allocated on the thread's first job.
     configured: usize,
 }
 
@@ -278,18 +278,18 @@ impl Memory {
     }
 
     /// Runs `argon2` into `output`. A stored hash asking for more memory than
-    /// configured (an older, costlier setting) gets a one-off allocation, so
-    /// it cannot make the thread hold more memory for good.
+    /// configured (an older, costlier setting) grows the memory for that job
+    /// only, so it cannot make the thread hold more for good.
     fn hash_into(&mut self, argon2: &Argon2, password: &[u8], salt: &[u8], output: &mut [u8]) -> argon2::Result<()> {
-        if self.blocks.is_empty() {
-            self.blocks = vec![Block::default(); self.configured];
-        }
-        let Some(blocks) = self.blocks.get_mut(..argon2.params().block_count()) else {
-            return argon2.hash_password_into(password, salt, output);
-        };
+        let needed = argon2.params().block_count();
+        self.blocks.resize(needed.max(self.configured), Block::default());
+        let blocks = &mut self.blocks[..needed];
         let result = argon2.hash_password_into_with_memory(password, salt, output, &mut *blocks);
-        // No job's intermediate state outlives it in the kept memory.
         blocks.fill(Block::default());
+        if self.blocks.len() > self.configured {
+            self.blocks.truncate(self.configured);
+            self.blocks.shrink_to_fit();
+        }
         result
     }
 }
