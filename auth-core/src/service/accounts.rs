@@ -167,37 +167,19 @@ impl Auth {
     /// unverified account, at most `rate_limits.verification_resend_per_account`
     /// times per window. Answers the same, at once, in every case.
     pub async fn resend_verification(&self, email: &str, client: &ClientInfo) -> Result<()> {
-        let email = Email::parse("email", email).map_err(AuthError::Validation)?;
-        let this = self.clone();
-        let client = client.clone();
-        self.detach(async move {
-            if !this.account_quota_allows(Action::VerificationResend, &email, &client).await? {
-                return Ok(());
-            }
-            let found = this.inner.store.user_by_email(&email).await?;
-            if let Some((user, _)) = found.filter(|(user, _)| user.is_active && !user.email_verified()) {
+        self.detach_email_link(Action::VerificationResend, email, client, |this, user, client| async move {
+            if !user.email_verified() {
                 this.send_verification(&user, &client).await?;
             }
             Ok(())
-        });
-        Ok(())
+        })
     }
 
     /// Emails a password-reset link if `email` belongs to an active account,
     /// at most `rate_limits.password_reset_per_account` times per window.
     /// Answers the same, at once, in every case.
     pub async fn request_password_reset(&self, email: &str, client: &ClientInfo) -> Result<()> {
-        let email = Email::parse("email", email).map_err(AuthError::Validation)?;
-        let this = self.clone();
-        let client = client.clone();
-        self.detach(async move {
-            if !this.account_quota_allows(Action::PasswordReset, &email, &client).await? {
-                return Ok(());
-            }
-            let Some((user, _)) = this.inner.store.user_by_email(&email).await? else { return Ok(()) };
-            if !user.is_active {
-                return Ok(());
-            }
+        self.detach_email_link(Action::PasswordReset, email, client, |this, user, client| async move {
             let token = OpaqueToken::generate();
             let now = this.inner.clock.now_ms();
             let expires = now + secs_to_ms(this.inner.config.tokens.reset_ttl_secs);
@@ -205,6 +187,29 @@ impl Auth {
             this.send(&recovery::reset_email(&this.inner.config, &user.email, &token)).await;
             this.audit(AuditEvent::PasswordResetRequested, Some(user.id), &client, json!({})).await;
             Ok(())
+        })
+    }
+
+    /// What every "email me a link" request shares: the caller is answered at
+    /// once, the same whether or not the account exists; afterwards, within
+    /// the per-account quota of `action`, `send` runs for the active account
+    /// of `email`, if there is one.
+    fn detach_email_link<F, Fut>(&self, action: Action, email: &str, client: &ClientInfo, send: F) -> Result<()>
+    where
+        F: FnOnce(Auth, User, ClientInfo) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<()>> + Send,
+    {
+        let email = Email::parse("email", email).map_err(AuthError::Validation)?;
+        let this = self.clone();
+        let client = client.clone();
+        self.detach(async move {
+            if !this.account_quota_allows(action, &email, &client).await? {
+                return Ok(());
+            }
+            match this.inner.store.user_by_email(&email).await? {
+                Some((user, _)) if user.is_active => send(this, user, client).await,
+                _ => Ok(()),
+            }
         });
         Ok(())
     }
