@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use auth_core::{
     Auth, AuthConfig,
     config::{MailTransport, Secret},
+    identity::AccountFlags,
     tokens::{AccessGrant, AccessTokens},
 };
 use auth_platform::{Roles, public, requires};
@@ -207,9 +208,7 @@ impl App {
             user_id: grant.user,
             session_id: Uuid::new_v4(),
             tenant: grant.tenant.map(|(id, role)| (id, role.to_owned())),
-            staff: grant.staff,
-            superuser: grant.superuser,
-            email_verified: grant.verified,
+            account: AccountFlags { staff: grant.staff, superuser: grant.superuser, email_verified: grant.verified },
         };
         self.tokens.mint(&grant).expect("mint a token").0
     }

@@ -12,6 +12,7 @@ use std::time::Duration;
 use argon2::password_hash::PasswordHasher as _;
 use argon2::{Algorithm as ArgonAlgorithm, Argon2, Block, Params, Version};
 use auth_core::config::{MailTransport, PasswordSettings, TokenSettings};
+use auth_core::identity::AccountFlags;
 use auth_core::password::PasswordHasher;
 use auth_core::store::RotateOutcome;
 use auth_core::tenancy::{DefaultRoles, MANAGE_MEMBERS, RoleSet};
@@ -40,9 +41,7 @@ fn grant(tenant: bool) -> AccessGrant {
         user_id: Uuid::now_v7(),
         session_id: Uuid::now_v7(),
         tenant: tenant.then(|| (Uuid::now_v7(), "member".to_owned())),
-        staff: false,
-        superuser: false,
-        email_verified: true,
+        account: AccountFlags { staff: false, superuser: false, email_verified: true },
     }
 }
 

@@ -352,9 +352,7 @@ impl Auth {
             user_id: session.user_id,
             session_id: session.id,
             tenant: session.tenant_id.zip(role),
-            staff: account.staff,
-            superuser: account.superuser,
-            email_verified: account.email_verified,
+            account,
         };
         Ok(self.inner.tokens.mint(&grant)?.0)
     }

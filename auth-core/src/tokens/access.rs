@@ -14,6 +14,7 @@ use uuid::Uuid;
 use super::keys::{KeySet, jwt_algorithm};
 use crate::config::TokenSettings;
 use crate::error::AuthError;
+use crate::identity::AccountFlags;
 
 /// The `typ` header of access tokens (RFC 9068 §2.1).
 const TOKEN_TYPE: &str = "at+jwt";
@@ -68,9 +69,7 @@ pub struct AccessGrant {
     pub session_id: Uuid,
     /// The tenant id and the user's role in it, when the token is scoped.
     pub tenant: Option<(Uuid, String)>,
-    pub staff: bool,
-    pub superuser: bool,
-    pub email_verified: bool,
+    pub account: AccountFlags,
 }
 
 /// Mints and verifies access tokens.
@@ -130,9 +129,9 @@ impl AccessTokens {
             sid: grant.session_id,
             tenant_id,
             role,
-            staff: grant.staff,
-            superuser: grant.superuser,
-            email_verified: grant.email_verified,
+            staff: grant.account.staff,
+            superuser: grant.account.superuser,
+            email_verified: grant.account.email_verified,
         };
         // What jsonwebtoken's `encode` does, with the header encoded once in
         // `new` and the key parsed once in the key set (`encode` re-parses it
@@ -279,9 +278,7 @@ mod tests {
             user_id: Uuid::new_v4(),
             session_id: Uuid::new_v4(),
             tenant: None,
-            staff: false,
-            superuser: false,
-            email_verified: true,
+            account: AccountFlags { staff: false, superuser: false, email_verified: true },
         }
     }
 
@@ -337,7 +334,11 @@ mod tests {
     fn round_trip(algorithm: SigningAlgorithm) {
         let spec = key(algorithm, "k1");
         let tokens = tokens(spec.clone(), vec![]);
-        let grant = AccessGrant { tenant: Some((Uuid::new_v4(), "admin".into())), staff: true, ..grant() };
+        let grant = AccessGrant {
+            tenant: Some((Uuid::new_v4(), "admin".into())),
+            account: AccountFlags { staff: true, ..grant().account },
+            ..grant()
+        };
         let (token, minted) = tokens.mint(&grant).unwrap();
 
         let header = decode_header(&token).unwrap();
@@ -420,7 +421,9 @@ mod tests {
     #[test]
     fn claims_carry_no_false_flags_and_no_empty_tenant() {
         let tokens = ed_tokens();
-        let (token, claims) = tokens.mint(&AccessGrant { email_verified: false, ..grant() }).unwrap();
+        let (token, claims) = tokens
+            .mint(&AccessGrant { account: AccountFlags { email_verified: false, ..grant().account }, ..grant() })
+            .unwrap();
         let payload = payload(&token);
         let mut names: Vec<_> = payload.as_object().unwrap().keys().cloned().collect();
         names.sort();
@@ -432,7 +435,11 @@ mod tests {
     fn claims_carry_true_flags_and_the_tenant() {
         let tokens = ed_tokens();
         let tenant = Uuid::new_v4();
-        let grant = AccessGrant { tenant: Some((tenant, "member".into())), staff: true, superuser: true, ..grant() };
+        let grant = AccessGrant {
+            tenant: Some((tenant, "member".into())),
+            account: AccountFlags { staff: true, superuser: true, ..grant().account },
+            ..grant()
+        };
         let (token, _) = tokens.mint(&grant).unwrap();
         let payload = payload(&token);
         assert_eq!(payload["tenant_id"], tenant.to_string());
