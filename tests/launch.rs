@@ -155,6 +155,47 @@ async fn release_refuses_what_the_checklist_forbids(app: App) {
     ignite_release(app, &production_config(&db.url)).await.expect("the complete config ignites");
 }
 
+/// Rocket's figment on a profile of that name, in this (debug) build.
+fn profile_figment(profile: &str, config: &AuthConfig) -> rocket::figment::Figment {
+    let rocket_config = rocket::Config { profile: profile.into(), ..rocket::Config::debug_default() };
+    common::quiet(rocket::figment::Figment::from(rocket_config))
+        .merge(rocket::figment::providers::Serialized::global("auth", config))
+}
+
+/// Issue #10.6: the checklist was keyed on the profile name `release`, so
+/// `ROCKET_PROFILE=production` skipped it. Only the debug profile (or
+/// `environment = "development"` on purpose) relaxes it now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_profile_but_debug_enforces_the_checklist() {
+    let _serial = SERIAL.lock().await;
+    let db = TestDatabase::new(Backend::Sqlite).await;
+    let development_settings = test_config(&db.url); // memory mail, cheap argon2, http URLs
+    for profile in ["production", "staging", "prod"] {
+        let ignited = Client::tracked(auth_demo::rocket(profile_figment(profile, &development_settings))).await;
+        assert!(refused(ignited), "profile {profile} must enforce the checklist");
+        let ignited = Client::tracked(auth_demo::rocket(profile_figment(profile, &production_config(&db.url)))).await;
+        ignited.unwrap_or_else(|e| panic!("profile {profile} ignites a complete production config: {e}"));
+    }
+    // Unmarked routes are refused outside development too.
+    #[rocket::get("/unmarked")]
+    fn unmarked() -> &'static str {
+        "open by accident"
+    }
+    let rocket = auth_demo::rocket(profile_figment("production", &production_config(&db.url)))
+        .mount("/", rocket::routes![unmarked]);
+    assert!(refused(Client::tracked(rocket).await), "an unmarked route under the production profile");
+
+    let mut explicit = development_settings.clone();
+    explicit.environment = Some(auth_core::config::Environment::Development);
+    let ignited = Client::tracked(auth_demo::rocket(profile_figment("staging", &explicit))).await;
+    ignited.expect("environment = \"development\", written on purpose, relaxes the checklist");
+    let mut explicit = production_config(&db.url);
+    explicit.environment = Some(auth_core::config::Environment::Production);
+    explicit.password.argon2_memory_kib = 1024;
+    let ignited = Client::tracked(auth_demo::rocket(figment(&explicit))).await;
+    assert!(refused(ignited), "environment = \"production\" enforces the checklist on the debug profile too");
+}
+
 /// Invalid settings are refused in every profile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn debug_refuses_invalid_settings_too() {

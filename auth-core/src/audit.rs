@@ -10,6 +10,10 @@ use uuid::Uuid;
 
 use crate::store::{AuditRecord, Store};
 
+mod denials;
+
+pub(crate) use denials::Denials;
+
 /// User agents are client-controlled: keep a bounded prefix.
 const MAX_USER_AGENT_CHARS: usize = 256;
 

@@ -35,10 +35,24 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// Where the platform runs, when a deployment says so on purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    /// The deployment checklist is enforced (the default of everything but
+    /// a debug build on Rocket's debug profile).
+    Production,
+    /// The checklist is relaxed: development keys, the file outbox, cheap
+    /// settings. Never implied by a profile name in a release build.
+    Development,
+}
+
 /// Settings of the whole platform. Every field has a secure default.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
+    /// Unset: production, except a debug build on Rocket's debug profile.
+    pub environment: Option<Environment>,
     /// `iss` of every access token.
     pub issuer: String,
     /// `aud` of every access token.
@@ -59,6 +73,7 @@ pub struct AuthConfig {
     pub mail: MailSettings,
     pub http: HttpSettings,
     pub rate_limits: RateLimitSettings,
+    pub audit: AuditSettings,
     /// OpenID Connect providers by name (`[default.auth.oauth.<name>]`); the
     /// name is the `<provider>` of `/oauth/<provider>/…`.
     pub oauth: BTreeMap<String, OAuthProvider>,
@@ -67,6 +82,7 @@ pub struct AuthConfig {
 impl Default for AuthConfig {
     fn default() -> Self {
         Self {
+            environment: None,
             issuer: "http://localhost:8000".into(),
             audience: "auth-platform".into(),
             public_url: "http://localhost:8000".into(),
@@ -79,6 +95,7 @@ impl Default for AuthConfig {
             mail: MailSettings::default(),
             http: HttpSettings::default(),
             rate_limits: RateLimitSettings::default(),
+            audit: AuditSettings::default(),
             oauth: BTreeMap::new(),
         }
     }
@@ -141,6 +158,8 @@ pub struct TokenSettings {
     /// How often each instance reloads revoked sessions from the store; the
     /// bound on cross-instance revocation of access tokens.
     pub revocation_poll_secs: u64,
+    /// Live login sessions a user may hold; a new login ends the oldest beyond it.
+    pub max_sessions_per_user: u32,
     pub verification_ttl_secs: u64,
     pub reset_ttl_secs: u64,
 }
@@ -157,6 +176,7 @@ impl Default for TokenSettings {
             refresh_absolute_ttl_secs: 30 * 24 * 3600,
             refresh_reuse_grace_secs: 0,
             revocation_poll_secs: 2,
+            max_sessions_per_user: 20,
             verification_ttl_secs: 24 * 3600,
             reset_ttl_secs: 30 * 60,
         }
@@ -204,6 +224,20 @@ impl Default for PasswordSettings {
             hashing_threads: 0,
             hashing_queue_timeout_ms: 2000,
         }
+    }
+}
+
+/// The audit trail.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditSettings {
+    /// Events older than this many days are deleted (hourly, by every instance).
+    pub retention_days: u32,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        Self { retention_days: 365 }
     }
 }
 
@@ -482,6 +516,11 @@ impl AuthConfig {
             "tokens.revocation_poll_secs",
             "must be between 1 and 60 seconds",
         );
+        p.check(
+            (1..=1000).contains(&t.max_sessions_per_user),
+            "tokens.max_sessions_per_user",
+            "must be between 1 and 1000",
+        );
         p.check(t.verification_ttl_secs > 0, "tokens.verification_ttl_secs", "must be positive");
         p.check(
             (60..=24 * 3600).contains(&t.reset_ttl_secs),
@@ -512,6 +551,11 @@ impl AuthConfig {
         );
         p.check(pw.hashing_queue_timeout_ms > 0, "password.hashing_queue_timeout_ms", "must be positive");
         p.check(self.mail.from.parse::<lettre::message::Mailbox>().is_ok(), "mail.from", "must be a mailbox");
+        p.check(
+            (1..=3650).contains(&self.audit.retention_days),
+            "audit.retention_days",
+            "must be between 1 and 3650 days",
+        );
         let rl = &self.rate_limits;
         p.check(
             (1..=1000).contains(&rl.login_failures_per_account),

@@ -29,6 +29,9 @@ backend_tests!(
     concurrent_refreshes_have_exactly_one_winner,
     refresh_respects_idle_and_absolute_lifetimes,
     reuse_grace_window_returns_the_same_successor,
+    grace_window_races_leave_one_chain_and_a_used_successor_makes_reuse,
+    tenant_tokens_end_with_the_login_they_came_from,
+    a_user_holds_at_most_the_configured_number_of_sessions,
     tenant_scoped_refresh_rereads_the_membership,
     tenant_rules_are_enforced,
     custom_role_sets_are_used,
@@ -43,6 +46,7 @@ backend_tests!(
     profile_updates_are_validated,
     audit_trail_records_events_without_secrets,
     pruning_removes_ended_sessions,
+    audit_events_past_their_retention_are_pruned,
     a_closed_store_is_unavailable,
 );
 
@@ -318,6 +322,143 @@ async fn reuse_grace_window_returns_the_same_successor(ctx: TestContext) {
     ctx.clock.advance(Duration::from_secs(10));
     assert!(matches!(auth.refresh(&pair.refresh, &client()).await, Err(AuthError::TokenReused)));
     assert!(auth.refresh(&next.refresh, &client()).await.is_err());
+}
+
+/// Issue #10.11: concurrent presentations of one token within the grace
+/// window all get the same successor (one chain); once that successor was
+/// used, the old token is a stolen copy: reuse, and the family dies.
+async fn grace_window_races_leave_one_chain_and_a_used_successor_makes_reuse(ctx: TestContext) {
+    let auth = ctx.second_instance(|c| c.tokens.refresh_reuse_grace_secs = 10).await;
+    ctx.verified_user("grace-race@example.com").await;
+    let pair = auth.login("grace-race@example.com", PASSWORD, None, &client()).await.unwrap();
+    let refresh = Arc::new(pair.refresh.clone());
+    let attempts = (0..8).map(|_| {
+        let (auth, refresh) = (auth.clone(), refresh.clone());
+        tokio::spawn(async move { auth.refresh(&refresh, &client()).await })
+    });
+    let mut successors = std::collections::BTreeSet::new();
+    for attempt in attempts {
+        successors.insert(attempt.await.unwrap().expect("within the grace window every attempt succeeds").refresh);
+    }
+    assert_eq!(successors.len(), 1, "one successor chain, never two: {successors:?}");
+    let successor = successors.pop_first().unwrap();
+    let chains = count(&ctx, "SELECT COUNT(*) FROM refresh_tokens WHERE consumed_at IS NULL").await;
+    assert_eq!(chains, 1, "exactly one live token");
+
+    let next = auth.refresh(&successor, &client()).await.unwrap();
+    assert!(
+        matches!(auth.refresh(&pair.refresh, &client()).await, Err(AuthError::TokenReused)),
+        "the old token after its successor was used is reuse, even within the grace window"
+    );
+    assert!(matches!(auth.refresh(&next.refresh, &client()).await, Err(AuthError::InvalidToken)));
+    assert!(matches!(auth.verify_access(&next.access), Err(AuthError::InvalidToken)));
+}
+
+/// Issue #10.1: `tenant_token` adds a chain to the caller's login instead of
+/// starting a session of its own; ending the login ends the tenant's tokens.
+async fn tenant_tokens_end_with_the_login_they_came_from(ctx: TestContext) {
+    let owner = ctx.verified_user("login-owner@example.com").await;
+    let tenant = ctx.auth.create_tenant(owner, "Acme", &client()).await.unwrap();
+    // A tenant-scoped pair from a login; `end` ends that login one way or another.
+    let scoped_pair = async || {
+        let login = ctx.login("login-owner@example.com").await;
+        let claims = ctx.auth.verify_access(&login.access).unwrap();
+        let scoped = ctx.auth.tenant_token(&claims, tenant.id, &client()).await.unwrap();
+        let scoped_claims = ctx.auth.verify_access(&scoped.access).unwrap();
+        assert_eq!(scoped_claims.sid, claims.sid, "the scoped tokens belong to the login");
+        assert_eq!(scoped_claims.tenant_id, Some(tenant.id));
+        (login, claims, scoped)
+    };
+    let assert_ended = async |scoped: &auth_core::TokenPair, how: &str| {
+        assert!(matches!(ctx.auth.verify_access(&scoped.access), Err(AuthError::InvalidToken)), "{how}");
+        assert!(matches!(ctx.auth.refresh(&scoped.refresh, &client()).await, Err(AuthError::InvalidToken)), "{how}");
+    };
+
+    let (login, claims, scoped) = scoped_pair().await;
+    let sessions = ctx.auth.sessions(&claims).await.unwrap();
+    assert_eq!(sessions.len(), 1, "the login is listed once: {sessions:?}");
+    // Both chains rotate independently within the one login.
+    let scoped = ctx.auth.refresh(&scoped.refresh, &client()).await.unwrap();
+    let login = ctx.auth.refresh(&login.refresh, &client()).await.unwrap();
+    ctx.auth.logout(&claims, &login.refresh, &client()).await.unwrap();
+    assert_ended(&scoped, "logout").await;
+
+    let (login, _, scoped) = scoped_pair().await;
+    ctx.auth.refresh(&login.refresh, &client()).await.unwrap();
+    assert!(matches!(ctx.auth.refresh(&login.refresh, &client()).await, Err(AuthError::TokenReused)));
+    assert_ended(&scoped, "reuse detection").await;
+
+    let (_, claims, scoped) = scoped_pair().await;
+    ctx.auth.revoke_session(&claims, claims.sid, &client()).await.unwrap();
+    assert_ended(&scoped, "revoking the session").await;
+
+    let (_, _, scoped) = scoped_pair().await;
+    ctx.clock.advance(Duration::from_secs(25 * 3600));
+    assert!(matches!(ctx.auth.refresh(&scoped.refresh, &client()).await, Err(AuthError::InvalidToken)), "expiry");
+
+    // A token of an ended login cannot start a tenant chain either.
+    let (login, claims, _) = scoped_pair().await;
+    ctx.auth.logout(&claims, &login.refresh, &client()).await.unwrap();
+    assert!(matches!(ctx.auth.tenant_token(&claims, tenant.id, &client()).await, Err(AuthError::InvalidToken)));
+}
+
+/// Issue #10.1: a new login past `tokens.max_sessions_per_user` ends the oldest.
+async fn a_user_holds_at_most_the_configured_number_of_sessions(ctx: TestContext) {
+    let auth = ctx.second_instance(|c| c.tokens.max_sessions_per_user = 2).await;
+    ctx.verified_user("many-devices@example.com").await;
+    let login = async || auth.login("many-devices@example.com", PASSWORD, None, &client()).await.unwrap();
+    let first = login().await;
+    ctx.clock.advance(Duration::from_millis(5));
+    let second = login().await;
+    ctx.clock.advance(Duration::from_millis(5));
+    let third = login().await;
+    assert!(matches!(auth.verify_access(&first.access), Err(AuthError::InvalidToken)), "the oldest session ended");
+    assert!(matches!(auth.refresh(&first.refresh, &client()).await, Err(AuthError::InvalidToken)));
+    let claims = auth.verify_access(&third.access).unwrap();
+    assert_eq!(auth.sessions(&claims).await.unwrap().len(), 2);
+    assert!(auth.refresh(&second.refresh, &client()).await.is_ok());
+    assert!(auth.refresh(&third.refresh, &client()).await.is_ok());
+}
+
+/// Issue #10.11, on PostgreSQL: a revocation that commits while a rotation is
+/// under way (after the rotation read the session as live) wins; the rotation
+/// must not hand out a successor of the revoked family.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: set TEST_DATABASE_URL and pass --ignored"]
+async fn postgres_a_rotation_never_outlives_a_revocation_committed_meanwhile() {
+    let ctx = TestContext::postgres().await;
+    ctx.verified_user("raced@example.com").await;
+    let pair = ctx.login("raced@example.com").await;
+    let sid = ctx.auth.verify_access(&pair.access).unwrap().sid;
+    let pool = sqlx::PgPool::connect(&ctx.config.database_url).await.unwrap();
+    let mut revoker = pool.begin().await.unwrap();
+    sqlx::query("UPDATE refresh_families SET revoked_at = 1, revoke_reason = 'logout' WHERE id = $1")
+        .bind(sid)
+        .execute(&mut *revoker)
+        .await
+        .unwrap();
+    let auth = ctx.auth.clone();
+    let rotation = tokio::spawn(async move { auth.refresh(&pair.refresh, &client()).await });
+    // Until the rotation waits for the revoker's row lock on the family.
+    let mut waited = 0;
+    loop {
+        let (waiting,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
+             AND query LIKE 'UPDATE refresh_families SET last_used_at%'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        waited += 1;
+        assert!(waited < 1000, "the rotation never reached the family's row lock");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    revoker.commit().await.unwrap();
+    assert!(matches!(rotation.await.unwrap(), Err(AuthError::InvalidToken)), "a revoked family rotated");
+    pool.close().await;
 }
 
 async fn tenant_scoped_refresh_rereads_the_membership(ctx: TestContext) {
@@ -680,6 +821,24 @@ async fn pruning_removes_ended_sessions(ctx: TestContext) {
     let live = ctx.login("prune@example.com").await;
     assert_eq!(ctx.auth.prune().await.unwrap(), 1);
     ctx.auth.refresh(&live.refresh, &client()).await.expect("live sessions survive pruning");
+}
+
+/// Issue #10.10: `audit_events` was never pruned.
+async fn audit_events_past_their_retention_are_pruned(ctx: TestContext) {
+    let auth = ctx.second_instance(|c| c.audit.retention_days = 30).await;
+    let user = ctx.verified_user("retention@example.com").await;
+    let events = async || auth.audit_trail(Some(user), 100).await.unwrap().len();
+    let before = events().await;
+    assert!(before >= 2, "registration and verification were audited");
+    ctx.clock.advance(Duration::from_secs(20 * 24 * 3600));
+    auth.login("retention@example.com", PASSWORD, None, &client()).await.unwrap();
+    auth.prune().await.unwrap();
+    assert_eq!(events().await, before + 1, "events within the retention are kept");
+    ctx.clock.advance(Duration::from_secs(11 * 24 * 3600));
+    auth.prune().await.unwrap();
+    let left = auth.audit_trail(Some(user), 100).await.unwrap();
+    assert_eq!(left.len(), 1, "only the login of 11 days ago is left: {left:?}");
+    assert_eq!(left[0].event, "login_succeeded");
 }
 
 async fn a_closed_store_is_unavailable(ctx: TestContext) {

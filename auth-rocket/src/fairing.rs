@@ -1,6 +1,7 @@
 //! [`AuthFairing`]: reads the settings, opens the store, loads the keys and
-//! manages an [`Auth`] as Rocket state. In the release profile it refuses to
-//! launch while any item of the deployment checklist fails.
+//! manages an [`Auth`] as Rocket state. Outside development it refuses to
+//! launch while any item of the deployment checklist fails; what counts as
+//! development fails closed (see [`Deployment`]).
 
 use std::{
     io::Write,
@@ -10,18 +11,20 @@ use std::{
 
 use auth_core::{
     Auth, AuthBuilder, AuthConfig, SigningAlgorithm,
-    config::{KeySpec, MailTransport, Secret},
+    config::{Environment, KeySpec, MailTransport, Secret},
     tenancy::Roles,
     tokens::KeySet,
 };
 use rocket::{
-    Build, Orbit, Rocket,
+    Build, Data, Orbit, Request, Rocket,
     fairing::{self, Fairing, Info, Kind},
     figment::Figment,
 };
 
+use crate::secret_query::SecretQueryRoutes;
+
 /// Where a development signing key is kept between restarts, unless
-/// `AUTH_DEV_KEY_FILE` says otherwise. Never used in the release profile.
+/// `AUTH_DEV_KEY_FILE` says otherwise. Never used outside a debug build in development.
 const DEV_KEY_FILE: &str = ".auth-dev-key";
 
 type Customize = Arc<dyn Fn(AuthBuilder) -> AuthBuilder + Send + Sync>;
@@ -32,8 +35,8 @@ type Customize = Arc<dyn Fn(AuthBuilder) -> AuthBuilder + Send + Sync>;
 /// `AUTH_OUTBOX_DIR` override the database and select the file outbox.
 ///
 /// At ignite, after every route is mounted, it checks them (see
-/// [`policy`](crate::policy)): in release it refuses to launch while a route
-/// has neither `#[requires(...)]` nor `#[public]`, naming each.
+/// [`policy`](crate::policy)): outside development it refuses to launch
+/// while a route has neither `#[requires(...)]` nor `#[public]`, naming each.
 #[derive(Clone, Default)]
 pub struct AuthFairing {
     customize: Option<Customize>,
@@ -46,7 +49,7 @@ impl AuthFairing {
         Self::default().customize(|builder| builder.roles::<R>())
     }
 
-    /// Launches in release even while routes have neither `#[requires(...)]`
+    /// Launches in production even while routes have neither `#[requires(...)]`
     /// nor `#[public]` (they are still logged). A code setting on purpose:
     /// no deployment variable can open routes.
     pub fn allow_unmarked_routes(mut self) -> Self {
@@ -84,9 +87,53 @@ pub fn load_config(figment: &Figment) -> Result<AuthConfig, String> {
     Ok(config)
 }
 
-/// Whether Rocket runs in its release profile, where the checklist is enforced.
-pub fn is_release(figment: &Figment) -> bool {
-    figment.profile() == rocket::Config::RELEASE_PROFILE
+/// How a launch is judged: production, unless development is certain.
+///
+/// Fails closed. Development is a debug build on Rocket's debug profile, or
+/// `auth.environment = "development"` written on purpose; any other profile
+/// name (`production`, `staging`, a typo) is production. A release build is
+/// never trusted with development's shortcuts that leave secrets behind: it
+/// never generates a signing key and never writes mail to the file outbox,
+/// whatever its profile or settings say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Deployment {
+    /// The checklist and the unmarked-route refusal are relaxed.
+    pub development: bool,
+    /// A debug build of the host app (`cfg!(debug_assertions)`).
+    pub debug_build: bool,
+}
+
+impl Deployment {
+    pub(crate) fn of(figment: &Figment, config: &AuthConfig) -> Self {
+        Self::decide(cfg!(debug_assertions), figment.profile() == rocket::Config::DEBUG_PROFILE, config.environment)
+    }
+
+    fn decide(debug_build: bool, debug_profile: bool, environment: Option<Environment>) -> Self {
+        let development = match environment {
+            Some(environment) => environment == Environment::Development,
+            None => debug_build && debug_profile,
+        };
+        Self { development, debug_build }
+    }
+
+    /// Whether a missing signing key may be replaced by a generated one.
+    fn may_generate_keys(self) -> bool {
+        self.development && self.debug_build
+    }
+
+    /// What this deployment forbids in `config`, before the checklist.
+    fn refusals(self, config: &AuthConfig) -> Result<(), String> {
+        if self.debug_build {
+            return Ok(());
+        }
+        if config.tokens.signing_key.is_none() {
+            return Err("a release build never generates a signing key: configure tokens.signing_key".into());
+        }
+        if matches!(config.mail.transport, MailTransport::Outbox { .. }) {
+            return Err("a release build never writes mail to the outbox: configure mail.transport".into());
+        }
+        Ok(())
+    }
 }
 
 /// The development signing key: read from `path`, or generated and written
@@ -133,11 +180,16 @@ pub(crate) fn write_private(path: &Path, contents: &str) -> std::io::Result<()> 
 async fn build(figment: &Figment, customize: Option<&Customize>) -> Result<Auth, String> {
     let mut config = load_config(figment)?;
     config.validate().map_err(|e| e.to_string())?;
-    if is_release(figment) {
-        config.check_production().map_err(|e| format!("refusing to launch in release: {e}"))?;
-    } else if config.tokens.signing_key.is_none() {
+    let deployment = Deployment::of(figment, &config);
+    if config.tokens.signing_key.is_none() && deployment.may_generate_keys() {
         let path = std::env::var_os("AUTH_DEV_KEY_FILE").map_or_else(|| PathBuf::from(DEV_KEY_FILE), PathBuf::from);
         config.tokens.signing_key = Some(development_key(&path, config.tokens.algorithm)?);
+    }
+    deployment.refusals(&config).map_err(|e| format!("refusing to launch: {e}"))?;
+    if deployment.development {
+        tracing::warn!("auth platform in development: the deployment checklist is not enforced");
+    } else {
+        config.check_production().map_err(|e| format!("refusing to launch in production: {e}"))?;
     }
     let mut builder = Auth::builder(config);
     if let Some(customize) = customize {
@@ -149,20 +201,24 @@ async fn build(figment: &Figment, customize: Option<&Customize>) -> Result<Auth,
 #[rocket::async_trait]
 impl Fairing for AuthFairing {
     fn info(&self) -> Info {
-        Info { name: "auth platform", kind: Kind::Ignite | Kind::Liftoff }
+        Info { name: "auth platform", kind: Kind::Ignite | Kind::Liftoff | Kind::Request }
     }
 
     async fn on_ignite(&self, rocket: Rocket<Build>) -> fairing::Result {
-        let require_marks = is_release(rocket.figment()) && !self.allow_unmarked_routes;
-        let built = match crate::policy::check_marks(&rocket, require_marks) {
-            Ok(()) => build(rocket.figment(), self.customize.as_ref()).await,
+        let development = load_config(rocket.figment()).map(|c| Deployment::of(rocket.figment(), &c).development);
+        let built = match development {
+            Ok(development) => match crate::policy::check_marks(&rocket, !development && !self.allow_unmarked_routes) {
+                Ok(()) => build(rocket.figment(), self.customize.as_ref()).await,
+                Err(error) => Err(error),
+            },
             Err(error) => Err(error),
         };
         let built = built.and_then(|auth| crate::policy::check_roles(&rocket, auth.roles()).map(|()| auth));
         match built {
             Ok(auth) => {
                 let cors = crate::cors::Cors::new(&auth.config().http.cors_allowed_origins);
-                Ok(rocket.manage(auth).attach(cors))
+                let secret_queries = SecretQueryRoutes::of(&rocket);
+                Ok(rocket.manage(auth).manage(secret_queries).attach(cors))
             }
             Err(error) => {
                 tracing::error!("auth platform: {error}");
@@ -172,10 +228,47 @@ impl Fairing for AuthFairing {
         }
     }
 
+    /// Runs before Rocket logs the request: keeps secrets of query strings out of it.
+    async fn on_request(&self, request: &mut Request<'_>, _: &mut Data<'_>) {
+        if let Some(routes) = request.rocket().state::<SecretQueryRoutes>() {
+            routes.redact(request);
+        }
+    }
+
     async fn on_liftoff(&self, rocket: &Rocket<Orbit>) {
         if let Some(auth) = rocket.state::<Auth>() {
             let keys = auth.keys();
             tracing::info!(store = auth.store().backend_name(), kid = keys.signing_kid(), "auth platform ready");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_debug_build_on_the_debug_profile_or_an_explicit_setting_is_development() {
+        let decide = Deployment::decide;
+        assert!(decide(true, true, None).development, "cargo run: a debug build on the debug profile");
+        assert!(!decide(true, false, None).development, "any other profile name is production");
+        assert!(!decide(false, true, None).development, "a release build is production, whatever its profile");
+        assert!(!decide(false, false, None).development);
+        assert!(!decide(true, true, Some(Environment::Production)).development, "production written on purpose");
+        assert!(decide(false, false, Some(Environment::Development)).development, "development written on purpose");
+    }
+
+    #[test]
+    fn a_release_build_never_generates_keys_nor_uses_the_outbox() {
+        let release = Deployment::decide(false, true, Some(Environment::Development));
+        assert!(!release.may_generate_keys());
+        let mut config = AuthConfig::default();
+        assert!(release.refusals(&config).unwrap_err().contains("signing key"));
+        config.tokens.signing_key = Some(KeySpec { kid: "k".into(), ..KeySpec::default() });
+        assert!(release.refusals(&config).unwrap_err().contains("outbox"), "the default transport is the outbox");
+        config.mail.transport = MailTransport::Memory;
+        assert!(release.refusals(&config).is_ok());
+        let debug = Deployment::decide(true, true, None);
+        assert!(debug.may_generate_keys() && debug.refusals(&AuthConfig::default()).is_ok());
     }
 }

@@ -151,7 +151,7 @@ impl<'r> FromRequest<'r> for TenantScope {
                 Outcome::Success(TenantScope { tenant_id, role, user })
             }
             None => {
-                deny(request, &user, "tenant_scope_required").await;
+                deny(request, &user, "tenant_scope_required");
                 reject(request, ApiError::Auth(AuthError::NotAMember))
             }
         }
@@ -187,19 +187,19 @@ impl<'r, P: Policy> FromRequest<'r> for Authorized<P> {
         match P::check(&user, request, auth.roles()) {
             Ok(()) => Outcome::Success(Authorized { user, policy: PhantomData }),
             Err(error) => {
-                deny(request, &user, P::DESCRIPTION).await;
+                deny(request, &user, P::DESCRIPTION);
                 reject(request, ApiError::Auth(error))
             }
         }
     }
 }
 
-/// Audits a 403 of an authenticated caller, without delaying the answer.
-async fn deny(request: &Request<'_>, user: &AuthUser, reason: &str) {
-    let Some(auth) = request.rocket().state::<Auth>().cloned() else { return };
+/// Audits a 403 of an authenticated caller (coalesced, never waited for).
+fn deny(request: &Request<'_>, user: &AuthUser, reason: &str) {
+    let Some(auth) = request.rocket().state::<Auth>() else { return };
     let client = Client::resolve(request).0;
-    let (user_id, reason, path) = (user.id(), reason.to_owned(), request.uri().path().to_string());
-    tokio::spawn(async move { auth.record_denied(Some(user_id), &client, &reason, &path).await });
+    let path = request.uri().path().to_string();
+    auth.record_denied(Some(user.id()), &client, reason, serde_json::json!({ "path": path }));
 }
 
 /// The value of the dynamic segment `<name>` of the matched route, if present.

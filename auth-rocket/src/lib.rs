@@ -19,7 +19,7 @@
 //! contract's JSON error body. `#[requires(...)]` (auth-macros, re-exported by
 //! auth-platform) generates the [`Policy`] of an `Authorized<P>` from a list of
 //! conditions; [`policy`] lists every mounted route with its policy, and the
-//! fairing refuses to launch in release while a route has none.
+//! fairing refuses to launch outside development while a route has none.
 
 mod catchers;
 pub mod cli;
@@ -32,14 +32,16 @@ mod oauth;
 mod openapi;
 pub mod policy;
 mod routes;
+mod secret_query;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use error::ApiError;
-pub use fairing::{AuthFairing, development_key, is_release, load_config};
+pub use fairing::{AuthFairing, development_key, load_config};
 pub use guards::{AuthUser, Authorized, Client, Policy, TenantScope, check_tenant_role, path_segment};
 pub use json::JsonBody;
 pub use openapi::document as openapi_document;
+pub use secret_query::SecretQuery;
 
 /// Every endpoint of the contract, to mount under a base such as `/api/auth`,
 /// including sign-in with the OpenID Connect providers of `[auth.oauth.<name>]`

@@ -14,7 +14,7 @@ use rocket::{
     response::{self, Responder},
 };
 
-use crate::{error::ApiError, guards::Client};
+use crate::{error::ApiError, guards::Client, secret_query::SecretQuery};
 
 /// A redirect whose answer no cache may keep.
 pub struct Redirect {
@@ -64,14 +64,14 @@ fn set_cookie(jar: &CookieJar<'_>, cookie: StateCookie) {
 
 /// Redirects the browser to the provider, with `state`, `nonce` and PKCE S256.
 #[utoipa::path(tag = "oauth", params(("provider" = String, Path, description = "A configured provider, e.g. google"), ("login_hint" = Option<String>, Query, description = "Passed on to the provider")), responses((status = 302, description = "To the provider's authorization endpoint; sets the state cookie"), (status = 404, description = "Unknown provider", body = crate::openapi::ErrorBody), (status = 503, description = "The provider cannot be reached", body = crate::openapi::ErrorBody)))]
-#[get("/oauth/<provider>/authorize?<login_hint>")]
+#[get("/oauth/<provider>/authorize")]
 pub async fn oauth_authorize(
     auth: &State<Auth>,
     cookies: &CookieJar<'_>,
     provider: &str,
-    login_hint: Option<&str>,
+    query: SecretQuery,
 ) -> Result<Redirect, ApiError> {
-    let start = auth.oauth_authorize(provider, login_hint).await?;
+    let start = auth.oauth_authorize(provider, query.get("login_hint").as_deref()).await?;
     set_cookie(cookies, start.cookie);
     Ok(Redirect { status: Status::Found, location: start.location })
 }
@@ -79,17 +79,13 @@ pub async fn oauth_authorize(
 /// Where the provider sends the browser back: checks the state, exchanges the
 /// code, validates the id_token and answers the platform's own tokens.
 #[utoipa::path(tag = "oauth", params(("provider" = String, Path), ("code" = Option<String>, Query), ("state" = Option<String>, Query), ("iss" = Option<String>, Query), ("error" = Option<String>, Query)), responses((status = 200, description = "Signed in", body = crate::openapi::TokenPairSchema), (status = 303, description = "To the configured success_redirect, tokens in the fragment"), (status = 400, description = "Bad or missing state, refused code, or an id_token that fails validation", body = crate::openapi::ErrorBody), (status = 403, description = "Unverified provider email, email domain not allowed, or an account that cannot be linked", body = crate::openapi::ErrorBody), (status = 404, description = "Unknown provider", body = crate::openapi::ErrorBody)))]
-#[get("/oauth/<provider>/callback?<code>&<state>&<iss>&<error>")]
-#[allow(clippy::too_many_arguments)] // one per query parameter of the contract
+#[get("/oauth/<provider>/callback")]
 pub async fn oauth_callback(
     auth: &State<Auth>,
     client: Client,
     cookies: &CookieJar<'_>,
     provider: &str,
-    code: Option<&str>,
-    state: Option<&str>,
-    iss: Option<&str>,
-    error: Option<&str>,
+    query: SecretQuery,
 ) -> Result<SignedIn, ApiError> {
     let state_cookie = cookies.get(STATE_COOKIE).map(|cookie| cookie.value().to_owned());
     // Whatever happens next, this state has been used.
@@ -97,7 +93,9 @@ pub async fn oauth_callback(
         set_cookie(cookies, cleared);
     }
     auth.rate_limit(Action::Login, &client.0).await?;
-    let callback = OAuthCallback { code, state, iss, error };
+    let (code, state, iss, error) = (query.get("code"), query.get("state"), query.get("iss"), query.get("error"));
+    let callback =
+        OAuthCallback { code: code.as_deref(), state: state.as_deref(), iss: iss.as_deref(), error: error.as_deref() };
     let login = auth.oauth_callback(provider, &callback, state_cookie.as_deref(), &client.0).await?;
     Ok(match login.redirect {
         Some(location) => SignedIn::Redirect(Redirect { status: Status::SeeOther, location }),

@@ -1,7 +1,7 @@
 //! Route policies: the [`Condition`]s that `#[requires(...)]` compiles into a
 //! [`Policy`](crate::Policy), the listing of every mounted route with its
 //! policy ([`route_table`]), and the check [`AuthFairing`](crate::AuthFairing)
-//! runs at ignite: in release it refuses to launch while a route has neither
+//! runs at ignite: outside development it refuses to launch while a route has neither
 //! a policy nor `#[public]`.
 //!
 //! ```
@@ -55,7 +55,7 @@ use crate::guards::{AuthUser, path_segment};
 pub const DEFAULT_TENANT_SEGMENT: &str = "tenant_id";
 
 /// Route names of the platform's own routes start with this.
-const PLATFORM_PREFIX: &str = "auth_rocket::";
+pub(crate) const PLATFORM_PREFIX: &str = "auth_rocket::";
 
 /// Route names of routes made public with [`public`] start with this.
 const PUBLIC_PREFIX: &str = "public: ";
@@ -266,7 +266,7 @@ pub fn route_table<P: Phase>(rocket: &Rocket<P>) -> Vec<RoutePolicy> {
 }
 
 /// Makes routes without a handler of yours public (a `FileServer`, say): they
-/// are listed as `public` and pass the release check. Mount what it returns.
+/// are listed as `public` and pass the production check. Mount what it returns.
 pub fn public(routes: impl Into<Vec<Route>>) -> Vec<Route> {
     let mut routes = routes.into();
     for route in &mut routes {
@@ -328,14 +328,14 @@ fn mounted(base: &str, path: &str) -> Option<String> {
 }
 
 /// The mounted routes that have neither a policy nor `#[public]` (what the
-/// release check refuses), for a host app's own test:
+/// production check refuses), for a host app's own test:
 /// `assert!(unmarked_routes(&rocket).is_empty())`.
 pub fn unmarked_routes<P: Phase>(rocket: &Rocket<P>) -> Vec<RoutePolicy> {
     route_table(rocket).into_iter().filter(|route| route.policy.is_none()).collect()
 }
 
 /// The fairing's check at ignite, once every route is mounted: with
-/// `required` (release, unless allowed) no route may be unmarked; otherwise
+/// `required` (production, unless allowed) no route may be unmarked; otherwise
 /// unmarked routes are logged as a warning.
 pub(crate) fn check_marks<P: Phase>(rocket: &Rocket<P>, required: bool) -> Result<(), String> {
     let unmarked: Vec<String> = rocket
@@ -356,11 +356,11 @@ pub(crate) fn check_marks<P: Phase>(rocket: &Rocket<P>, required: bool) -> Resul
     }
     let list = unmarked.join(", ");
     if !required {
-        tracing::warn!(routes = %list, "routes without #[requires(...)] or #[public]; release refuses to launch");
+        tracing::warn!(routes = %list, "routes without #[requires(...)] or #[public]; production refuses to launch");
         return Ok(());
     }
     Err(format!(
-        "refusing to launch in release: {} route(s) have neither #[requires(...)] nor #[public]: {list}; \
+        "refusing to launch in production: {} route(s) have neither #[requires(...)] nor #[public]: {list}; \
          mark each (or, deliberately, AuthFairing::allow_unmarked_routes())",
         unmarked.len()
     ))

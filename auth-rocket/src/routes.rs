@@ -23,6 +23,7 @@ use crate::{
     error::ApiError,
     guards::{AuthUser, Client, TenantScope},
     json::JsonBody,
+    secret_query::SecretQuery,
 };
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -89,11 +90,11 @@ pub async fn verify_email(auth: &State<Auth>, client: Client, body: JsonBody<Tok
 
 /// The page behind the emailed link.
 #[utoipa::path(tag = "account", params(("token" = Option<String>, Query, description = "The emailed token")), responses((status = 200, description = "HTML page: verified", content_type = "text/html"), (status = 400, description = "HTML page: invalid link", content_type = "text/html")))]
-#[get("/verify-email?<token>")]
-pub async fn verify_email_link(auth: &State<Auth>, client: Client, token: Option<&str>) -> (Status, RawHtml<String>) {
+#[get("/verify-email")]
+pub async fn verify_email_link(auth: &State<Auth>, client: Client, query: SecretQuery) -> (Status, RawHtml<String>) {
     let limited = auth.rate_limit(Action::VerificationResend, &client.0).await;
-    let result = match (limited, token) {
-        (Ok(()), Some(token)) => auth.verify_email(token, &client.0).await,
+    let result = match (limited, query.get("token")) {
+        (Ok(()), Some(token)) => auth.verify_email(&token, &client.0).await,
         (Err(error), _) => Err(error),
         (Ok(()), None) => Err(AuthError::InvalidOneTimeToken),
     };

@@ -1265,7 +1265,8 @@ impl Conformance {
 
     /// `POST /token/tenant` and `login` with `tenant_id`: scoped tokens whose
     /// role comes from the membership, never from the request; 403 for a
-    /// non-member; scoped sessions stay scoped across refresh.
+    /// non-member; scoped sessions stay scoped across refresh; the scoped
+    /// tokens belong to the caller's login (one session, ended by its logout).
     pub async fn tenant_token(&self) {
         let [owner_role, _, member_role] = &self.roles;
         let owner = self.verified_user("scope-owner").await;
@@ -1280,8 +1281,22 @@ impl Conformance {
         assert_eq!(claims["tenant_id"], json!(tenant), "{claims}");
         assert_eq!(claims["role"], json!(owner_role), "{claims}");
         assert_eq!(claims["sub"], json!(owner.id), "{claims}");
-        let rotated = self.refreshed(&scoped.refresh).await.claims();
-        assert_eq!((&rotated["tenant_id"], &rotated["role"]), (&json!(tenant), &json!(owner_role)), "{rotated}");
+        let rotated = self.refreshed(&scoped.refresh).await;
+        let rotated_claims = rotated.claims();
+        assert_eq!(
+            (&rotated_claims["tenant_id"], &rotated_claims["role"]),
+            (&json!(tenant), &json!(owner_role)),
+            "{rotated_claims}"
+        );
+        // The scoped tokens belong to the caller's login: listed once, ended with it.
+        assert_eq!(claims["sid"], owner_tokens.claims()["sid"], "scoped tokens carry the login's sid: {claims}");
+        let sessions = self.get("/sessions", Some(&owner_tokens.access)).await;
+        assert_eq!(sessions.get("").as_array().map(Vec::len), Some(1), "the login is listed once: {sessions}");
+        let logout = json!({ "refresh": owner_tokens.refresh });
+        self.post("/logout", Some(&owner_tokens.access), &logout).await.expect(204);
+        assert!(!self.access_works(&rotated.access).await, "the login's logout ends its tenant-scoped access token");
+        assert!(!self.refresh_works(&rotated.refresh).await, "the login's logout ends its tenant-scoped refresh token");
+        let owner_tokens = self.sign_in(&owner).await;
 
         let member = self.verified_user("scope-member").await;
         let owner_scoped = self.scoped(&owner_tokens.access, &tenant).await;

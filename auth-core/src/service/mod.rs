@@ -17,7 +17,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::{
-    audit::{AuditEvent, AuditLog, ClientInfo},
+    audit::{AuditEvent, AuditLog, ClientInfo, Denials},
     clock::Clock,
     config::{AuthConfig, ConfigError},
     error::{AuthError, Result},
@@ -143,6 +143,7 @@ impl AuthBuilder {
             tokens: AccessTokens::new(keys, &config.issuer, &config.audience, &config.tokens),
             passwords: PasswordHasher::new(&config.password)?,
             revocations: RevocationList::default(),
+            denials: Denials::start(AuditLog::new(store.clone()), self.clock.clone()),
             audit: AuditLog::new(store.clone()),
             store,
             mailer,
@@ -154,6 +155,7 @@ impl AuthBuilder {
         });
         inner.reload_revocations().await?;
         tokio::spawn(poll_revocations(Arc::downgrade(&inner)));
+        tokio::spawn(prune_hourly(Arc::downgrade(&inner)));
         Ok(Auth { inner })
     }
 }
@@ -172,6 +174,7 @@ struct Inner {
     revocations: RevocationList,
     mailer: Arc<dyn Mailer>,
     audit: AuditLog,
+    denials: Denials,
     roles: RoleSet,
     clock: Clock,
     limiter: Arc<dyn RateLimiter>,
@@ -184,6 +187,13 @@ impl Inner {
     fn revocation_window_ms(&self) -> i64 {
         let t = &self.config.tokens;
         i64::try_from((t.access_ttl_secs + t.leeway_secs) * 1000).unwrap_or(i64::MAX)
+    }
+
+    async fn prune(&self) -> Result<u64> {
+        let now = self.clock.now_ms();
+        let idle = secs_to_ms(self.config.tokens.refresh_idle_ttl_secs);
+        let audit_before = now - secs_to_ms(u64::from(self.config.audit.retention_days) * 24 * 3600);
+        self.store.prune(now - PRUNE_RETENTION_MS, idle, audit_before).await
     }
 
     async fn reload_revocations(&self) -> Result<()> {
@@ -205,6 +215,18 @@ async fn poll_revocations(inner: Weak<Inner>) {
         let Some(inner) = inner.upgrade() else { return };
         if let Err(error) = inner.reload_revocations().await {
             tracing::warn!(%error, "could not reload revoked sessions; keeping the current list");
+        }
+    }
+}
+
+/// Runs [`Auth::prune`] every hour until the last [`Auth`] handle is dropped.
+async fn prune_hourly(inner: Weak<Inner>) {
+    let mut hourly = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        hourly.tick().await;
+        let Some(inner) = inner.upgrade() else { return };
+        if let Err(error) = inner.prune().await {
+            tracing::warn!(%error, "could not prune ended sessions and old audit events");
         }
     }
 }
@@ -342,18 +364,16 @@ impl Auth {
         Ok(claims)
     }
 
-    /// Records a denied request (a guard's 401 or 403) in the audit trail.
-    pub async fn record_denied(&self, user: Option<Uuid>, client: &ClientInfo, reason: &str, path: &str) {
-        self.audit(AuditEvent::AccessDenied, user, client, json!({ "reason": reason, "path": path })).await;
+    /// Records a denied request (a 403 of an authenticated caller) in the
+    /// audit trail, coalesced: repeats of one caller's denial for one reason
+    /// within a minute become one row and a count, through a bounded queue.
+    /// Never waits: call it from a request guard as it is.
+    pub fn record_denied(&self, user: Option<Uuid>, client: &ClientInfo, reason: &str, detail: serde_json::Value) {
+        self.inner.denials.record(user, client, reason, detail);
     }
 
-    fn mint(&self, account: AccountFlags, session: &Family, role: Option<String>) -> Result<String> {
-        let grant = AccessGrant {
-            user_id: session.user_id,
-            session_id: session.id,
-            tenant: session.tenant_id.zip(role),
-            account,
-        };
+    fn mint(&self, account: AccountFlags, session: &Family, tenant: Option<(Uuid, String)>) -> Result<String> {
+        let grant = AccessGrant { user_id: session.user_id, session_id: session.id, tenant, account };
         Ok(self.inner.tokens.mint(&grant)?.0)
     }
 
@@ -367,14 +387,16 @@ impl Auth {
     }
 
     /// Starts a login session (a refresh family) and returns its first tokens.
+    /// The user's oldest sessions beyond `tokens.max_sessions_per_user` end.
     async fn start_session(
         &self,
         user: &User,
         tenant: Option<(Uuid, String)>,
-        absolute_expires_at: i64,
         client: &ClientInfo,
     ) -> Result<TokenPair> {
+        let t = &self.inner.config.tokens;
         let now = self.inner.clock.now_ms();
+        let absolute_expires_at = now + secs_to_ms(t.refresh_absolute_ttl_secs);
         let family = NewFamily {
             id: Uuid::now_v7(),
             user_id: user.id,
@@ -385,17 +407,22 @@ impl Auth {
             user_agent: client.user_agent.clone(),
         };
         let refresh = OpaqueToken::generate();
-        self.inner.store.create_family(&family, &refresh).await?;
+        let idle = secs_to_ms(t.refresh_idle_ttl_secs);
+        let ended = self.inner.store.create_family(&family, &refresh, t.max_sessions_per_user, idle).await?;
+        if !ended.is_empty() {
+            let detail = json!({ "sessions": ended, "reason": "session_limit" });
+            self.revoked(ended);
+            self.audit(AuditEvent::SessionRevoked, Some(user.id), client, detail).await;
+        }
         let session = Family {
             id: family.id,
             user_id: user.id,
-            tenant_id: family.tenant_id,
             created_at: now,
             last_used_at: now,
             absolute_expires_at,
             revoked_at: None,
         };
-        let access = self.mint(user.flags(), &session, tenant.map(|(_, role)| role))?;
+        let access = self.mint(user.flags(), &session, tenant)?;
         Ok(self.pair(access, &refresh))
     }
 
@@ -405,10 +432,11 @@ impl Auth {
 
     // ----- maintenance --------------------------------------------------------
 
-    /// Deletes sessions and one-time tokens that ended over a day ago.
+    /// Deletes sessions and one-time tokens that ended over a day ago, and
+    /// audit events older than `audit.retention_days`. Every instance runs it
+    /// hourly; returns the number of sessions deleted.
     pub async fn prune(&self) -> Result<u64> {
-        let idle = secs_to_ms(self.inner.config.tokens.refresh_idle_ttl_secs);
-        self.inner.store.prune(self.inner.clock.now_ms() - PRUNE_RETENTION_MS, idle).await
+        self.inner.prune().await
     }
 
     /// The most recent audit events of `user_id` (or everyone), newest first.

@@ -4,7 +4,7 @@
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{Auth, secs_to_ms};
+use super::Auth;
 use crate::{
     audit::{AuditEvent, ClientInfo},
     error::{AuthError, Result},
@@ -135,8 +135,7 @@ impl Auth {
         }
         let now = self.inner.clock.now_ms();
         store.record_login(user.id, now, None).await?;
-        let absolute = now + secs_to_ms(self.inner.config.tokens.refresh_absolute_ttl_secs);
-        let tokens = self.start_session(&user, None, absolute, client).await?;
+        let tokens = self.start_session(&user, None, client).await?;
         let detail = json!({ "method": "oauth", "provider": provider.name(), "origin": origin });
         self.audit(AuditEvent::LoginSucceeded, Some(user.id), client, detail).await;
         let redirect =

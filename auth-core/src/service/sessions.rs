@@ -82,8 +82,7 @@ impl Auth {
         let rehashed = if needs_rehash { Some(self.inner.passwords.hash(password).await?) } else { None };
         let now = self.inner.clock.now_ms();
         self.inner.store.record_login(user.id, now, rehashed.as_deref()).await?;
-        let absolute = now + secs_to_ms(self.inner.config.tokens.refresh_absolute_ttl_secs);
-        let pair = self.start_session(&user, tenant, absolute, client).await?;
+        let pair = self.start_session(&user, tenant, client).await?;
         if limits.enabled
             && let Err(error) = self.inner.limiter.login_succeeded(email.as_str()).await
         {
@@ -111,8 +110,8 @@ impl Auth {
             )
             .await?;
         match outcome {
-            RotateOutcome::Rotated { family, account, successor, role } => {
-                let access = self.mint(account, &family, role)?;
+            RotateOutcome::Rotated { family, account, successor, tenant } => {
+                let access = self.mint(account, &family, tenant)?;
                 self.audit(AuditEvent::Refreshed, Some(family.user_id), client, json!({ "session": family.id })).await;
                 Ok(self.pair(access, &successor))
             }
@@ -123,15 +122,16 @@ impl Auth {
                     .await;
                 Err(AuthError::TokenReused)
             }
-            RotateOutcome::MembershipEnded { family_id, user_id } => {
-                self.revoked(vec![family_id]);
-                self.audit(
-                    AuditEvent::SessionRevoked,
-                    Some(user_id),
-                    client,
-                    json!({ "session": family_id, "reason": "membership_ended" }),
-                )
-                .await;
+            RotateOutcome::MembershipEnded { family_id, user_id, family_revoked } => {
+                // The tenant's access tokens share the login's `sid`: only a
+                // revoked login goes on the revocation list; the ended chain's
+                // last access token expires within its lifetime.
+                if family_revoked {
+                    self.revoked(vec![family_id]);
+                }
+                let detail =
+                    json!({ "session": family_id, "reason": "membership_ended", "session_ended": family_revoked });
+                self.audit(AuditEvent::SessionRevoked, Some(user_id), client, detail).await;
                 Err(AuthError::InvalidToken)
             }
         }
@@ -142,8 +142,7 @@ impl Auth {
         let token = OpaqueToken::parse(refresh_token).ok_or(AuthError::InvalidToken)?;
         let family = self.inner.store.family_of_token(&token).await?.ok_or(AuthError::InvalidToken)?;
         if family.user_id != caller.sub {
-            self.audit(AuditEvent::AccessDenied, Some(caller.sub), client, json!({ "reason": "foreign_session" }))
-                .await;
+            self.record_denied(Some(caller.sub), client, "foreign_session", json!({}));
             return Err(AuthError::Forbidden);
         }
         let now = self.inner.clock.now_ms();

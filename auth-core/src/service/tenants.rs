@@ -10,7 +10,7 @@ use crate::{
     identity::Email,
     store::MembershipChange,
     tenancy::{Member, Tenant, validate_tenant_name},
-    tokens::AccessClaims,
+    tokens::{AccessClaims, OpaqueToken},
 };
 
 impl Auth {
@@ -88,28 +88,32 @@ impl Auth {
         match &result {
             Ok(_) => self.audit(event, Some(actor), client, json!({ "tenant_id": tenant_id, "target": target })).await,
             Err(AuthError::InsufficientRole | AuthError::NotAMember) => {
-                let detail = json!({ "tenant_id": tenant_id, "attempted": event.as_str(), "target": target });
-                self.audit(AuditEvent::AccessDenied, Some(actor), client, detail).await;
+                let detail = json!({ "tenant_id": tenant_id, "target": target });
+                self.record_denied(Some(actor), client, event.as_str(), detail);
             }
             Err(_) => {}
         }
         result
     }
 
-    /// New tokens for the caller's session scoped to `tenant_id`, with the
-    /// role read from the membership. The new session ends no later than the
-    /// caller's.
+    /// New tokens scoped to `tenant_id`, with the role read from the
+    /// membership. They belong to the caller's login: a token chain of its
+    /// session, which that login's logout, reuse detection, revocation or
+    /// expiry ends too (and `sessions` lists once).
     pub async fn tenant_token(&self, caller: &AccessClaims, tenant_id: Uuid, client: &ClientInfo) -> Result<TokenPair> {
         let store = &self.inner.store;
         let role = store.role_in(caller.sub, tenant_id).await?;
         let Some(role) = role else {
-            self.audit(AuditEvent::AccessDenied, Some(caller.sub), client, json!({ "tenant_id": tenant_id })).await;
+            self.record_denied(Some(caller.sub), client, "tenant_token", json!({ "tenant_id": tenant_id }));
             return Err(AuthError::NotAMember);
         };
-        let idle = secs_to_ms(self.inner.config.tokens.refresh_idle_ttl_secs);
-        let current = store.family(caller.sid).await?.filter(|f| f.is_live(self.inner.clock.now_ms(), idle));
-        let current = current.ok_or(AuthError::InvalidToken)?;
         let user = store.user(caller.sub).await?.filter(|u| u.is_active).ok_or(AuthError::InvalidToken)?;
-        self.start_session(&user, Some((tenant_id, role)), current.absolute_expires_at, client).await
+        let refresh = OpaqueToken::generate();
+        let now = self.inner.clock.now_ms();
+        let idle = secs_to_ms(self.inner.config.tokens.refresh_idle_ttl_secs);
+        let session = store.add_tenant_chain(caller.sid, caller.sub, tenant_id, &refresh, now, idle).await?;
+        let session = session.ok_or(AuthError::InvalidToken)?;
+        let access = self.mint(user.flags(), &session, Some((tenant_id, role)))?;
+        Ok(self.pair(access, &refresh))
     }
 }

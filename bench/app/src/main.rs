@@ -6,7 +6,10 @@
 //!   bearer token with the same key and claims as the platform's guard.
 //!
 //! Settings come from `Rocket.toml` and the environment as for the demo; on
-//! top of that it turns the rate limits off (a load test is one client) and,
+//! top of that it turns the rate limits off (a load test is one client), runs
+//! as `environment = "development"` (a release build would otherwise enforce
+//! the deployment checklist) with a signing key generated per run and the
+//! memory mailer (a release build never generates keys nor uses the outbox), and,
 //! at liftoff, creates a verified user who owns a tenant and writes
 //! `{"email", "password", "tenant_id"}` to `BENCH_SETUP_FILE`.
 //!
@@ -131,7 +134,13 @@ async fn main() {
         argon2_rate(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10));
         return;
     }
-    let mut figment = rocket::Config::figment().merge(("auth.rate_limits.enabled", false));
+    let key = auth_platform::core::tokens::KeySet::generate(auth_platform::core::SigningAlgorithm::Rs256, "bench")
+        .expect("a signing key");
+    let mut figment = rocket::Config::figment()
+        .merge(("auth.rate_limits.enabled", false))
+        .merge(("auth.environment", "development"))
+        .merge(("auth.tokens.signing_key", key))
+        .merge(("auth.mail.transport", serde_json::json!({ "kind": "memory" })));
     if let Some(threads) = hashing_threads() {
         figment = figment.merge(("auth.password.hashing_threads", threads));
     }
