@@ -591,9 +591,14 @@ async fn oidc_exchange_code_works_within_its_minute() {
     let provider = OidcProvider::start(None).await;
     let clock = Clock::manual();
     let target = "http://localhost:3000/signed-in";
-    let app =
-        App::custom(Backend::Sqlite, &provider.issuer, |p| p.success_redirect = Some(target.into()), |_| {}, Some(clock.clone()))
-            .await;
+    let app = App::custom(
+        Backend::Sqlite,
+        &provider.issuer,
+        |p| p.success_redirect = Some(target.into()),
+        |_| {},
+        Some(clock.clone()),
+    )
+    .await;
     let (sub, email) = unique("in-time");
     let signed_in = app.sign_in(&account(&sub, &email, true)).await;
     let code = fragment_fields(signed_in.header("location").expect("a Location"), target)["code"].clone();

@@ -83,9 +83,7 @@ pub enum AuthError {
     EmailDomainNotAllowed,
     /// A provider not trusted for email vouched for the address of an
     /// existing account it is not linked to (403): nothing was linked.
-    #[error(
-        "an account with this email address already exists; sign in to it and link this provider from the account"
-    )]
+    #[error("an account with this email address already exists; sign in to it and link this provider from the account")]
     AccountExists,
     /// A deliberate link of a provider identity already linked to an
     /// account, or to an account that already has one for this provider (409).

@@ -141,8 +141,10 @@ impl Auth {
         let code = OpaqueToken::parse(code).ok_or(AuthError::InvalidOneTimeToken)?;
         let store = &self.inner.store;
         let now = self.inner.clock.now_ms();
-        let user_id =
-            store.consume_one_time(&code, OneTimePurpose::OAuthExchange, now).await?.ok_or(AuthError::InvalidOneTimeToken)?;
+        let user_id = store
+            .consume_one_time(&code, OneTimePurpose::OAuthExchange, now)
+            .await?
+            .ok_or(AuthError::InvalidOneTimeToken)?;
         let user = store.user(user_id).await?.ok_or(AuthError::InvalidOneTimeToken)?;
         if !user.is_active {
             return Err(AuthError::AccountDisabled);
@@ -369,7 +371,8 @@ impl Auth {
             self.oauth_refused(provider, Some(user_id), reason, detail, client).await;
             return Err(AuthError::AlreadyLinked);
         }
-        let redirect = settings.success_redirect.as_deref().map(|target| redirect_with(target, &[("linked", provider.name())]));
+        let redirect =
+            settings.success_redirect.as_deref().map(|target| redirect_with(target, &[("linked", provider.name())]));
         Ok(OAuthLinked { user_id, provider: provider.name().to_owned(), redirect })
     }
 
@@ -604,8 +607,13 @@ mod tests {
         assert!(matches!(refused, AuthError::AccountExists), "{refused:?}");
         assert!(h.auth.store().identity_links(local).await.unwrap().is_empty());
         assert!(h.auth.account(local).await.unwrap().user.email_verified_at.is_none(), "nothing changed");
-        assert!(h.events().await.iter().any(|(event, detail)| event == "oauth_failed"
-            && detail["reason"] == "account_exists_untrusted_provider"));
+        assert!(
+            h.events()
+                .await
+                .iter()
+                .any(|(event, detail)| event == "oauth_failed"
+                    && detail["reason"] == "account_exists_untrusted_provider")
+        );
         // A new address is still a new account: that takes nothing over.
         let created = h.sign_in(&identity("sub-2", "grace@example.com", true)).await.unwrap();
         assert_eq!(created.origin, AccountOrigin::Created);

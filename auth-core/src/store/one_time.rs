@@ -83,7 +83,12 @@ impl Store {
     }
 
     /// Consumes an unused, unexpired token: its user, or `None`.
-    pub async fn consume_one_time(&self, token: &OpaqueToken, purpose: OneTimePurpose, now: i64) -> Result<Option<Uuid>> {
+    pub async fn consume_one_time(
+        &self,
+        token: &OpaqueToken,
+        purpose: OneTimePurpose,
+        now: i64,
+    ) -> Result<Option<Uuid>> {
         let row: Option<(Uuid,)> = on_pool!(self, pool => {
             sqlx::query_as(CONSUME_ONE_TIME)
                 .bind(now)
