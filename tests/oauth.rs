@@ -28,9 +28,10 @@ use std::{
 };
 
 use auth_core::{
-    Auth,
+    Auth, AuthConfig, Clock,
     config::{MailTransport, OAuthProvider, Secret},
     identity::Email,
+    ratelimit::Quota,
 };
 use common::{
     Backend, TestDatabase,
@@ -180,6 +181,18 @@ struct App {
 
 impl App {
     async fn new(backend: Backend, issuer: &str, tweak: impl FnOnce(&mut OAuthProvider)) -> Self {
+        Self::custom(backend, issuer, tweak, |_| {}, None).await
+    }
+
+    /// With settings of the platform adjusted too; with `clock`, the
+    /// platform's routes alone (no demo routes) on that clock.
+    async fn custom(
+        backend: Backend,
+        issuer: &str,
+        tweak: impl FnOnce(&mut OAuthProvider),
+        tweak_config: impl FnOnce(&mut AuthConfig),
+        clock: Option<Clock>,
+    ) -> Self {
         let db = TestDatabase::new(backend).await;
         let outbox = db.dir().join("outbox");
         let mut config = common::test_config(&db.url);
@@ -187,8 +200,18 @@ impl App {
         let mut provider = provider_settings(issuer);
         tweak(&mut provider);
         config.oauth.insert(PROVIDER.into(), provider);
+        tweak_config(&mut config);
+        let figment = common::figment(&config);
+        let rocket = match clock {
+            None => auth_demo::rocket(figment),
+            Some(clock) => rocket::custom(figment)
+                .attach(auth_platform::rocket::AuthFairing::default().customize(move |b| b.clock(clock.clone())))
+                .mount(common::DEMO_BASE, auth_platform::rocket::routes())
+                .mount("/", auth_platform::rocket::well_known())
+                .register("/", auth_platform::rocket::catchers()),
+        };
         // Untracked: the test carries the state cookie itself.
-        let client = Client::untracked(auth_demo::rocket(common::figment(&config))).await.expect("the demo ignites");
+        let client = Client::untracked(rocket).await.expect("the app ignites");
         Self { kit: Conformance::with_outbox(client, common::DEMO_BASE, outbox), _db: db }
     }
 
@@ -198,9 +221,29 @@ impl App {
 
     /// A raw GET, with the state cookie when given.
     async fn get(&self, uri: &str, cookie: Option<&str>) -> Raw {
-        let mut request = self.kit.client().get(uri.to_owned());
+        self.request(Method::Get, uri, None, cookie, None).await
+    }
+
+    /// A raw request, with a bearer token, the state cookie and a JSON body when given.
+    async fn request(
+        &self,
+        method: Method,
+        uri: &str,
+        bearer: Option<&str>,
+        cookie: Option<&str>,
+        body: Option<&Value>,
+    ) -> Raw {
+        // A known client address, so the per-IP quotas count.
+        let remote: std::net::SocketAddr = "203.0.113.7:40000".parse().expect("an address");
+        let mut request = self.kit.client().req(method, uri.to_owned()).remote(remote);
         if let Some(value) = cookie {
             request = request.cookie(Cookie::new(STATE_COOKIE, value.to_owned()));
+        }
+        if let Some(token) = bearer {
+            request = request.header(rocket::http::Header::new("Authorization", format!("Bearer {token}")));
+        }
+        if let Some(body) = body {
+            request = request.header(rocket::http::ContentType::JSON).body(body.to_string());
         }
         let response = request.dispatch().await;
         let headers =
@@ -210,7 +253,7 @@ impl App {
         let text = response.into_string().await.unwrap_or_default();
         let json = serde_json::from_str(&text).unwrap_or(Value::Null);
         let answer = Answer {
-            method: Method::Get,
+            method,
             uri: uri.to_owned(),
             status,
             content_type,
@@ -227,17 +270,38 @@ impl App {
     }
 
     async fn authorize(&self, account: &Value) -> Started {
-        let hint: String = reqwest::Url::parse_with_params("http://x/", [("login_hint", account.to_string())])
-            .expect("a URL")
-            .query()
-            .expect("a query")
-            .to_owned();
-        let raw = self.get(&format!("/api/auth/oauth/{PROVIDER}/authorize?{hint}"), None).await;
+        self.authorize_with(account, &[]).await
+    }
+
+    /// `authorize` with more query parameters (`app_state`).
+    async fn authorize_with(&self, account: &Value, extra: &[(&str, &str)]) -> Started {
+        let mut params = vec![("login_hint", account.to_string())];
+        params.extend(extra.iter().map(|(name, value)| (*name, (*value).to_owned())));
+        let query: String =
+            reqwest::Url::parse_with_params("http://x/", params).expect("a URL").query().expect("a query").to_owned();
+        let raw = self.get(&format!("/api/auth/oauth/{PROVIDER}/authorize?{query}"), None).await;
         raw.answer.expect(302);
-        let location = raw.header("location").expect("a Location").to_owned();
-        let set_cookie = raw.set_cookie(STATE_COOKIE).expect("the state cookie");
-        let cookie = cookie_value(&set_cookie).to_owned();
-        Started { location, cookie, set_cookie }
+        Started::from(&raw, "location")
+    }
+
+    /// `POST /oauth/<provider>/link` as the holder of `access`: the provider
+    /// URL (with `account` as its login hint) and the state cookie.
+    async fn start_link(&self, access: &str, account: &Value) -> Started {
+        let uri = format!("/api/auth/oauth/{PROVIDER}/link");
+        let raw = self.request(Method::Post, &uri, Some(access), None, None).await;
+        raw.answer.expect(200);
+        assert_eq!(raw.header("cache-control"), Some("no-store"));
+        let mut started = Started::from(&raw, "");
+        let mut url = reqwest::Url::parse(raw.answer.str("/authorize_url")).expect("a URL");
+        url.query_pairs_mut().append_pair("login_hint", &account.to_string());
+        started.location = url.to_string();
+        started
+    }
+
+    /// `POST /oauth/exchange {code}`.
+    async fn exchange(&self, code: &str) -> Raw {
+        let body = json!({ "code": code });
+        self.request(Method::Post, "/api/auth/oauth/exchange", None, None, Some(&body)).await
     }
 
     async fn callback(&self, callback_url: &str, cookie: Option<&str>) -> Raw {
@@ -264,6 +328,11 @@ impl App {
     async fn assert_refused_for(&self, reason: &str) {
         let reasons = self.audit_reasons().await;
         assert!(reasons.iter().any(|r| r == reason), "no oauth_failed {reason:?} in {reasons:?}");
+    }
+
+    /// The identity links of the user with id `user`.
+    async fn links(&self, user: &str) -> Vec<auth_core::store::IdentityLink> {
+        self.auth().store().identity_links(user.parse().expect("a uuid")).await.expect("the store")
     }
 
     async fn user_exists(&self, email: &str) -> bool {
@@ -298,6 +367,16 @@ struct Started {
     /// The state cookie's value.
     cookie: String,
     set_cookie: String,
+}
+
+impl Started {
+    /// From an answer that sets the state cookie; `location` from that header, if named.
+    fn from(raw: &Raw, location_header: &str) -> Self {
+        let location = raw.header(location_header).unwrap_or_default().to_owned();
+        let set_cookie = raw.set_cookie(STATE_COOKIE).expect("the state cookie");
+        let cookie = cookie_value(&set_cookie).to_owned();
+        Self { location, cookie, set_cookie }
+    }
 }
 
 /// The browser at the provider: keeps its cookies, follows redirects by hand.
@@ -445,25 +524,86 @@ async fn oidc_sign_in_reaches_a_protected_route_on_postgres() {
     full_flow(Backend::Postgres).await;
 }
 
+/// The fields of a `success_redirect` Location, which must have no query.
+fn fragment_fields(location: &str, target: &str) -> std::collections::BTreeMap<String, String> {
+    let (before, fragment) = location.split_once('#').expect("a fragment");
+    assert_eq!(before, target, "nothing added to the URL but its fragment");
+    reqwest::Url::parse(&format!("http://x/?{fragment}")).expect("a URL").query_pairs().into_owned().collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Node.js and the oidc-provider package: pass --ignored"]
-async fn oidc_success_redirect_carries_the_tokens_in_the_fragment() {
+async fn oidc_success_redirect_carries_a_one_time_code_and_no_token() {
     let provider = OidcProvider::start(None).await;
-    let app = App::new(Backend::Sqlite, &provider.issuer, |p| {
-        p.success_redirect = Some("http://localhost:3000/signed-in".into());
-    })
+    let clock = Clock::manual();
+    let target = "http://localhost:3000/signed-in";
+    let app = App::custom(
+        Backend::Sqlite,
+        &provider.issuer,
+        |p| p.success_redirect = Some(target.into()),
+        |_| {},
+        Some(clock.clone()),
+    )
     .await;
     let (sub, email) = unique("redirect");
-    let signed_in = app.sign_in(&account(&sub, &email, true)).await;
+    let started = app.authorize_with(&account(&sub, &email, true), &[("app_state", "app-chosen.state_42~")]).await;
+    let callback = Browser::new().visit(&started.location).await;
+    let signed_in = app.callback(&callback, Some(&started.cookie)).await;
     signed_in.answer.expect(303);
     let location = signed_in.header("location").expect("a Location");
-    let (target, fragment) = location.split_once('#').expect("a fragment");
-    assert_eq!(target, "http://localhost:3000/signed-in");
-    let fields: std::collections::HashMap<String, String> =
-        reqwest::Url::parse(&format!("http://x/?{fragment}")).expect("a URL").query_pairs().into_owned().collect();
-    assert_eq!(fields["token_type"], "Bearer");
-    let protected = app.kit.send(Method::Get, "/api/protected", Some(&fields["access"]), None, &[]).await;
-    protected.expect(200);
+    let fields = fragment_fields(location, target);
+    assert_eq!(fields.keys().collect::<Vec<_>>(), ["app_state", "code"], "only a code and the app's state: {location}");
+    assert_eq!(fields["app_state"], "app-chosen.state_42~");
+    let code = fields["code"].clone();
+    // No session exists until the code is exchanged.
+    let user = app.auth().store().user_by_email(&Email::parse("e", &email).unwrap()).await.unwrap().unwrap().0;
+    let now = clock.now().timestamp_millis();
+    assert!(app.auth().store().live_sessions(user.id, now, i64::MAX / 2).await.unwrap().is_empty());
+
+    let exchanged = app.exchange(&code).await;
+    exchanged.answer.expect(200);
+    assert_eq!(exchanged.header("cache-control"), Some("no-store"));
+    assert_eq!(exchanged.answer.str("/token_type"), "Bearer");
+    let me = app.kit.get("/me", Some(exchanged.answer.str("/access"))).await;
+    me.expect(200);
+    assert_eq!(me.str("/email"), email);
+    app.kit.post("/refresh", None, &json!({ "refresh": exchanged.answer.str("/refresh") })).await.expect(200);
+    // Single use; junk is refused the same way.
+    app.exchange(&code).await.answer.expect_error(400, "invalid_token");
+    app.exchange("not-a-code").await.answer.expect_error(400, "invalid_token");
+    let body = json!({ "code": exchanged.answer.str("/refresh") });
+    let with_refresh = app.request(Method::Post, "/api/auth/oauth/exchange", None, None, Some(&body)).await;
+    with_refresh.answer.expect_error(400, "invalid_token");
+
+    // A code not exchanged within 60 s is dead.
+    let started = app.authorize(&account(&sub, &email, true)).await;
+    let callback = Browser::new().visit(&started.location).await;
+    let signed_in = app.callback(&callback, Some(&started.cookie)).await;
+    let late = fragment_fields(signed_in.header("location").expect("a Location"), target)["code"].clone();
+    clock.advance(Duration::from_secs(61));
+    app.exchange(&late).await.answer.expect_error(400, "invalid_token");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Node.js and the oidc-provider package: pass --ignored"]
+async fn oidc_exchange_code_works_within_its_minute() {
+    // The counterpart of the expiry above: the same wait short of 60 s passes.
+    let provider = OidcProvider::start(None).await;
+    let clock = Clock::manual();
+    let target = "http://localhost:3000/signed-in";
+    let app = App::custom(
+        Backend::Sqlite,
+        &provider.issuer,
+        |p| p.success_redirect = Some(target.into()),
+        |_| {},
+        Some(clock.clone()),
+    )
+    .await;
+    let (sub, email) = unique("in-time");
+    let signed_in = app.sign_in(&account(&sub, &email, true)).await;
+    let code = fragment_fields(signed_in.header("location").expect("a Location"), target)["code"].clone();
+    clock.advance(Duration::from_secs(55));
+    app.exchange(&code).await.answer.expect(200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -687,7 +827,8 @@ async fn oidc_unverified_email_colliding_with_an_account_is_refused_on_postgres(
 
 async fn pre_registered_takeover(backend: Backend) {
     let provider = OidcProvider::start(None).await;
-    let app = App::new(backend, &provider.issuer, |_| {}).await;
+    // Trusted for email, as the Google preset is by default.
+    let app = App::new(backend, &provider.issuer, |p| p.trust_email = Some(true)).await;
     // Someone registered the victim's address and never verified it.
     let squatter = app.kit.register("victim").await;
     let (sub, _) = unique("owner");
@@ -722,6 +863,122 @@ async fn oidc_verified_email_takes_over_an_unverified_account_on_postgres() {
     pre_registered_takeover(Backend::Postgres).await;
 }
 
+async fn untrusted_provider_and_existing_account(backend: Backend) {
+    let provider = OidcProvider::start(None).await;
+    let app = App::new(backend, &provider.issuer, |_| {}).await; // not trusted for email: the default
+    let owner = app.kit.verified_user("owner").await;
+    let (sub, _) = unique("claimant");
+    let answer = app.sign_in(&account(&sub, &owner.email, true)).await.answer;
+    answer.expect_error(403, "account_exists");
+    assert!(answer.str("/error/message").contains("link"), "says what to do: {answer}");
+    app.assert_refused_for("account_exists_untrusted_provider").await;
+    let owner_id = owner.id.parse().expect("a uuid");
+    assert!(app.auth().store().identity_links(owner_id).await.expect("links").is_empty(), "nothing linked");
+    app.kit.sign_in(&owner).await; // the owner's password still works
+
+    // An account that never verified its address is not taken over either:
+    // its password stays, nothing is linked.
+    let squatted = app.kit.register("squatted").await;
+    let (sub, _) = unique("claimant");
+    app.sign_in(&account(&sub, &squatted.email, true)).await.answer.expect_error(403, "account_exists");
+    let email = Email::parse("email", &squatted.email).expect("an email");
+    let (user, hash) = app.auth().store().user_by_email(&email).await.expect("the store").expect("the account");
+    assert!(hash.is_some() && !user.email_verified(), "untouched");
+    assert!(app.auth().store().identity_links(user.id).await.expect("links").is_empty());
+
+    // A new address is a new account, from any provider.
+    let (sub, email) = unique("newcomer");
+    app.sign_in(&account(&sub, &email, true)).await.answer.expect(200);
+    assert!(app.user_exists(&email).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Node.js and the oidc-provider package: pass --ignored"]
+async fn oidc_untrusted_provider_cannot_sign_in_to_an_existing_account_by_email() {
+    untrusted_provider_and_existing_account(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Node.js, the oidc-provider package and PostgreSQL (TEST_DATABASE_URL): pass --ignored"]
+async fn oidc_untrusted_provider_cannot_sign_in_to_an_existing_account_by_email_on_postgres() {
+    untrusted_provider_and_existing_account(Backend::Postgres).await;
+}
+
+async fn deliberate_link(backend: Backend) {
+    let provider = OidcProvider::start(None).await;
+    let app = App::new(backend, &provider.issuer, |_| {}).await;
+    let link_uri = format!("/api/auth/oauth/{PROVIDER}/link");
+    let alice = app.kit.verified_user("alice").await;
+    let alice_tokens = app.kit.sign_in(&alice).await;
+    let bob = app.kit.verified_user("bob").await;
+    let bob_tokens = app.kit.sign_in(&bob).await;
+    let (sub, _) = unique("alice-at-idp");
+    let identity = account(&sub, &alice.email, true);
+    // Not trusted for email: signing in does not reach Alice's account…
+    app.sign_in(&identity).await.answer.expect_error(403, "account_exists");
+    // …and starting a link needs a signed-in user.
+    app.request(Method::Post, &link_uri, None, None, None).await.answer.expect_error(401, "missing_token");
+
+    let for_alice = app.start_link(&alice_tokens.access, &identity).await;
+    let set_cookie = for_alice.set_cookie.to_lowercase();
+    assert!(set_cookie.contains("httponly") && set_cookie.contains("path=/api/auth/oauth/test/callback"));
+    let for_bob = app.start_link(&bob_tokens.access, &identity).await;
+    let alice_callback = Browser::new().visit(&for_alice.location).await;
+    // Alice's provider answer with Bob's state cookie links nothing anywhere.
+    app.callback(&alice_callback, Some(&for_bob.cookie)).await.answer.expect_error(400, "oauth_failed");
+    app.assert_refused_for("state_mismatch").await;
+    assert!(app.links(&alice.id).await.is_empty() && app.links(&bob.id).await.is_empty());
+
+    // With her own cookie, the identity is linked to Alice: no tokens.
+    let linked = app.callback(&alice_callback, Some(&for_alice.cookie)).await;
+    linked.answer.expect(200);
+    assert_eq!(linked.answer.json, json!({ "linked": true, "provider": PROVIDER }));
+    assert_eq!(linked.header("cache-control"), Some("no-store"));
+    assert_eq!(app.links(&alice.id).await.len(), 1);
+    assert!(app.links(&bob.id).await.is_empty());
+    let trail = app.auth().audit_trail(Some(alice.id.parse().expect("a uuid")), 50).await.expect("audit");
+    let event = trail.iter().find(|r| r.event == "identity_linked").expect("an identity_linked event");
+    assert_eq!((&event.detail["subject"], &event.detail["deliberate"]), (&json!(sub), &json!(true)));
+    let notice = app.kit.wait_for_mail(&alice.email, 1).await;
+    assert!(notice.text.contains("was linked to your account"), "{notice:?}");
+    // From now on the provider signs Alice in.
+    let signed_in = app.sign_in(&identity).await;
+    signed_in.answer.expect(200);
+    assert_eq!(app.kit.get("/me", Some(signed_in.answer.str("/access"))).await.str("/id"), alice.id);
+
+    // Bob's own flow with Alice's provider account: already linked elsewhere.
+    let bob_callback = Browser::new().visit(&for_bob.location).await;
+    app.callback(&bob_callback, Some(&for_bob.cookie)).await.answer.expect_error(409, "already_linked");
+    app.assert_refused_for("identity_linked_to_another_user").await;
+    assert!(app.links(&bob.id).await.is_empty());
+    // Alice already has a link for this provider.
+    let again = app.request(Method::Post, &link_uri, Some(&alice_tokens.access), None, None).await;
+    again.answer.expect_error(409, "already_linked");
+
+    // A link started by a session that has ended since is refused.
+    let carol = app.kit.verified_user("carol").await;
+    let carol_tokens = app.kit.sign_in(&carol).await;
+    let (sub, _) = unique("carol-at-idp");
+    let for_carol = app.start_link(&carol_tokens.access, &account(&sub, &carol.email, true)).await;
+    app.kit.post_empty("/logout-all", Some(&carol_tokens.access)).await.expect(204);
+    let carol_callback = Browser::new().visit(&for_carol.location).await;
+    app.callback(&carol_callback, Some(&for_carol.cookie)).await.answer.expect_error(400, "oauth_failed");
+    app.assert_refused_for("link_session_ended").await;
+    assert!(app.links(&carol.id).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Node.js and the oidc-provider package: pass --ignored"]
+async fn oidc_signed_in_user_links_a_provider_and_a_state_cookie_links_only_its_user() {
+    deliberate_link(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Node.js, the oidc-provider package and PostgreSQL (TEST_DATABASE_URL): pass --ignored"]
+async fn oidc_signed_in_user_links_a_provider_on_postgres() {
+    deliberate_link(Backend::Postgres).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Node.js and the oidc-provider package: pass --ignored"]
 async fn oidc_email_domains_outside_the_allowed_list_are_refused() {
@@ -754,4 +1011,30 @@ async fn oidc_unknown_provider_is_404_and_an_unreachable_one_503() {
     // A callback without the state cookie is refused before any request.
     let callback = app.get(&format!("{CALLBACK_PATH}?code=x&state=y"), None).await;
     callback.answer.expect_error(400, "oauth_failed");
+}
+
+#[tokio::test]
+async fn oidc_link_and_exchange_routes_are_marked_documented_and_limited() {
+    let app = App::custom(
+        Backend::Sqlite,
+        "http://127.0.0.1:9",
+        |_| {},
+        |config| config.rate_limits.login = Quota::new(2, 60),
+        None,
+    )
+    .await;
+    let table = auth_platform::rocket::policy::route_table(app.kit.client().rocket());
+    let policy = |method: Method, path: &str| {
+        let route = table.iter().find(|r| r.method == method && r.path == path);
+        route.unwrap_or_else(|| panic!("{method} {path} is not listed")).policy
+    };
+    assert_eq!(policy(Method::Post, "/api/auth/oauth/<provider>/link"), Some("authenticated"));
+    assert_eq!(policy(Method::Post, "/api/auth/oauth/exchange"), Some("public"));
+    let doc = app.kit.get("/openapi.json", None).await;
+    assert!(doc.get("/paths/~1api~1auth~1oauth~1{provider}~1link/post/security").is_array(), "{doc}");
+    assert!(doc.get("/paths/~1api~1auth~1oauth~1exchange/post/requestBody").is_object(), "{doc}");
+    // The exchange counts against the per-IP login quota.
+    app.exchange("not-a-code").await.answer.expect_error(400, "invalid_token");
+    app.exchange("not-a-code").await.answer.expect_error(400, "invalid_token");
+    app.exchange("not-a-code").await.answer.expect_error(429, "rate_limited");
 }

@@ -81,6 +81,14 @@ pub enum AuthError {
     /// The identity provider's email address is outside `allowed_email_domains` (403).
     #[error("accounts with this email domain cannot sign in with this provider")]
     EmailDomainNotAllowed,
+    /// A provider not trusted for email vouched for the address of an
+    /// existing account it is not linked to (403): nothing was linked.
+    #[error("an account with this email address already exists; sign in to it and link this provider from the account")]
+    AccountExists,
+    /// A deliberate link of a provider identity already linked to an
+    /// account, or to an account that already has one for this provider (409).
+    #[error("this provider account is already linked, or this account already has one for this provider")]
+    AlreadyLinked,
     #[error("not found")]
     NotFound,
     #[error("the user is already a member of this tenant")]
@@ -118,6 +126,8 @@ impl AuthError {
             Self::WrongPassword => "invalid_password",
             Self::OAuthFailed => "oauth_failed",
             Self::EmailDomainNotAllowed => "email_domain_not_allowed",
+            Self::AccountExists => "account_exists",
+            Self::AlreadyLinked => "already_linked",
             Self::NotFound => "not_found",
             Self::AlreadyMember => "already_member",
             Self::LastOwner => "last_owner",

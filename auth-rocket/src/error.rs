@@ -101,7 +101,7 @@ impl ApiError {
 fn auth_status(error: &AuthError) -> Status {
     match error {
         AuthError::Validation(_) => Status::UnprocessableEntity,
-        AuthError::EmailTaken | AuthError::AlreadyMember => Status::Conflict,
+        AuthError::EmailTaken | AuthError::AlreadyMember | AuthError::AlreadyLinked => Status::Conflict,
         AuthError::InvalidCredentials | AuthError::InvalidToken | AuthError::TokenReused => Status::Unauthorized,
         AuthError::EmailNotVerified
         | AuthError::AccountDisabled
@@ -109,7 +109,8 @@ fn auth_status(error: &AuthError) -> Status {
         | AuthError::InsufficientRole
         | AuthError::Forbidden
         | AuthError::LastOwner
-        | AuthError::EmailDomainNotAllowed => Status::Forbidden,
+        | AuthError::EmailDomainNotAllowed
+        | AuthError::AccountExists => Status::Forbidden,
         AuthError::InvalidOneTimeToken | AuthError::WrongPassword | AuthError::OAuthFailed => Status::BadRequest,
         AuthError::NotFound => Status::NotFound,
         AuthError::RateLimited { .. } => Status::TooManyRequests,

@@ -45,8 +45,9 @@ pub use secret_query::SecretQuery;
 
 /// Every endpoint of the contract, to mount under a base such as `/api/auth`,
 /// including sign-in with the OpenID Connect providers of `[auth.oauth.<name>]`
-/// (`/oauth/<provider>/authorize` and `/oauth/<provider>/callback`; 404 for
-/// a name that is not configured).
+/// (`/oauth/<provider>/authorize`, `/oauth/<provider>/callback`,
+/// `/oauth/exchange` and the signed-in `/oauth/<provider>/link`; 404 for a
+/// name that is not configured).
 pub fn routes() -> Vec<rocket::Route> {
     use routes::*;
     policy::platform(rocket::routes![
@@ -74,6 +75,8 @@ pub fn routes() -> Vec<rocket::Route> {
         jwks,
         oauth::oauth_authorize,
         oauth::oauth_callback,
+        oauth::oauth_link,
+        oauth::oauth_exchange,
         openapi::openapi_json,
     ])
 }

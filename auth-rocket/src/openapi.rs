@@ -38,6 +38,12 @@ pub struct TokenPairSchema {
     expires_in: u64,
 }
 
+/// Where to send the browser to link a provider.
+#[derive(Serialize, ToSchema)]
+pub struct AuthorizeUrlSchema {
+    authorize_url: String,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct ProfileSchema {
     full_name: String,
@@ -135,6 +141,8 @@ impl Modify for BearerAuth {
         routes::jwks,
         crate::oauth::oauth_authorize,
         crate::oauth::oauth_callback,
+        crate::oauth::oauth_link,
+        crate::oauth::oauth_exchange,
     ),
     modifiers(&BearerAuth)
 )]

@@ -455,6 +455,8 @@ const PLATFORM: &[(&str, Marking)] = {
         ("login", PUBLIC),
         ("oauth_authorize", PUBLIC),
         ("oauth_callback", PUBLIC),
+        ("oauth_exchange", PUBLIC),
+        ("oauth_link", AUTHENTICATED),
         ("refresh", PUBLIC),
         ("logout", AUTHENTICATED),
         ("logout_all", AUTHENTICATED),

@@ -14,13 +14,21 @@
 //! 3. The account is found by the identity link (issuer, subject), never by
 //!    email alone. Without a link, a provider-verified email in an allowed
 //!    domain creates an active, verified user, or is linked to the existing
-//!    account with that email; an unverified email is refused (403). Linking
+//!    account with that email (trusted providers only, see below); an
+//!    unverified email is refused (403). Linking
 //!    an account whose own email was never verified wipes its password (an
 //!    account pre-registered by someone else) and mails a notice. Staff and
 //!    superuser accounts are never linked automatically, and a sign-in never
 //!    grants staff, superuser or a tenant role.
+//!    An existing account is linked by email only for a provider whose
+//!    `email_verified` is trusted (`trust_email`, default for the Google
+//!    preset only); otherwise the sign-in is refused (`account_exists`) and
+//!    the owner links the provider deliberately: signed in, through
+//!    [`crate::Auth::oauth_link_start`], whose sealed cookie names their
+//!    user and session.
 //! 4. The answer is the platform's own token pair, exactly as after a
-//!    password login.
+//!    password login; with `success_redirect`, a one-time code (60 s, stored
+//!    hashed) that [`crate::Auth::oauth_exchange`] trades for that pair.
 
 mod http;
 mod provider;
@@ -35,7 +43,7 @@ use uuid::Uuid;
 pub use http::HttpError;
 pub(crate) use provider::{Failure, Provider};
 pub use settings::{OAuthPreset, OAuthProvider};
-pub(crate) use state::STATE_TTL_SECS;
+pub(crate) use state::{LinkTarget, PendingLogin, STATE_TTL_SECS};
 
 use crate::{TokenPair, config::ConfigError};
 
@@ -84,17 +92,44 @@ pub enum AccountOrigin {
     Linked,
     /// A new account was created for the identity.
     Created,
-    /// The identity was just linked to the existing account with its email.
+    /// The identity was just linked to the existing account with its email
+    /// (a provider with `trust_email`).
     NewlyLinked,
 }
 
-/// A successful sign-in: the platform's own tokens.
+/// What a valid callback did.
+#[derive(Debug, Clone)]
+pub enum OAuthDone {
+    /// Someone signed in.
+    SignedIn(OAuthLogin),
+    /// A signed-in user's deliberate link (`POST /oauth/<provider>/link`) was made.
+    Linked(OAuthLinked),
+}
+
+/// A successful sign-in.
 #[derive(Debug, Clone)]
 pub struct OAuthLogin {
-    pub tokens: TokenPair,
     pub user_id: Uuid,
     pub origin: AccountOrigin,
-    /// `success_redirect` with the tokens in its fragment, when configured.
+    pub answer: SignInAnswer,
+}
+
+/// How a sign-in is handed to the app.
+#[derive(Debug, Clone)]
+pub enum SignInAnswer {
+    /// The platform's own tokens, as after a password login.
+    Tokens(TokenPair),
+    /// `success_redirect` with a one-time code (and the app's `app_state`)
+    /// in its fragment; no session exists until the code is exchanged.
+    Redirect(String),
+}
+
+/// A deliberate link: no tokens change hands.
+#[derive(Debug, Clone)]
+pub struct OAuthLinked {
+    pub user_id: Uuid,
+    pub provider: String,
+    /// `success_redirect` with `#linked=<provider>`, when configured.
     pub redirect: Option<String>,
 }
 
@@ -144,13 +179,12 @@ impl StateCookie {
     }
 }
 
-/// `target` with the tokens in its fragment, form-encoded.
-pub(crate) fn redirect_with_tokens(target: &str, tokens: &TokenPair) -> String {
-    let fragment = openidconnect::url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("access", &tokens.access)
-        .append_pair("refresh", &tokens.refresh)
-        .append_pair("token_type", tokens.token_type)
-        .append_pair("expires_in", &tokens.expires_in.to_string())
-        .finish();
-    format!("{target}#{fragment}")
+/// `target` with `fields` form-encoded in its fragment, which browsers never
+/// send to a server (nor in a `Referer`).
+pub(crate) fn redirect_with(target: &str, fields: &[(&str, &str)]) -> String {
+    let mut fragment = openidconnect::url::form_urlencoded::Serializer::new(String::new());
+    for (name, value) in fields {
+        fragment.append_pair(name, value);
+    }
+    format!("{target}#{}", fragment.finish())
 }

@@ -24,7 +24,7 @@ use super::{
     Identity,
     http::ProviderHttp,
     settings::OAuthProvider,
-    state::{PendingLogin, STATE_TTL_SECS, StateKey},
+    state::{LinkTarget, PendingLogin, STATE_TTL_SECS, StateKey},
 };
 use crate::{
     config::{ConfigError, ConfigProblem},
@@ -217,8 +217,15 @@ impl Provider {
     }
 
     /// The provider's authorization URL (code flow, `state`, `nonce`, PKCE
-    /// S256) and the sealed cookie that binds them to this browser.
-    pub(crate) async fn start(&self, login_hint: Option<&str>, now_ms: i64) -> Result<(String, String), Failure> {
+    /// S256) and the sealed cookie that binds them (and `link`, `app_state`)
+    /// to this browser.
+    pub(crate) async fn start(
+        &self,
+        login_hint: Option<&str>,
+        link: Option<LinkTarget>,
+        app_state: Option<String>,
+        now_ms: i64,
+    ) -> Result<(String, String), Failure> {
         let discovered = self.metadata().await?;
         let client = self.client(&discovered.metadata);
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
@@ -237,6 +244,8 @@ impl Provider {
             nonce: nonce.secret().clone(),
             pkce_verifier: verifier.into_secret(),
             expires_at: now_ms + STATE_TTL_SECS * 1000,
+            link,
+            app_state,
         };
         Ok((url.to_string(), self.state_key.seal(&pending)))
     }

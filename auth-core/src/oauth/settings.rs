@@ -41,10 +41,16 @@ pub struct OAuthProvider {
     /// If not empty, only provider email addresses in these domains (exact,
     /// case-insensitive; no subdomains) may sign in or be linked.
     pub allowed_email_domains: Vec<String>,
-    /// If set, a successful callback answers `303` to this URL with the
-    /// tokens in its fragment (`#access=…&refresh=…&token_type=Bearer&expires_in=…`),
-    /// instead of `200` with the tokens as JSON.
+    /// If set, a successful callback answers `303` to this URL with a
+    /// one-time code in its fragment (`#code=…`), which the app exchanges by
+    /// `POST <mount>/oauth/exchange` for the tokens, instead of `200` with the
+    /// tokens as JSON.
     pub success_redirect: Option<String>,
+    /// Whether this provider's `email_verified` is trusted enough to link a
+    /// sign-in to the existing account with that address. Default: on for
+    /// the Google preset only. Off, such a sign-in is refused
+    /// (`account_exists`): the owner signs in and links the provider.
+    pub trust_email: Option<bool>,
 }
 
 impl OAuthProvider {
@@ -54,6 +60,11 @@ impl OAuthProvider {
             ("", Some(OAuthPreset::Google)) => GOOGLE_ISSUER,
             (issuer, _) => issuer,
         }
+    }
+
+    /// Whether a verified email from this provider may link an existing account.
+    pub fn trusts_email(&self) -> bool {
+        self.trust_email.unwrap_or(self.preset == Some(OAuthPreset::Google))
     }
 
     /// The scopes requested besides `openid`.
@@ -204,6 +215,15 @@ mod tests {
     }
 
     #[test]
+    fn oauth_only_the_google_preset_trusts_email_by_default() {
+        let google = OAuthProvider { preset: Some(OAuthPreset::Google), ..provider() };
+        assert!(google.trusts_email());
+        assert!(!provider().trusts_email());
+        assert!(!OAuthProvider { trust_email: Some(false), ..google }.trusts_email());
+        assert!(OAuthProvider { trust_email: Some(true), ..provider() }.trusts_email());
+    }
+
+    #[test]
     fn oauth_settings_are_validated_by_name() {
         let bad = OAuthProvider {
             issuer_url: "http://idp.example.com".into(),
@@ -214,6 +234,7 @@ mod tests {
             allowed_email_domains: vec!["@example.com".into()],
             success_redirect: Some("https://app.example.com/#done".into()),
             preset: None,
+            trust_email: None,
         };
         assert_eq!(
             fields(&bad.problems("Bad Name")),

@@ -1,5 +1,7 @@
 //! The pending sign-in, kept by the browser that started it: `state`, `nonce`
-//! and PKCE verifier sealed with AES-256-GCM into one short-lived cookie.
+//! and PKCE verifier sealed with AES-256-GCM into one short-lived cookie; for
+//! a deliberate link, also the signed-in user and session it links to, so
+//! the cookie cannot be altered to link into another account.
 //!
 //! The key is derived (HKDF-SHA256) from the provider's client secret, its
 //! issuer, client id and name, so every instance of a deployment shares it
@@ -15,6 +17,7 @@ use aws_lc_rs::{
 };
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 /// The cookie is refused after this long: a sign-in at the provider takes a
 /// minute or two.
@@ -35,6 +38,23 @@ pub(crate) struct PendingLogin {
     /// Unix milliseconds after which the cookie is refused.
     #[serde(rename = "e")]
     pub expires_at: i64,
+    /// Set when a signed-in user started this flow to link the provider to
+    /// their account: the callback then links, and signs nobody in.
+    #[serde(rename = "l", default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<LinkTarget>,
+    /// The app's own value, echoed in `success_redirect` (login CSRF check).
+    #[serde(rename = "a", default, skip_serializing_if = "Option::is_none")]
+    pub app_state: Option<String>,
+}
+
+/// The account a deliberate link goes to, and the session that asked for it
+/// (the link is refused once that session has ended).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct LinkTarget {
+    #[serde(rename = "u")]
+    pub user_id: Uuid,
+    #[serde(rename = "s")]
+    pub session_id: Uuid,
 }
 
 impl PendingLogin {
@@ -98,7 +118,14 @@ mod tests {
     use super::*;
 
     fn pending() -> PendingLogin {
-        PendingLogin { state: "state".into(), nonce: "nonce".into(), pkce_verifier: "verifier".into(), expires_at: 42 }
+        PendingLogin {
+            state: "state".into(),
+            nonce: "nonce".into(),
+            pkce_verifier: "verifier".into(),
+            expires_at: 42,
+            link: None,
+            app_state: None,
+        }
     }
 
     #[test]
@@ -132,5 +159,16 @@ mod tests {
         for junk in ["", "!!!", "AAAA", &"A".repeat(2000)] {
             assert_eq!(key.open(junk), None);
         }
+    }
+
+    #[test]
+    fn oauth_link_cookie_carries_its_user_sealed() {
+        let key = StateKey::derive("idp", "https://idp.example.com", "client", "secret");
+        let link = LinkTarget { user_id: Uuid::now_v7(), session_id: Uuid::now_v7() };
+        let linking = PendingLogin { link: Some(link), app_state: Some("x".repeat(128)), ..pending() };
+        let sealed = key.seal(&linking);
+        assert_eq!(key.open(&sealed), Some(linking));
+        let plain = URL_SAFE_NO_PAD.decode(&sealed).unwrap();
+        assert!(!String::from_utf8_lossy(&plain).contains(&link.user_id.to_string()), "the user id is encrypted");
     }
 }

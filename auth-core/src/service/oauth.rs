@@ -4,21 +4,28 @@
 use serde_json::json;
 use uuid::Uuid;
 
-use super::Auth;
+use super::{Auth, secs_to_ms};
 use crate::{
+    TokenPair,
     audit::{AuditEvent, ClientInfo},
-    error::{AuthError, Result},
+    error::{AuthError, FieldErrors, Result},
     identity::{Email, Profile, User},
     oauth::{
-        AccountOrigin, Failure, Identity, OAuthCallback, OAuthLogin, OAuthStart, Provider, StateCookie,
-        redirect_with_tokens,
+        AccountOrigin, Failure, Identity, LinkTarget, OAuthCallback, OAuthDone, OAuthLinked, OAuthLogin, OAuthStart,
+        PendingLogin, Provider, SignInAnswer, StateCookie, redirect_with,
     },
     recovery,
-    store::{LinkOutcome, LinkRefusal, VerifiedIdentity},
+    store::{DeliberateLink, LinkOutcome, LinkRefusal, OneTimePurpose, VerifiedIdentity},
+    tokens::{AccessClaims, OpaqueToken},
 };
 
 /// A provider's `error` parameter is kept in the audit trail up to this length.
 const MAX_PROVIDER_ERROR_LEN: usize = 64;
+/// The code in `success_redirect` is refused after this long: the app
+/// exchanges it as soon as the browser lands.
+pub const EXCHANGE_CODE_TTL_SECS: i64 = 60;
+/// The app's `app_state` is at most this long (URL-safe characters).
+const MAX_APP_STATE_LEN: usize = 128;
 
 impl Auth {
     /// The names of the configured providers.
@@ -32,12 +39,47 @@ impl Auth {
 
     /// Starts a sign-in with `provider`: the URL to redirect the browser to
     /// (code flow with `state`, `nonce` and PKCE S256) and the cookie that
-    /// binds it to this browser. `login_hint` is passed on to the provider.
-    /// An unknown provider is [`AuthError::NotFound`]; an unreachable one
-    /// (discovery failed) [`AuthError::Unavailable`].
-    pub async fn oauth_authorize(&self, provider: &str, login_hint: Option<&str>) -> Result<OAuthStart> {
+    /// binds it to this browser. `login_hint` is passed on to the provider;
+    /// `app_state` (the app's own random value, 1 to 128 URL-safe characters)
+    /// comes back in the `success_redirect` fragment, for the app to check
+    /// that it started this sign-in (login CSRF). An unknown provider is
+    /// [`AuthError::NotFound`]; an unreachable one (discovery failed)
+    /// [`AuthError::Unavailable`].
+    pub async fn oauth_authorize(
+        &self,
+        provider: &str,
+        login_hint: Option<&str>,
+        app_state: Option<&str>,
+    ) -> Result<OAuthStart> {
         let provider = self.oauth_provider(provider)?;
-        let (location, sealed) = provider.start(login_hint, self.inner.clock.now_ms()).await.map_err(|f| f.error())?;
+        let app_state = app_state.map(checked_app_state).transpose()?;
+        self.oauth_start(provider, login_hint, None, app_state).await
+    }
+
+    /// Starts a deliberate link of `provider` to the caller's account: as
+    /// [`Auth::oauth_authorize`], with the caller's user and session sealed
+    /// into the cookie. The callback then links the identity to that user
+    /// (while that session lives) and signs nobody in. A caller who already
+    /// has a link for this provider is [`AuthError::AlreadyLinked`].
+    pub async fn oauth_link_start(&self, provider: &str, caller: &AccessClaims) -> Result<OAuthStart> {
+        let provider = self.oauth_provider(provider)?;
+        let links = self.inner.store.identity_links(caller.sub).await?;
+        if links.iter().any(|link| link.issuer == provider.issuer()) {
+            return Err(AuthError::AlreadyLinked);
+        }
+        let target = LinkTarget { user_id: caller.sub, session_id: caller.sid };
+        self.oauth_start(provider, None, Some(target), None).await
+    }
+
+    async fn oauth_start(
+        &self,
+        provider: &Provider,
+        login_hint: Option<&str>,
+        link: Option<LinkTarget>,
+        app_state: Option<String>,
+    ) -> Result<OAuthStart> {
+        let now = self.inner.clock.now_ms();
+        let (location, sealed) = provider.start(login_hint, link, app_state, now).await.map_err(|f| f.error())?;
         let cookie = StateCookie::new(provider, sealed, crate::oauth::STATE_TTL_SECS);
         Ok(OAuthStart { location, cookie })
     }
@@ -51,45 +93,72 @@ impl Auth {
 
     /// Finishes a sign-in: checks the state against `state_cookie`, exchanges
     /// the code, validates the id_token, finds or links or creates the
-    /// account, and starts a session exactly as a password login does.
+    /// account, and starts a session exactly as a password login does (or,
+    /// with `success_redirect`, issues the one-time code that starts it).
+    /// For a flow started by [`Auth::oauth_link_start`], links the identity
+    /// to the user sealed in the cookie instead.
     ///
     /// A bad or missing state, a refused code, an invalid id_token:
     /// [`AuthError::OAuthFailed`] (400). An unverified provider email (with or
     /// without a local account of that address): [`AuthError::EmailNotVerified`]
     /// (403), and nothing is linked. An email outside `allowed_email_domains`:
-    /// [`AuthError::EmailDomainNotAllowed`] (403). Each refusal is audited.
+    /// [`AuthError::EmailDomainNotAllowed`] (403). A verified email of an
+    /// existing account from a provider without `trust_email`:
+    /// [`AuthError::AccountExists`] (403). Each refusal is audited.
     pub async fn oauth_callback(
         &self,
         provider: &str,
         callback: &OAuthCallback<'_>,
         state_cookie: Option<&str>,
         client: &ClientInfo,
-    ) -> Result<OAuthLogin> {
+    ) -> Result<OAuthDone> {
         let provider = self.oauth_provider(provider)?;
-        let identity = match self.oauth_identity(provider, callback, state_cookie).await {
-            Ok(identity) => identity,
+        let (identity, pending) = match self.oauth_identity(provider, callback, state_cookie).await {
+            Ok(found) => found,
             Err(failure) => {
                 let detail = json!({ "detail": failure.detail });
                 self.oauth_refused(provider, None, failure.reason, detail, client).await;
                 return Err(failure.error());
             }
         };
+        if let Some(target) = pending.link {
+            return self.oauth_link_deliberately(provider, &identity, target, client).await.map(OAuthDone::Linked);
+        }
         for _ in 0..3 {
-            if let Some(login) = self.oauth_sign_in(provider, &identity, client).await? {
-                return Ok(login);
+            if let Some(login) = self.oauth_sign_in(provider, &identity, pending.app_state.as_deref(), client).await? {
+                return Ok(OAuthDone::SignedIn(login));
             }
         }
         // Three races in a row with concurrent sign-ins: let the client retry.
         Err(AuthError::Unavailable)
     }
 
-    /// The identity a valid callback proves.
+    /// Trades the one-time code of a `success_redirect` for a session: the
+    /// platform's tokens, as after a password login. An unknown, used or
+    /// expired code is [`AuthError::InvalidOneTimeToken`] (400); the session
+    /// is created here, so a code that is never exchanged leaves none.
+    pub async fn oauth_exchange(&self, code: &str, client: &ClientInfo) -> Result<TokenPair> {
+        let code = OpaqueToken::parse(code).ok_or(AuthError::InvalidOneTimeToken)?;
+        let store = &self.inner.store;
+        let now = self.inner.clock.now_ms();
+        let user_id = store
+            .consume_one_time(&code, OneTimePurpose::OAuthExchange, now)
+            .await?
+            .ok_or(AuthError::InvalidOneTimeToken)?;
+        let user = store.user(user_id).await?.ok_or(AuthError::InvalidOneTimeToken)?;
+        if !user.is_active {
+            return Err(AuthError::AccountDisabled);
+        }
+        self.oauth_session(&user, json!({ "method": "oauth", "via": "exchange_code" }), client).await
+    }
+
+    /// The identity a valid callback proves, and the pending flow it finishes.
     async fn oauth_identity(
         &self,
         provider: &Provider,
         callback: &OAuthCallback<'_>,
         state_cookie: Option<&str>,
-    ) -> Result<Identity, Failure> {
+    ) -> Result<(Identity, PendingLogin), Failure> {
         let cookie = state_cookie.filter(|c| !c.is_empty()).ok_or_else(|| Failure::invalid("missing_state_cookie"))?;
         let pending = provider.open_state(cookie).ok_or_else(|| Failure::invalid("invalid_state_cookie"))?;
         if pending.expires_at <= self.inner.clock.now_ms() {
@@ -109,15 +178,18 @@ impl Auth {
         }
         let code = callback.code.ok_or_else(|| Failure::invalid("missing_code"))?;
         let leeway = chrono::Duration::seconds(i64::try_from(self.inner.config.tokens.leeway_secs).unwrap_or(0));
-        provider.finish(code, &pending, self.now(), leeway).await
+        let identity = provider.finish(code, &pending, self.now(), leeway).await?;
+        Ok((identity, pending))
     }
 
     /// Finds, links or creates the account of `identity` and starts a
-    /// session; `None` when a concurrent sign-in won a race (try again).
+    /// session (or issues the code of `success_redirect`); `None` when a
+    /// concurrent sign-in won a race (try again).
     async fn oauth_sign_in(
         &self,
         provider: &Provider,
         identity: &Identity,
+        app_state: Option<&str>,
         client: &ClientInfo,
     ) -> Result<Option<OAuthLogin>> {
         let store = &self.inner.store;
@@ -133,14 +205,35 @@ impl Auth {
             self.oauth_refused(provider, Some(user.id), "inactive", json!({}), client).await;
             return Err(AuthError::AccountDisabled);
         }
+        let answer = match provider.settings().success_redirect.as_deref() {
+            Some(target) => SignInAnswer::Redirect(self.oauth_exchange_code(&user, target, app_state).await?),
+            None => {
+                let detail = json!({ "method": "oauth", "provider": provider.name(), "origin": origin });
+                SignInAnswer::Tokens(self.oauth_session(&user, detail, client).await?)
+            }
+        };
+        Ok(Some(OAuthLogin { user_id: user.id, origin, answer }))
+    }
+
+    /// Starts a session for a provider sign-in, audited with `detail`.
+    async fn oauth_session(&self, user: &User, detail: serde_json::Value, client: &ClientInfo) -> Result<TokenPair> {
         let now = self.inner.clock.now_ms();
-        store.record_login(user.id, now, None).await?;
-        let tokens = self.start_session(&user, None, client).await?;
-        let detail = json!({ "method": "oauth", "provider": provider.name(), "origin": origin });
+        self.inner.store.record_login(user.id, now, None).await?;
+        let tokens = self.start_session(user, None, client).await?;
         self.audit(AuditEvent::LoginSucceeded, Some(user.id), client, detail).await;
-        let redirect =
-            provider.settings().success_redirect.as_deref().map(|target| redirect_with_tokens(target, &tokens));
-        Ok(Some(OAuthLogin { tokens, user_id: user.id, origin, redirect }))
+        Ok(tokens)
+    }
+
+    /// `target` with a fresh one-time code for `user` (and the app's state)
+    /// in its fragment; only the code's hash is stored.
+    async fn oauth_exchange_code(&self, user: &User, target: &str, app_state: Option<&str>) -> Result<String> {
+        let code = OpaqueToken::generate();
+        let now = self.inner.clock.now_ms();
+        let expires = now + EXCHANGE_CODE_TTL_SECS * 1000;
+        self.inner.store.add_one_time(&code, OneTimePurpose::OAuthExchange, user.id, now, expires).await?;
+        let mut fields = vec![("code", code.as_str())];
+        fields.extend(app_state.map(|state| ("app_state", state)));
+        Ok(redirect_with(target, &fields))
     }
 
     /// The linking rules for an identity without a link. `None`: raced.
@@ -154,8 +247,7 @@ impl Auth {
             self.oauth_refused(provider, None, "no_usable_email", json!({}), client).await;
             return Err(AuthError::EmailNotVerified);
         };
-        let domain = email.as_str().rsplit_once('@').map_or("", |(_, domain)| domain);
-        if !provider.settings().allows_domain(domain) {
+        if !provider.settings().allows_domain(domain_of(&email)) {
             self.oauth_refused(provider, None, "email_domain_not_allowed", json!({ "email": email }), client).await;
             return Err(AuthError::EmailDomainNotAllowed);
         }
@@ -185,7 +277,8 @@ impl Auth {
             email: &email,
             now: now.timestamp_millis(),
         };
-        let (user_id, outcome) = store.link_identity(&verified, &new_user, &profile).await?;
+        let trusted = provider.settings().trusts_email();
+        let (user_id, outcome) = store.link_identity(&verified, trusted, &new_user, &profile).await?;
         let origin = match outcome {
             LinkOutcome::Raced => return Ok(None),
             LinkOutcome::Created => {
@@ -211,12 +304,75 @@ impl Auth {
                     LinkRefusal::Inactive => ("inactive", AuthError::AccountDisabled),
                     LinkRefusal::Privileged => ("privileged_account_not_linked", AuthError::Forbidden),
                     LinkRefusal::OtherIdentity => ("linked_to_another_identity", AuthError::Forbidden),
+                    LinkRefusal::AccountExists => ("account_exists_untrusted_provider", AuthError::AccountExists),
                 };
                 self.oauth_refused(provider, Some(user_id), reason, json!({ "email": email }), client).await;
                 return Err(error);
             }
         };
         Ok(Some((user_id, origin)))
+    }
+
+    /// A signed-in user's deliberate link of `identity` (see
+    /// [`Auth::oauth_link_start`]): refused once the session that asked has
+    /// ended, for a deactivated account, an email outside a non-empty
+    /// `allowed_email_domains`, or an identity or provider slot already taken.
+    async fn oauth_link_deliberately(
+        &self,
+        provider: &Provider,
+        identity: &Identity,
+        target: LinkTarget,
+        client: &ClientInfo,
+    ) -> Result<OAuthLinked> {
+        let store = &self.inner.store;
+        let user_id = target.user_id;
+        let now = self.inner.clock.now_ms();
+        let idle = secs_to_ms(self.inner.config.tokens.refresh_idle_ttl_secs);
+        let session = store.family(target.session_id).await?;
+        if !session.is_some_and(|s| s.user_id == user_id && s.is_live(now, idle)) {
+            self.oauth_refused(provider, Some(user_id), "link_session_ended", json!({}), client).await;
+            return Err(AuthError::OAuthFailed);
+        }
+        let Some(user) = store.user(user_id).await?.filter(|user| user.is_active) else {
+            self.oauth_refused(provider, Some(user_id), "inactive", json!({}), client).await;
+            return Err(AuthError::AccountDisabled);
+        };
+        // The address matters only where the provider's accounts are restricted to some domains.
+        let email = identity.email.as_deref().filter(|_| identity.email_verified);
+        let email = email.and_then(|email| Email::parse("email", email).ok());
+        let settings = provider.settings();
+        if !settings.allowed_email_domains.is_empty()
+            && !email.as_ref().is_some_and(|email| settings.allows_domain(domain_of(email)))
+        {
+            self.oauth_refused(provider, Some(user_id), "email_domain_not_allowed", json!({ "email": email }), client)
+                .await;
+            return Err(AuthError::EmailDomainNotAllowed);
+        }
+        let email_text = email.as_ref().map_or("", Email::as_str);
+        let detail = json!({ "issuer": identity.issuer, "subject": identity.subject, "email": email });
+        let linked = store.link_to_user(&identity.issuer, &identity.subject, email_text, user_id, now).await;
+        let reason = match linked {
+            Ok(DeliberateLink::Linked) => {
+                let mut detail = detail.clone();
+                detail["provider"] = json!(provider.name());
+                detail["deliberate"] = json!(true);
+                self.audit(AuditEvent::IdentityLinked, Some(user_id), client, detail).await;
+                self.send(&deliberate_link_notice(provider.name(), &user.email)).await;
+                None
+            }
+            Ok(DeliberateLink::AlreadyLinked) => None,
+            Ok(DeliberateLink::LinkedElsewhere) => Some("identity_linked_to_another_user"),
+            Ok(DeliberateLink::OtherIdentity) => Some("linked_to_another_identity"),
+            Err(AuthError::AlreadyLinked) => Some("link_raced"),
+            Err(error) => return Err(error),
+        };
+        if let Some(reason) = reason {
+            self.oauth_refused(provider, Some(user_id), reason, detail, client).await;
+            return Err(AuthError::AlreadyLinked);
+        }
+        let redirect =
+            settings.success_redirect.as_deref().map(|target| redirect_with(target, &[("linked", provider.name())]));
+        Ok(OAuthLinked { user_id, provider: provider.name().to_owned(), redirect })
     }
 
     async fn oauth_refused(
@@ -231,6 +387,20 @@ impl Auth {
         detail["reason"] = json!(reason);
         self.audit(AuditEvent::OAuthFailed, user, client, detail).await;
     }
+}
+
+/// The app's `app_state`, if it is 1 to 128 URL-safe characters.
+fn checked_app_state(value: &str) -> Result<String> {
+    let url_safe = |b: u8| b.is_ascii_alphanumeric() || b"-._~".contains(&b);
+    if (1..=MAX_APP_STATE_LEN).contains(&value.len()) && value.bytes().all(url_safe) {
+        Ok(value.to_owned())
+    } else {
+        Err(FieldErrors::single("app_state", "must be 1 to 128 characters among A-Z a-z 0-9 - . _ ~"))
+    }
+}
+
+fn domain_of(email: &Email) -> &str {
+    email.as_str().rsplit_once('@').map_or("", |(_, domain)| domain)
 }
 
 /// The provider's `name` when it is a valid full name, else the email's local part.
@@ -257,6 +427,14 @@ fn link_notice(provider: &str, email: &Email, password_wiped: bool) -> crate::ma
     recovery::security_notice(email, &text)
 }
 
+fn deliberate_link_notice(provider: &str, email: &Email) -> crate::mail::Email {
+    let text = format!(
+        "A {provider} account was linked to your account {email}: it can now sign you in. If you did not do \
+         this, change your password, sign out of every session and contact support."
+    );
+    recovery::security_notice(email, &text)
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -277,7 +455,12 @@ mod tests {
         _dir: tempfile::TempDir,
     }
 
+    /// A provider trusted for email, as the Google preset is.
     async fn harness(allowed_domains: &[&str]) -> Harness {
+        harness_with(allowed_domains, true).await
+    }
+
+    async fn harness_with(allowed_domains: &[&str], trust_email: bool) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let mut config = AuthConfig {
             database_url: format!("sqlite://{}", dir.path().join("auth.db").display()),
@@ -294,6 +477,7 @@ mod tests {
                 client_secret: Secret::new("secret"),
                 redirect_url: "https://app.example.com/api/auth/oauth/idp/callback".into(),
                 allowed_email_domains: allowed_domains.iter().map(|d| (*d).to_owned()).collect(),
+                trust_email: Some(trust_email),
                 ..OAuthProvider::default()
             },
         );
@@ -336,7 +520,7 @@ mod tests {
         async fn sign_in(&self, identity: &Identity) -> Result<OAuthLogin> {
             let provider = self.auth.oauth_provider("idp").unwrap();
             for _ in 0..3 {
-                if let Some(login) = self.auth.oauth_sign_in(provider, identity, &client()).await? {
+                if let Some(login) = self.auth.oauth_sign_in(provider, identity, None, &client()).await? {
                     return Ok(login);
                 }
             }
@@ -369,7 +553,8 @@ mod tests {
         assert!(!account.user.is_staff && !account.user.is_superuser && account.memberships.is_empty());
         assert_eq!(account.user.email.as_str(), "ada@example.com");
         assert_eq!(account.profile.full_name, "Ada Lovelace");
-        let claims = h.auth.verify_access(&login.tokens.access).unwrap();
+        let SignInAnswer::Tokens(tokens) = &login.answer else { panic!("tokens without success_redirect") };
+        let claims = h.auth.verify_access(&tokens.access).unwrap();
         assert_eq!(claims.sub, login.user_id);
         assert!(claims.tenant_id.is_none() && !claims.staff && !claims.superuser);
         // A password login is impossible: the account has no password.
@@ -411,6 +596,26 @@ mod tests {
         let refused = h.sign_in(&identity("sub-2", "new@example.com", false)).await.unwrap_err();
         assert!(matches!(refused, AuthError::EmailNotVerified));
         assert!(h.auth.store().user_by_email(&Email::parse("e", "new@example.com").unwrap()).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn oauth_untrusted_provider_never_links_an_existing_account_by_email() {
+        let h = harness_with(&[], false).await;
+        let local = h.register("ada@example.com").await;
+        let refused = h.sign_in(&identity("sub-1", "ada@example.com", true)).await.unwrap_err();
+        assert!(matches!(refused, AuthError::AccountExists), "{refused:?}");
+        assert!(h.auth.store().identity_links(local).await.unwrap().is_empty());
+        assert!(h.auth.account(local).await.unwrap().user.email_verified_at.is_none(), "nothing changed");
+        assert!(
+            h.events()
+                .await
+                .iter()
+                .any(|(event, detail)| event == "oauth_failed"
+                    && detail["reason"] == "account_exists_untrusted_provider")
+        );
+        // A new address is still a new account: that takes nothing over.
+        let created = h.sign_in(&identity("sub-2", "grace@example.com", true)).await.unwrap();
+        assert_eq!(created.origin, AccountOrigin::Created);
     }
 
     #[tokio::test]

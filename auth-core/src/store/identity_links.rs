@@ -16,7 +16,8 @@ pub struct IdentityLink {
     pub issuer: String,
     pub subject: String,
     pub user_id: Uuid,
-    /// The provider-verified email address when the link was made.
+    /// The provider-verified email address when the link was made; empty for
+    /// a deliberate link whose provider vouched for no address.
     pub email: String,
     pub created_at: DateTime<Utc>,
 }
@@ -56,19 +57,34 @@ pub enum LinkRefusal {
     Privileged,
     /// The account is already linked to another subject at this issuer.
     OtherIdentity,
+    /// The provider is not trusted for email: only the signed-in owner may
+    /// link it to the account (a deliberate link).
+    AccountExists,
 }
 
-/// Inserts the link of `$identity` to `$user_id` in transaction `$tx`.
+/// What [`Store::link_to_user`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliberateLink {
+    Linked,
+    /// This identity was already linked to this user: nothing changed.
+    AlreadyLinked,
+    /// This identity is linked to another user.
+    LinkedElsewhere,
+    /// The user already has another identity at this issuer.
+    OtherIdentity,
+}
+
+/// Inserts the link of (`$issuer`, `$subject`) to `$user_id` in transaction `$tx`.
 macro_rules! insert_link {
-    ($tx:ident, $identity:expr, $user_id:expr) => {
+    ($tx:ident, $issuer:expr, $subject:expr, $user_id:expr, $email:expr, $now:expr) => {
         sqlx::query(
             "INSERT INTO identity_links (issuer, subject, user_id, email, created_at) VALUES ($1, $2, $3, $4, $5)",
         )
-        .bind($identity.issuer)
-        .bind($identity.subject)
+        .bind($issuer)
+        .bind($subject)
         .bind($user_id)
-        .bind($identity.email.as_str())
-        .bind($identity.now)
+        .bind($email)
+        .bind($now)
         .execute(&mut *$tx)
         .await
     };
@@ -110,12 +126,14 @@ impl Store {
             .collect())
     }
 
-    /// Links `identity` to the account with its email, or creates `new_user`
-    /// with `profile` (active, verified, no password) when there is none, in
-    /// one transaction. Returns the user's id and what happened.
+    /// Links `identity` to the account with its email (only when
+    /// `link_existing`: the provider is trusted for email), or creates
+    /// `new_user` with `profile` (active, verified, no password) when there is
+    /// none, in one transaction. Returns the user's id and what happened.
     pub async fn link_identity(
         &self,
         identity: &VerifiedIdentity<'_>,
+        link_existing: bool,
         new_user: &User,
         profile: &Profile,
     ) -> Result<(Uuid, LinkOutcome)> {
@@ -147,9 +165,12 @@ impl Store {
                     .bind(profile.phone.as_deref())
                     .execute(&mut *tx)
                     .await?;
-                insert_link!(tx, identity, new_user.id).map_err(raced)?;
+                insert_link!(tx, identity.issuer, identity.subject, new_user.id, identity.email.as_str(), identity.now).map_err(raced)?;
                 return Ok((new_user.id, LinkOutcome::Created));
             };
+            if !link_existing {
+                return Ok((user_id, LinkOutcome::Refused(LinkRefusal::AccountExists)));
+            }
             if !is_active {
                 return Ok((user_id, LinkOutcome::Refused(LinkRefusal::Inactive)));
             }
@@ -165,7 +186,7 @@ impl Store {
             if other.is_some() {
                 return Ok((user_id, LinkOutcome::Refused(LinkRefusal::OtherIdentity)));
             }
-            insert_link!(tx, identity, user_id).map_err(raced)?;
+            insert_link!(tx, identity.issuer, identity.subject, user_id, identity.email.as_str(), identity.now).map_err(raced)?;
             // Only an account that never proved its email loses its password:
             // whoever set that password may not own the address.
             let wiped = sqlx::query(
@@ -199,5 +220,44 @@ impl Store {
             Err(AuthError::EmailTaken) => Ok((Uuid::nil(), LinkOutcome::Raced)),
             other => other,
         }
+    }
+
+    /// Links (issuer, subject) to `user_id`, the signed-in user who asked
+    /// for it, in one transaction; `email` is what the provider verified
+    /// (may be empty). A concurrent link that takes the identity or the
+    /// user's slot at this issuer first is [`AuthError::AlreadyLinked`].
+    pub async fn link_to_user(
+        &self,
+        issuer: &str,
+        subject: &str,
+        email: &str,
+        user_id: Uuid,
+        now: i64,
+    ) -> Result<DeliberateLink> {
+        in_transaction!(self, tx => {
+            let owner: Option<(Uuid,)> =
+                sqlx::query_as("SELECT user_id FROM identity_links WHERE issuer = $1 AND subject = $2")
+                    .bind(issuer)
+                    .bind(subject)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            match owner {
+                Some((owner,)) if owner == user_id => return Ok(DeliberateLink::AlreadyLinked),
+                Some(_) => return Ok(DeliberateLink::LinkedElsewhere),
+                None => {}
+            }
+            let other: Option<(String,)> =
+                sqlx::query_as("SELECT subject FROM identity_links WHERE user_id = $1 AND issuer = $2")
+                    .bind(user_id)
+                    .bind(issuer)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if other.is_some() {
+                return Ok(DeliberateLink::OtherIdentity);
+            }
+            insert_link!(tx, issuer, subject, user_id, email, now)
+            .map_err(|error| if is_unique_violation(&error) { AuthError::AlreadyLinked } else { error.into() })?;
+            Ok(DeliberateLink::Linked)
+        })
     }
 }

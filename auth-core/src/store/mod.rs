@@ -30,7 +30,7 @@ use sqlx::{
 };
 
 pub use audit::AuditRecord;
-pub use identity_links::{IdentityLink, LinkOutcome, LinkRefusal, VerifiedIdentity};
+pub use identity_links::{DeliberateLink, IdentityLink, LinkOutcome, LinkRefusal, VerifiedIdentity};
 pub use one_time::OneTimePurpose;
 pub use sessions::{Family, NewFamily, RotateOutcome, Session};
 pub use tenants::MembershipChange;

@@ -1,4 +1,5 @@
-//! One-time tokens for email verification and password reset.
+//! One-time tokens for email verification, password reset and the exchange
+//! of an OpenID Connect sign-in for tokens.
 
 use uuid::Uuid;
 
@@ -9,6 +10,8 @@ use crate::{error::Result, tokens::OpaqueToken};
 pub enum OneTimePurpose {
     EmailVerification,
     PasswordReset,
+    /// The code in `success_redirect`, traded once for a session.
+    OAuthExchange,
 }
 
 impl OneTimePurpose {
@@ -16,6 +19,7 @@ impl OneTimePurpose {
         match self {
             Self::EmailVerification => "verify_email",
             Self::PasswordReset => "reset_password",
+            Self::OAuthExchange => "oauth_exchange",
         }
     }
 }
@@ -50,6 +54,50 @@ impl Store {
             .await?;
             Ok(())
         })
+    }
+
+    /// Stores a new token for `user_id` beside any others of its purpose
+    /// (sign-ins on two devices at once each keep their code).
+    pub async fn add_one_time(
+        &self,
+        token: &OpaqueToken,
+        purpose: OneTimePurpose,
+        user_id: Uuid,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<()> {
+        on_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO one_time_tokens (token_hash, purpose, user_id, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(token.hash())
+            .bind(purpose.as_str())
+            .bind(user_id)
+            .bind(now)
+            .bind(expires_at)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Consumes an unused, unexpired token: its user, or `None`.
+    pub async fn consume_one_time(
+        &self,
+        token: &OpaqueToken,
+        purpose: OneTimePurpose,
+        now: i64,
+    ) -> Result<Option<Uuid>> {
+        let row: Option<(Uuid,)> = on_pool!(self, pool => {
+            sqlx::query_as(CONSUME_ONE_TIME)
+                .bind(now)
+                .bind(token.hash())
+                .bind(purpose.as_str())
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(row.map(|(user_id,)| user_id))
     }
 
     /// The user an unused, unexpired token belongs to, without consuming it.
