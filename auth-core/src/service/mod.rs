@@ -139,12 +139,13 @@ impl AuthBuilder {
         };
         let oauth = crate::oauth::Providers::from_settings(&config.oauth)?;
         let store = Store::connect(&config.database_url).await?;
+        let audit = AuditLog::new(store.clone());
         let inner = Arc::new(Inner {
             tokens: AccessTokens::new(keys, &config.issuer, &config.audience, &config.tokens),
             passwords: PasswordHasher::new(&config.password)?,
             revocations: RevocationList::default(),
-            denials: Denials::start(AuditLog::new(store.clone()), self.clock.clone()),
-            audit: AuditLog::new(store.clone()),
+            denials: Denials::start(audit.clone(), self.clock.clone()),
+            audit,
             store,
             mailer,
             roles: self.roles,
