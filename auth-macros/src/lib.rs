@@ -55,10 +55,12 @@
 //! ```
 //!
 //! `role` and `permission` without `tenant` accept a token scoped to any
-//! tenant; with `tenant`, it must be the path's. Every policy requires a valid
-//! token: without one the answer is 401 with `WWW-Authenticate: Bearer`; a
-//! valid token that does not satisfy the policy gets 403 (`not_a_member` for a
-//! token scoped to another tenant, to none, or a malformed segment;
+//! tenant; with `tenant`, it must be the path's (a route with a tenant
+//! parameter must say which, see [Tenant paths](#tenant-paths)). Every policy
+//! requires a valid token: without one the answer is 401 with
+//! `WWW-Authenticate: Bearer`; a valid token that does not satisfy the policy
+//! gets 403 (`not_a_member` for a token scoped to another tenant, to none, or
+//! a malformed segment;
 //! `insufficient_role`, with `WWW-Authenticate: Bearer error="insufficient_scope"`,
 //! for a role too low or without the permission; `email_not_verified`;
 //! `forbidden` for `staff`, `superuser`, and an `any` whose alternatives
