@@ -82,6 +82,15 @@ fn some_tenant_admin(ran: &State<Ran>) -> &'static str {
     ran.count()
 }
 
+/// Any tenant on purpose: the admin role of whichever tenant the token is
+/// scoped to; the path's `<tenant_id>` is not compared with it.
+#[requires(role = "admin", any_tenant)]
+#[get("/tenant/<tenant_id>/any-tenant-admin")]
+fn any_tenant_admin(ran: &State<Ran>, tenant_id: &str) -> &'static str {
+    let _ = tenant_id;
+    ran.count()
+}
+
 #[requires(staff)]
 #[get("/staff")]
 fn staff(ran: &State<Ran>) -> &'static str {
@@ -165,6 +174,7 @@ fn host_routes() -> Vec<rocket::Route> {
         tenant_admin,
         org_data,
         some_tenant_admin,
+        any_tenant_admin,
         staff,
         superuser,
         verified,
@@ -372,6 +382,23 @@ async fn role_without_tenant_needs_a_scoped_token_with_that_role() {
 }
 
 #[tokio::test]
+async fn any_tenant_admits_another_tenants_admin_where_tenant_refuses() {
+    let app = App::new(host).await;
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    let b_admin = app.token(Grant::scoped(b, "admin"));
+    // The documented meaning: B's admin passes on A's path, because the route said any tenant will do.
+    app.expect(&format!("/api/tenant/{a}/any-tenant-admin"), Some(&b_admin), 200, None).await;
+    // With `tenant`, the same token on the same tenant's path is refused.
+    app.expect(&format!("/api/tenant/{a}/admin"), Some(&b_admin), 403, Some("not_a_member")).await;
+    app.expect(&format!("/api/tenant/{b}/admin"), Some(&b_admin), 200, None).await;
+    // The role is still checked, in the token's tenant.
+    let b_member = app.token(Grant::scoped(b, "member"));
+    app.expect(&format!("/api/tenant/{a}/any-tenant-admin"), Some(&b_member), 403, Some("insufficient_role")).await;
+    let unscoped = app.token(Grant::user());
+    app.expect(&format!("/api/tenant/{a}/any-tenant-admin"), Some(&unscoped), 403, Some("not_a_member")).await;
+}
+
+#[tokio::test]
 async fn staff_superuser_and_verified_read_the_token_flags() {
     let app = App::new(host).await;
     let plain = app.token(Grant::user());
@@ -510,6 +537,8 @@ async fn every_mounted_route_is_listed_with_its_policy() {
     assert_eq!(policy(Method::Get, "/api/authenticated"), Some("authenticated"));
     assert_eq!(policy(Method::Get, "/api/tenant/<tenant_id>/data"), Some(r#"role = "member", tenant"#));
     assert_eq!(policy(Method::Get, "/api/org/<org_id>/data"), Some(r#"tenant = "org_id""#));
+    let any_tenant = r#"role = "admin", any_tenant"#;
+    assert_eq!(policy(Method::Get, "/api/tenant/<tenant_id>/any-tenant-admin"), Some(any_tenant));
     // Normalised: inside any(...) too, conditions are listed in a fixed order.
     assert_eq!(policy(Method::Get, "/api/support"), Some(r#"any(role = "owner", staff)"#));
     assert_eq!(policy(Method::Post, "/api/tenant/<tenant_id>/import"), Some(r#"role = "admin", tenant, verified"#));
@@ -539,9 +568,15 @@ async fn every_mounted_route_is_listed_with_its_policy() {
 #[tokio::test]
 async fn a_host_asserts_its_authorization_table() {
     let app = App::new(host).await;
+    // The routes that let a token scoped to any tenant through, on purpose.
+    let any_tenant = ["/api/tenant/<tenant_id>/any-tenant-admin"];
     for route in route_table(app.client.rocket()) {
-        if route.path.starts_with("/api/tenant/") {
+        if any_tenant.contains(&route.path.as_str()) {
+            assert!(route.requires("any_tenant") && !route.requires("tenant"), "{route}");
+        } else if route.path.starts_with("/api/tenant/") {
             assert!(route.requires("tenant"), "{route} does not require the path's tenant");
+        } else {
+            assert!(!route.requires("any_tenant"), "{route} lets any tenant through");
         }
         if route.path.starts_with("/api/") && !route.path.starts_with("/api/auth/") && route.path != "/api/open" {
             assert!(route.requires("authenticated"), "{route} is open");

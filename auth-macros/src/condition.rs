@@ -14,10 +14,10 @@ pub const DEFAULT_TENANT_SEGMENT: &str = "tenant_id";
 
 /// What the attribute understands, for error messages.
 const GRAMMAR: &str = "authenticated, role = \"...\", permission = \"...\", tenant, tenant = \"segment\", \
-                       verified, staff, superuser, any(...), and roles = YourRoles";
+                       any_tenant, verified, staff, superuser, any(...), and roles = YourRoles";
 
 const KEYWORDS: &[&str] =
-    &["authenticated", "role", "permission", "tenant", "verified", "staff", "superuser", "any", "roles"];
+    &["authenticated", "role", "permission", "tenant", "any_tenant", "verified", "staff", "superuser", "any", "roles"];
 
 /// One condition as written.
 pub enum Condition {
@@ -26,6 +26,9 @@ pub enum Condition {
     Permission(LitStr),
     /// The keyword, and the segment's name when given.
     Tenant(Ident, Option<LitStr>),
+    /// The role or permission is checked in whichever tenant the token is
+    /// scoped to, on purpose: the path's tenant is not compared.
+    AnyTenant(Ident),
     Verified(Ident),
     Staff(Ident),
     Superuser(Ident),
@@ -49,10 +52,11 @@ impl Condition {
             Self::Role(_) => 1,
             Self::Permission(_) => 2,
             Self::Tenant(..) => 3,
-            Self::Verified(_) => 4,
-            Self::Staff(_) => 5,
-            Self::Superuser(_) => 6,
-            Self::Any(..) => 7,
+            Self::AnyTenant(_) => 4,
+            Self::Verified(_) => 5,
+            Self::Staff(_) => 6,
+            Self::Superuser(_) => 7,
+            Self::Any(..) => 8,
         }
     }
 
@@ -62,6 +66,7 @@ impl Condition {
             Self::Role(_) => "role",
             Self::Permission(_) => "permission",
             Self::Tenant(..) => "tenant",
+            Self::AnyTenant(_) => "any_tenant",
             Self::Verified(_) => "verified",
             Self::Staff(_) => "staff",
             Self::Superuser(_) => "superuser",
@@ -72,9 +77,11 @@ impl Condition {
     /// Where to point at this condition.
     pub fn span(&self) -> Span {
         match self {
-            Self::Authenticated(ident) | Self::Verified(ident) | Self::Staff(ident) | Self::Superuser(ident) => {
-                ident.span()
-            }
+            Self::Authenticated(ident)
+            | Self::AnyTenant(ident)
+            | Self::Verified(ident)
+            | Self::Staff(ident)
+            | Self::Superuser(ident) => ident.span(),
             Self::Role(lit) | Self::Permission(lit) => lit.span(),
             Self::Tenant(ident, segment) => segment.as_ref().map_or(ident.span(), LitStr::span),
             Self::Any(meta, _) => meta.span(),
@@ -169,7 +176,16 @@ fn condition(meta: Meta, nested: bool, errors: &mut Errors) -> Option<Condition>
         ("staff", Meta::Path(_)) => Some(Condition::Staff(keyword)),
         ("superuser", Meta::Path(_)) => Some(Condition::Superuser(keyword)),
         ("tenant", Meta::Path(_)) => Some(Condition::Tenant(keyword, None)),
-        ("authenticated" | "verified" | "staff" | "superuser", _) => {
+        ("any_tenant", Meta::Path(_)) if nested => {
+            errors.spanned(
+                &meta,
+                "`any_tenant` is no alternative: it says in which tenant the route's role is checked, \
+                 so put it outside any(...)",
+            );
+            None
+        }
+        ("any_tenant", Meta::Path(_)) => Some(Condition::AnyTenant(keyword)),
+        ("authenticated" | "any_tenant" | "verified" | "staff" | "superuser", _) => {
             errors.spanned(&meta, format!("`{name}` takes no value: write just `{name}`"));
             None
         }

@@ -45,6 +45,8 @@
 //!                                       holds `name` (granted to it or to a role below it)
 //!            | tenant                   the path segment <tenant_id> is the token's tenant
 //!            | tenant = "segment"       the same for the path segment <segment>
+//!            | any_tenant               on purpose: the role or permission is checked in whichever
+//!                                       tenant the token is scoped to, not the path's
 //!            | verified                 the account's email address is verified
 //!            | staff                    platform staff
 //!            | superuser                platform superuser
@@ -53,15 +55,51 @@
 //! ```
 //!
 //! `role` and `permission` without `tenant` accept a token scoped to any
-//! tenant; with `tenant`, it must be the path's. Every policy requires a valid
-//! token: without one the answer is 401 with `WWW-Authenticate: Bearer`; a
-//! valid token that does not satisfy the policy gets 403 (`not_a_member` for a
-//! token scoped to another tenant, to none, or a malformed segment;
+//! tenant; with `tenant`, it must be the path's (a route with a tenant
+//! parameter must say which, see [Tenant paths](#tenant-paths)). Every policy
+//! requires a valid token: without one the answer is 401 with
+//! `WWW-Authenticate: Bearer`; a valid token that does not satisfy the policy
+//! gets 403 (`not_a_member` for a token scoped to another tenant, to none, or
+//! a malformed segment;
 //! `insufficient_role`, with `WWW-Authenticate: Bearer error="insufficient_scope"`,
 //! for a role too low or without the permission; `email_not_verified`;
 //! `forbidden` for `staff`, `superuser`, and an `any` whose alternatives
 //! failed for different reasons). Tenant conditions are checked first, so a
 //! token for another tenant learns nothing about what its role would allow.
+//!
+//! ## Tenant paths
+//!
+//! A route whose path or query has a tenant parameter must say in which
+//! tenant its `role` and `permission` (inside `any(...)` too) are checked:
+//! `tenant` (or `tenant = "segment"`), outside `any(...)`, for the path's;
+//! or `any_tenant` for whichever tenant the token is scoped to, when that is
+//! what the route means. Without either it does not compile, because an
+//! admin of tenant B would pass on `/tenant/<tenant_id A>/…` for want of one
+//! word. A parameter is a tenant's when a word of its name (split on `_`) is
+//! `tenant`, `org`, `organization` or `organisation`: `<tenant_id>`,
+//! `<tenant>`, `<org_id>`, `<organization_id>`, `<parent_org>`; not
+//! `<orgs>`, `<team_id>`, `<id>`. A top-level `tenant` counts whichever
+//! segment it names (the role is then checked in that segment's tenant); a
+//! `tenant` inside `any(...)` does not (its alternatives pass without it).
+//!
+//! ```
+//! # use auth_macros::requires;
+//! # use rocket::get;
+//! /// The role of whichever tenant the token is scoped to: a B-scoped admin
+//! /// passes on A's path; the handler must not treat <tenant_id> as checked.
+//! #[requires(role = "admin", any_tenant)]
+//! #[get("/tenant/<tenant_id>/status")]
+//! fn status(tenant_id: &str) -> &str {
+//!     tenant_id
+//! }
+//! ```
+//!
+//! `any_tenant` conflicts with `tenant`, is no alternative inside `any(...)`,
+//! needs a `role` or `permission` to qualify, and checks nothing at run time:
+//! it is a declaration, listed by `auth_rocket::policy::route_table` so that a
+//! host's tests can find such routes (`route.requires("any_tenant")`). A
+//! route that wants "this tenant's admin, or staff" cannot be one policy yet:
+//! `any(staff, role = "admin"), tenant` asks staff to be scoped to the tenant too.
 //!
 //! ## Roles
 //!
@@ -147,7 +185,7 @@
 //! or a segment. The token is verified once per request and cached, so the
 //! handler may still take `AuthUser` or `TenantScope` to read who is asking.
 //! The `DESCRIPTION` is normalised: conditions in the order `role`,
-//! `permission`, `tenant`, `verified`, `staff`, `superuser`, `any` (inside
+//! `permission`, `tenant`, `any_tenant`, `verified`, `staff`, `superuser`, `any` (inside
 //! `any(...)` too), `tenant = "tenant_id"` written `tenant`, and
 //! `authenticated` dropped beside other conditions (every policy requires a
 //! token). `#[public]` only registers the route. Set `AUTH_MACROS_DEBUG=1`
@@ -176,7 +214,21 @@
 //!   |       ^^^^^^^^^^^^^^^
 //!
 //! error: `tenant = "org_id"` names the path segment <org_id>, but this path has none
-//! error: unknown condition `admin`; #[requires] understands authenticated, role = "...", permission = "...", tenant, tenant = "segment", verified, staff, superuser, any(...), and roles = YourRoles
+//!
+//! error: `role = "admin"` is checked in whichever tenant the token is scoped to, not in this route's <tenant_id>: a token scoped to another tenant passes here
+//!        help: add `tenant`, so that <tenant_id> must be the token's tenant; or, if any tenant will do on purpose, add `any_tenant`
+//!  --> src/main.rs:4:19
+//!   |
+//! 4 | #[requires(role = "admin")]
+//!   |                   ^^^^^^^
+//!
+//! error: `permission = "members.manage"` is checked in whichever tenant …: help: add `tenant = "org_id"`, …
+//! error: `role = "admin"` is checked in whichever tenant …: help: add `tenant` beside any(...), …
+//! error: `role = "admin"` is checked in whichever tenant …: help: <tenant_id> is a query parameter, which `tenant` cannot compare: move it into the path and add `tenant`; …
+//! error: conflicting conditions: `tenant` and `any_tenant`; `tenant` checks the role in the path's tenant, `any_tenant` in whichever tenant the token is scoped to: keep the one you mean
+//! error: `any_tenant` is no alternative: it says in which tenant the route's role is checked, so put it outside any(...)
+//! error: `any_tenant` says that the route's role or permission is checked in whichever tenant the token is scoped to, but this route checks none: remove it, or add the role = "..." it qualifies
+//! error: unknown condition `admin`; #[requires] understands authenticated, role = "...", permission = "...", tenant, tenant = "segment", any_tenant, verified, staff, superuser, any(...), and roles = YourRoles
 //! error: unknown condition `authenticate`; did you mean `authenticated`? #[requires] understands …
 //! error: `staff` is repeated; once is enough
 //! error: conflicting conditions: `role = "admin"` and `role = "owner"`; a route requires one minimum role (higher roles pass too): keep the one you mean

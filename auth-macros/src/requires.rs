@@ -29,8 +29,10 @@ pub fn requires(args: TokenStream, item: TokenStream) -> TokenStream {
     }
     check_markers(&handler.function, "requires", &mut errors);
     check_list(&requires.conditions, true, &mut errors);
+    check_any_tenant(&requires.conditions, &mut errors);
     if let Some(route) = &handler.route {
         check_segments(&requires.conditions, route, &mut errors);
+        check_tenant_scope(&requires.conditions, route, &mut errors);
     }
     finish(errors, handler, |function, route| {
         condition::normalise(&mut requires.conditions);
@@ -125,6 +127,19 @@ fn check_list(conditions: &[Condition], top: bool, errors: &mut Errors) {
                 ),
                 _ => {}
             }
+            let scope = |c: &Condition| matches!(c, Condition::Tenant(..) | Condition::AnyTenant(_));
+            if let Some(first) =
+                earlier.iter().find(|e| scope(e) && scope(condition) && e.keyword() != condition.keyword())
+            {
+                errors.at(
+                    condition.span(),
+                    format!(
+                        "conflicting conditions: `{}` and `{text}`; `tenant` checks the role in the path's tenant, \
+                         `any_tenant` in whichever tenant the token is scoped to: keep the one you mean",
+                        first.describe()
+                    ),
+                );
+            }
         }
         if let Condition::Any(_, alternatives) = condition {
             check_list(alternatives, false, errors);
@@ -154,6 +169,70 @@ fn check_segments(conditions: &[Condition], route: &RouteAttribute, errors: &mut
         errors.spanned(path, message);
         reported.push(segment);
     }
+}
+
+/// The route's `role` and `permission` conditions, inside `any(...)` too, as written.
+fn roles_and_permissions(conditions: &[Condition]) -> impl Iterator<Item = &Condition> {
+    let flat = conditions.iter().flat_map(|condition| match condition {
+        Condition::Any(_, alternatives) => alternatives.as_slice(),
+        other => std::slice::from_ref(other),
+    });
+    flat.filter(|condition| is_role_or_permission(condition))
+}
+
+fn is_role_or_permission(condition: &Condition) -> bool {
+    matches!(condition, Condition::Role(_) | Condition::Permission(_))
+}
+
+/// `any_tenant` qualifies a role or permission; alone it would say nothing.
+fn check_any_tenant(conditions: &[Condition], errors: &mut Errors) {
+    let Some(any_tenant) = conditions.iter().find(|c| matches!(c, Condition::AnyTenant(_))) else { return };
+    if roles_and_permissions(conditions).next().is_none() {
+        errors.at(
+            any_tenant.span(),
+            "`any_tenant` says that the route's role or permission is checked in whichever tenant the token is \
+             scoped to, but this route checks none: remove it, or add the role = \"...\" it qualifies",
+        );
+    }
+}
+
+/// On a route with a tenant parameter, every role and permission is checked
+/// in the path's tenant (`tenant` at the top level), or the route says that
+/// any tenant will do (`any_tenant`): otherwise an admin of one tenant passes
+/// on another tenant's path. A `tenant` inside `any(...)` does not count: its
+/// alternatives pass without it.
+fn check_tenant_scope(conditions: &[Condition], route: &RouteAttribute, errors: &mut Errors) {
+    if conditions.iter().any(|c| matches!(c, Condition::Tenant(..) | Condition::AnyTenant(_))) {
+        return;
+    }
+    let parameters = route.parameters();
+    let Some(parameter) = parameters.iter().find(|p| p.names_a_tenant()) else { return };
+    let (role, beside) = match conditions.iter().find(|c| is_role_or_permission(c)) {
+        Some(role) => (role, ""),
+        None => match roles_and_permissions(conditions).next() {
+            Some(role) => (role, " beside any(...)"),
+            None => return,
+        },
+    };
+    let name = &parameter.name;
+    let tenant =
+        if name == condition::DEFAULT_TENANT_SEGMENT { "tenant".to_owned() } else { format!("tenant = {name:?}") };
+    let fix = if parameter.in_path {
+        format!("add `{tenant}`{beside}, so that <{name}> must be the token's tenant")
+    } else {
+        format!(
+            "<{name}> is a query parameter, which `tenant` cannot compare: move it into the path and add `{tenant}`{beside}"
+        )
+    };
+    errors.at(
+        role.span(),
+        format!(
+            "`{}` is checked in whichever tenant the token is scoped to, not in this route's <{name}>: \
+             a token scoped to another tenant passes here\n\
+             help: {fix}; or, if any tenant will do on purpose, add `any_tenant`",
+            role.describe()
+        ),
+    );
 }
 
 fn expand(requires: Requires, mut function: ItemFn, route: &RouteAttribute) -> TokenStream {
@@ -240,6 +319,7 @@ fn condition_tokens(rocket: &TokenStream, condition: &Condition) -> TokenStream 
             let segment = condition.segment().unwrap_or_default();
             quote!(#path::Tenant(#segment))
         }
+        Condition::AnyTenant(_) => quote!(#path::AnyTenant),
         Condition::Verified(_) => quote!(#path::Verified),
         Condition::Staff(_) => quote!(#path::Staff),
         Condition::Superuser(_) => quote!(#path::Superuser),

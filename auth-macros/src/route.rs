@@ -9,6 +9,25 @@ use crate::errors::Errors;
 /// Rocket's route attributes, by the last segment of their path.
 const ROUTE_ATTRIBUTES: &[&str] = &["get", "put", "post", "delete", "head", "patch", "options", "route"];
 
+/// The words that make a path or query parameter a tenant's: `<tenant_id>`,
+/// `<tenant>`, `<org_id>`, `<organization_id>`, `<parent_org>`, …
+const TENANT_WORDS: &[&str] = &["tenant", "org", "organization", "organisation"];
+
+/// A dynamic parameter of the route: `<name>` or `<name..>`.
+pub struct Parameter {
+    pub name: String,
+    /// In the path (`tenant` can compare it), not the query.
+    pub in_path: bool,
+}
+
+impl Parameter {
+    /// Whether the parameter names a tenant: one of the words of its name
+    /// (split on `_`) is a [`TENANT_WORDS`] word.
+    pub fn names_a_tenant(&self) -> bool {
+        self.name.to_lowercase().split('_').any(|word| TENANT_WORDS.contains(&word))
+    }
+}
+
 /// What the route attribute says.
 pub struct RouteAttribute {
     /// Upper case, as Rocket's `Method::as_str` writes it.
@@ -23,6 +42,22 @@ impl RouteAttribute {
         let path = self.path.as_ref()?.value();
         let path = path.split('?').next().unwrap_or_default().to_owned();
         Some(path.split('/').filter(|s| !s.is_empty()).map(str::to_owned).collect())
+    }
+
+    /// The dynamic parameters of the path, then of the query.
+    pub fn parameters(&self) -> Vec<Parameter> {
+        let Some(uri) = &self.path else { return Vec::new() };
+        let uri = uri.value();
+        let (path, query) = uri.split_once('?').unwrap_or((&uri, ""));
+        let names = |part: &str, separator: char| -> Vec<String> {
+            part.split(separator)
+                .filter_map(|s| s.strip_prefix('<')?.strip_suffix('>'))
+                .map(|name| name.trim_end_matches("..").to_owned())
+                .collect()
+        };
+        let path = names(path, '/').into_iter().map(|name| Parameter { name, in_path: true });
+        let query = names(query, '&').into_iter().map(|name| Parameter { name, in_path: false });
+        path.chain(query).collect()
     }
 }
 

@@ -13,6 +13,10 @@
 //! #[get("/tenant/<tenant_id>/reports")]
 //! fn reports(tenant_id: &str) -> &'static str { "…" }
 //!
+//! #[requires(role = "admin", any_tenant)] // an admin of any tenant, on purpose
+//! #[get("/tenant/<tenant_id>/status")]
+//! fn status(tenant_id: &str) -> &'static str { "…" }
+//!
 //! #[public]
 //! #[get("/health")]
 //! fn health() -> &'static str { "ok" }
@@ -20,11 +24,13 @@
 //! #[get("/forgotten")]
 //! fn forgotten() -> &'static str { "open by mistake" }
 //!
-//! let rocket = rocket::build().mount("/api", rocket::routes![reports, health, forgotten]);
+//! let rocket = rocket::build().mount("/api", rocket::routes![reports, status, health, forgotten]);
 //! let table = route_table(&rocket);
 //! let reports = table.iter().find(|route| route.path == "/api/tenant/<tenant_id>/reports").unwrap();
 //! assert_eq!(reports.policy, Some(r#"role = "admin", tenant"#));
 //! assert!(reports.requires("tenant") && reports.conditions.contains(&Condition::Role("admin")));
+//! let status = table.iter().find(|route| route.path == "/api/tenant/<tenant_id>/status").unwrap();
+//! assert!(status.requires("any_tenant") && !status.requires("tenant"));
 //! assert!(table.iter().any(|route| route.path == "/api/health" && route.public));
 //! assert!(table.iter().any(|route| route.path == "/api/forgotten" && route.policy.is_none()));
 //! ```
@@ -72,6 +78,12 @@ pub enum Condition {
     Permission(&'static str),
     /// The path segment `<name>` is the id of the tenant the token is scoped to.
     Tenant(&'static str),
+    /// Said on purpose: the route's `Role`/`Permission` is checked in whichever
+    /// tenant the token is scoped to, and its path's tenant segment is not
+    /// compared with it (`#[requires]` refuses a role on a tenant path with
+    /// neither this nor [`Tenant`](Self::Tenant)). A declaration, not a check:
+    /// it always holds, and is never an alternative inside [`Any`](Self::Any).
+    AnyTenant,
     /// The account's email address is verified.
     Verified,
     /// Platform staff.
@@ -90,6 +102,7 @@ impl Condition {
             Self::Role(_) => "role",
             Self::Permission(_) => "permission",
             Self::Tenant(_) => "tenant",
+            Self::AnyTenant => "any_tenant",
             Self::Verified => "verified",
             Self::Staff => "staff",
             Self::Superuser => "superuser",
@@ -123,12 +136,14 @@ impl Condition {
                     _ => Err(AuthError::NotAMember),
                 }
             }
+            Self::AnyTenant => Ok(()),
             Self::Verified => holds(user.email_verified(), AuthError::EmailNotVerified),
             Self::Staff => holds(user.is_staff(), AuthError::Forbidden),
             Self::Superuser => holds(user.is_superuser(), AuthError::Forbidden),
             Self::Any(alternatives) => {
                 let mut refusal: Option<AuthError> = None;
-                for alternative in alternatives {
+                // A declaration that always holds must not make the alternatives pass.
+                for alternative in alternatives.iter().filter(|a| **a != Self::AnyTenant) {
                     match alternative.check(user, request, roles) {
                         Ok(()) => return Ok(()),
                         Err(error) => {
@@ -232,9 +247,11 @@ pub struct RoutePolicy {
 }
 
 impl RoutePolicy {
-    /// Whether a condition of this kind (`"tenant"`, `"role"`, `"staff"`, …)
-    /// is required at the top level, outside `any(...)`. `"authenticated"`
-    /// holds for every route with a policy, since every policy requires a token.
+    /// Whether a condition of this kind (`"tenant"`, `"any_tenant"`, `"role"`,
+    /// `"staff"`, …) is required at the top level, outside `any(...)`.
+    /// `"authenticated"` holds for every route with a policy, since every
+    /// policy requires a token. A route that `requires("any_tenant")` lets a
+    /// token scoped to any tenant through whatever its path's tenant segment says.
     pub fn requires(&self, kind: &str) -> bool {
         if kind == "authenticated" {
             return self.policy.is_some() && !self.public;
@@ -600,6 +617,7 @@ mod tests {
         assert_eq!(Condition::Tenant("tenant_id").to_string(), "tenant");
         assert_eq!(Condition::Tenant("org").to_string(), r#"tenant = "org""#);
         assert_eq!(Condition::Permission("a.b").to_string(), r#"permission = "a.b""#);
+        assert_eq!(Condition::AnyTenant.to_string(), "any_tenant");
     }
 
     #[test]
