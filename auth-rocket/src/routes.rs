@@ -231,10 +231,15 @@ fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<O
 
 #[utoipa::path(tag = "account", security(("bearer" = [])), request_body = ProfileBody, responses((status = 200, body = crate::openapi::ProfileSchema), (status = 422, body = crate::openapi::ErrorBody)))]
 #[patch("/me/profile", data = "<body>")]
-pub async fn update_profile(auth: &State<Auth>, user: AuthUser, body: JsonBody<ProfileBody>) -> ApiResult<Json<Value>> {
+pub async fn update_profile(
+    auth: &State<Auth>,
+    user: AuthUser,
+    client: Client,
+    body: JsonBody<ProfileBody>,
+) -> ApiResult<Json<Value>> {
     let body = body.into_inner();
     let update = ProfileUpdate { full_name: body.full_name, phone: body.phone };
-    let profile = auth.update_profile(user.id(), &update).await?;
+    let profile = auth.update_profile(user.id(), &update, &client.0).await?;
     Ok(Json(json!(profile)))
 }
 
