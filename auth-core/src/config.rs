@@ -711,6 +711,8 @@ mod tests {
         config.rate_limits.password_reset_per_account.window_secs = 0;
         config.rate_limits.login_backoff_max_secs = 10; // below the 30 s base
         config.rate_limits.login_failures_per_account = 0;
+        config.rate_limits.login_known_addresses_per_account = 0;
+        config.rate_limits.create_tenant.requests = 0;
         config.rate_limits.redis_url = Some("http://127.0.0.1:6379".into());
         let error = config.validate().unwrap_err();
         let fields: Vec<_> = error.0.iter().map(|p| p.field.as_str()).collect();
@@ -718,9 +720,11 @@ mod tests {
             fields,
             [
                 "rate_limits.login_failures_per_account",
+                "rate_limits.login_known_addresses_per_account",
                 "rate_limits.login_backoff_max_secs",
                 "rate_limits.login.requests",
                 "rate_limits.password_reset_per_account.window_secs",
+                "rate_limits.create_tenant.requests",
                 "rate_limits.redis_url",
             ]
         );
@@ -739,7 +743,20 @@ mod tests {
             (5, 300, 30)
         );
         assert_eq!(rl.login_backoff_max_secs, 900);
+        assert_eq!(
+            (rl.login_failures_account_wide, rl.login_account_failure_window_secs),
+            (20, 3600),
+            "the account-wide lock: a higher threshold over a longer window"
+        );
+        assert_eq!((rl.login_known_address_secs, rl.login_known_addresses_per_account), (30 * 24 * 3600, 10));
         assert_eq!(rl.password_reset_per_account, Quota::new(3, 900));
+        assert_eq!(rl.password_change, Quota::new(5, 900));
+        assert_eq!(rl.tenant_token, Quota::new(30, 60));
+        assert_eq!(rl.create_tenant, Quota::new(10, 3600));
+        assert_eq!(
+            (rl.profile_update, rl.session_revoke, rl.member_change),
+            (Quota::new(30, 60), Quota::new(30, 60), Quota::new(60, 60))
+        );
         assert!(rl.redis_url.is_none());
         let error = serde_json::from_str::<AuthConfig>(r#"{"rate_limits": {"enable": false}}"#).unwrap_err();
         assert!(error.to_string().contains("enable"));

@@ -244,8 +244,12 @@ pub trait RateLimiter: Send + Sync + 'static {
     /// remembers `address` as known for `login_known_address_secs`. The
     /// account-wide count stays: otherwise every sign-in of the owner would
     /// give an attacker spread over many addresses a fresh allowance.
-    async fn login_succeeded(&self, account: &str, address: &str, settings: &RateLimitSettings)
-    -> Result<(), AuthError>;
+    async fn login_succeeded(
+        &self,
+        account: &str,
+        address: &str,
+        settings: &RateLimitSettings,
+    ) -> Result<(), AuthError>;
 }
 
 fn ms(duration: Duration) -> i64 {
@@ -377,7 +381,15 @@ impl MemoryRateLimiter {
     }
 
     /// Counts one failed login under `key` against `threshold` within `window_ms`.
-    fn count_failure(&self, state: &mut State, key: &str, now: i64, threshold: u32, window_ms: i64, settings: &RateLimitSettings) {
+    fn count_failure(
+        &self,
+        state: &mut State,
+        key: &str,
+        now: i64,
+        threshold: u32,
+        window_ms: i64,
+        settings: &RateLimitSettings,
+    ) {
         let fresh = Entry {
             expires_at: now.saturating_add(window_ms),
             touched_at: now,

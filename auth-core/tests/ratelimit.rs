@@ -211,10 +211,17 @@ impl RateLimiter for Fixed {
     ) -> Result<Option<LoginLock>, AuthError> {
         match self.0.map_err(|()| AuthError::Unavailable)? {
             Decision::Allowed => Ok(None),
-            Decision::Limited { retry_after_secs } => Ok(Some(LoginLock { scope: LockScope::Address, retry_after_secs })),
+            Decision::Limited { retry_after_secs } => {
+                Ok(Some(LoginLock { scope: LockScope::Address, retry_after_secs }))
+            }
         }
     }
-    async fn login_failed(&self, _account: &str, _address: &str, _settings: &RateLimitSettings) -> Result<(), AuthError> {
+    async fn login_failed(
+        &self,
+        _account: &str,
+        _address: &str,
+        _settings: &RateLimitSettings,
+    ) -> Result<(), AuthError> {
         self.0.map(|_| ()).map_err(|()| AuthError::Unavailable)
     }
     async fn login_succeeded(
