@@ -319,22 +319,36 @@ impl Quota {
 
 /// Brute-force and abuse limits (see [`crate::ratelimit`]). Per-IP quotas are
 /// applied by the web layer through [`crate::Auth::rate_limit`]; the
-/// per-account limits are applied by [`crate::Auth`] itself.
+/// per-account and per-user limits are applied by [`crate::Auth`] itself.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RateLimitSettings {
     /// Whether any limit is applied.
     pub enabled: bool,
     /// Failed logins for one (normalised) email address, existing or not,
-    /// within `login_failure_window_secs`, after which it is soft-locked.
+    /// from one client address (an IPv4 address, an IPv6 /64, or all clients
+    /// whose address is unknown, together) within `login_failure_window_secs`,
+    /// after which that address is soft-locked out of that account.
     pub login_failures_per_account: u32,
-    /// The window in which failed logins are counted; once an account has been
-    /// locked, its count is kept this long after the end of the lock.
+    /// The window in which one address's failed logins are counted; once it
+    /// has been locked, its count is kept this long after the end of the lock.
     pub login_failure_window_secs: u64,
+    /// Failed logins for one email address from all client addresses
+    /// together within `login_account_failure_window_secs`, after which the
+    /// account is soft-locked for every address not known from a recent
+    /// successful sign-in.
+    pub login_failures_account_wide: u32,
+    /// The window of the account-wide count, kept as long after a lock.
+    pub login_account_failure_window_secs: u64,
     /// The first lock lasts this long; each further failure doubles it.
     pub login_backoff_base_secs: u64,
     /// The longest lock (there is never a permanent one).
     pub login_backoff_max_secs: u64,
+    /// How long an address that signed in to an account stays exempt from
+    /// that account's account-wide lock.
+    pub login_known_address_secs: u64,
+    /// Known addresses kept per account (the most recent ones).
+    pub login_known_addresses_per_account: u32,
     /// Per client IP: `POST /login`.
     pub login: Quota,
     /// Per client IP: `POST /register`.
@@ -352,6 +366,18 @@ pub struct RateLimitSettings {
     pub password_reset_per_account: Quota,
     /// Per email address: verification mails re-sent.
     pub verification_resend_per_account: Quota,
+    /// Per user: `POST /password/change` (each costs one or two hashes).
+    pub password_change: Quota,
+    /// Per user: `POST /token/tenant` (each writes a session).
+    pub tenant_token: Quota,
+    /// Per user: `POST /tenants`.
+    pub create_tenant: Quota,
+    /// Per user: `PATCH /me/profile`.
+    pub profile_update: Quota,
+    /// Per user: `POST /logout`, `POST /logout-all`, `DELETE /sessions/<id>`.
+    pub session_revoke: Quota,
+    /// Per user: adding and removing members of a tenant.
+    pub member_change: Quota,
     /// `redis://…`: share the limits between instances through Redis instead
     /// of counting in each process.
     pub redis_url: Option<String>,
@@ -365,8 +391,12 @@ impl Default for RateLimitSettings {
             enabled: true,
             login_failures_per_account: 5,
             login_failure_window_secs: 300,
+            login_failures_account_wide: 20,
+            login_account_failure_window_secs: 3600,
             login_backoff_base_secs: 30,
             login_backoff_max_secs: 15 * 60,
+            login_known_address_secs: 30 * 24 * 3600,
+            login_known_addresses_per_account: 10,
             login: Quota::new(30, 60),
             register: Quota::new(10, 60),
             refresh: Quota::new(60, 60),
@@ -375,6 +405,12 @@ impl Default for RateLimitSettings {
             verification_resend: Quota::new(5, 60),
             password_reset_per_account: Quota::new(3, 15 * 60),
             verification_resend_per_account: Quota::new(3, 15 * 60),
+            password_change: Quota::new(5, 15 * 60),
+            tenant_token: Quota::new(30, 60),
+            create_tenant: Quota::new(10, 3600),
+            profile_update: Quota::new(30, 60),
+            session_revoke: Quota::new(30, 60),
+            member_change: Quota::new(60, 60),
             redis_url: None,
             redis_key_prefix: "auth:rl:".into(),
         }
@@ -383,7 +419,7 @@ impl Default for RateLimitSettings {
 
 impl RateLimitSettings {
     /// Every quota with its field name.
-    pub fn quotas(&self) -> [(&'static str, Quota); 8] {
+    pub fn quotas(&self) -> [(&'static str, Quota); 14] {
         [
             ("login", self.login),
             ("register", self.register),
@@ -393,6 +429,12 @@ impl RateLimitSettings {
             ("verification_resend", self.verification_resend),
             ("password_reset_per_account", self.password_reset_per_account),
             ("verification_resend_per_account", self.verification_resend_per_account),
+            ("password_change", self.password_change),
+            ("tenant_token", self.tenant_token),
+            ("create_tenant", self.create_tenant),
+            ("profile_update", self.profile_update),
+            ("session_revoke", self.session_revoke),
+            ("member_change", self.member_change),
         ]
     }
 }
@@ -405,8 +447,12 @@ impl fmt::Debug for RateLimitSettings {
             .field("enabled", &self.enabled)
             .field("login_failures_per_account", &self.login_failures_per_account)
             .field("login_failure_window_secs", &self.login_failure_window_secs)
+            .field("login_failures_account_wide", &self.login_failures_account_wide)
+            .field("login_account_failure_window_secs", &self.login_account_failure_window_secs)
             .field("login_backoff_base_secs", &self.login_backoff_base_secs)
             .field("login_backoff_max_secs", &self.login_backoff_max_secs)
+            .field("login_known_address_secs", &self.login_known_address_secs)
+            .field("login_known_addresses_per_account", &self.login_known_addresses_per_account)
             .field("login", &self.login)
             .field("register", &self.register)
             .field("refresh", &self.refresh)
@@ -415,6 +461,12 @@ impl fmt::Debug for RateLimitSettings {
             .field("verification_resend", &self.verification_resend)
             .field("password_reset_per_account", &self.password_reset_per_account)
             .field("verification_resend_per_account", &self.verification_resend_per_account)
+            .field("password_change", &self.password_change)
+            .field("tenant_token", &self.tenant_token)
+            .field("create_tenant", &self.create_tenant)
+            .field("profile_update", &self.profile_update)
+            .field("session_revoke", &self.session_revoke)
+            .field("member_change", &self.member_change)
             .field("redis_url", &redis_url)
             .field("redis_key_prefix", &self.redis_key_prefix)
             .finish()
@@ -433,6 +485,8 @@ fn redact_user_info(url: &str) -> String {
 
 /// The longest window or lock the limits accept.
 const MAX_LIMIT_SECS: u64 = 24 * 3600;
+/// The longest an address stays known to an account.
+const MAX_KNOWN_ADDRESS_SECS: u64 = 365 * 24 * 3600;
 
 /// One thing wrong with the configuration, naming the field.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -568,6 +622,26 @@ impl AuthConfig {
             "must be between 1 second and 24 hours",
         );
         p.check(
+            (1..=100_000).contains(&rl.login_failures_account_wide),
+            "rate_limits.login_failures_account_wide",
+            "must be between 1 and 100000",
+        );
+        p.check(
+            (1..=MAX_LIMIT_SECS).contains(&rl.login_account_failure_window_secs),
+            "rate_limits.login_account_failure_window_secs",
+            "must be between 1 second and 24 hours",
+        );
+        p.check(
+            (1..=MAX_KNOWN_ADDRESS_SECS).contains(&rl.login_known_address_secs),
+            "rate_limits.login_known_address_secs",
+            "must be between 1 second and 365 days",
+        );
+        p.check(
+            (1..=100).contains(&rl.login_known_addresses_per_account),
+            "rate_limits.login_known_addresses_per_account",
+            "must be between 1 and 100",
+        );
+        p.check(
             (1..=MAX_LIMIT_SECS).contains(&rl.login_backoff_base_secs),
             "rate_limits.login_backoff_base_secs",
             "must be between 1 second and 24 hours",
@@ -681,6 +755,8 @@ mod tests {
         config.rate_limits.password_reset_per_account.window_secs = 0;
         config.rate_limits.login_backoff_max_secs = 10; // below the 30 s base
         config.rate_limits.login_failures_per_account = 0;
+        config.rate_limits.login_known_addresses_per_account = 0;
+        config.rate_limits.create_tenant.requests = 0;
         config.rate_limits.redis_url = Some("http://127.0.0.1:6379".into());
         let error = config.validate().unwrap_err();
         let fields: Vec<_> = error.0.iter().map(|p| p.field.as_str()).collect();
@@ -688,9 +764,11 @@ mod tests {
             fields,
             [
                 "rate_limits.login_failures_per_account",
+                "rate_limits.login_known_addresses_per_account",
                 "rate_limits.login_backoff_max_secs",
                 "rate_limits.login.requests",
                 "rate_limits.password_reset_per_account.window_secs",
+                "rate_limits.create_tenant.requests",
                 "rate_limits.redis_url",
             ]
         );
@@ -709,7 +787,20 @@ mod tests {
             (5, 300, 30)
         );
         assert_eq!(rl.login_backoff_max_secs, 900);
+        assert_eq!(
+            (rl.login_failures_account_wide, rl.login_account_failure_window_secs),
+            (20, 3600),
+            "the account-wide lock: a higher threshold over a longer window"
+        );
+        assert_eq!((rl.login_known_address_secs, rl.login_known_addresses_per_account), (30 * 24 * 3600, 10));
         assert_eq!(rl.password_reset_per_account, Quota::new(3, 900));
+        assert_eq!(rl.password_change, Quota::new(5, 900));
+        assert_eq!(rl.tenant_token, Quota::new(30, 60));
+        assert_eq!(rl.create_tenant, Quota::new(10, 3600));
+        assert_eq!(
+            (rl.profile_update, rl.session_revoke, rl.member_change),
+            (Quota::new(30, 60), Quota::new(30, 60), Quota::new(60, 60))
+        );
         assert!(rl.redis_url.is_none());
         let error = serde_json::from_str::<AuthConfig>(r#"{"rate_limits": {"enable": false}}"#).unwrap_err();
         assert!(error.to_string().contains("enable"));

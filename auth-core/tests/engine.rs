@@ -776,10 +776,10 @@ async fn sessions_are_listed_and_revocable(ctx: TestContext) {
 async fn profile_updates_are_validated(ctx: TestContext) {
     let id = ctx.verified_user("p@example.com").await;
     let update = ProfileUpdate { full_name: Some("New Name".into()), phone: Some(Some("555 0100".into())) };
-    let profile = ctx.auth.update_profile(id, &update).await.unwrap();
+    let profile = ctx.auth.update_profile(id, &update, &client()).await.unwrap();
     assert_eq!((profile.full_name.as_str(), profile.phone.as_deref()), ("New Name", Some("555 0100")));
     let bad = ProfileUpdate { full_name: Some("".into()), phone: None };
-    assert!(matches!(ctx.auth.update_profile(id, &bad).await, Err(AuthError::Validation(_))));
+    assert!(matches!(ctx.auth.update_profile(id, &bad, &client()).await, Err(AuthError::Validation(_))));
     assert_eq!(ctx.auth.account(id).await.unwrap().profile, profile);
 }
 

@@ -1,5 +1,5 @@
-//! Rate limits through [`Auth`]: the login back-off per email address, the
-//! per-IP quotas, the per-address mail quotas; and the Redis limiter against
+//! Rate limits through [`Auth`]: the login back-off per email address and
+//! client address, the per-IP quotas, the per-address mail quotas; and the Redis limiter against
 //! a real Redis (`TEST_REDIS_URL`, tests marked `ignored`). Time moves with
 //! the manual clock in process; Redis keeps its own time, so its window tests
 //! sleep for about a second.
@@ -11,7 +11,7 @@ use std::{sync::Arc, time::Duration};
 use async_trait::async_trait;
 use auth_core::{
     Auth, AuthError, BuildError,
-    ratelimit::{Action, Decision, Quota, RateLimitSettings, RateLimiter, RedisRateLimiter},
+    ratelimit::{Action, Decision, LockScope, LoginLock, Quota, RateLimitSettings, RateLimiter, RedisRateLimiter},
 };
 use common::{PASSWORD, TestContext, client, client_at, redis_test_prefix, redis_url};
 
@@ -75,7 +75,7 @@ async fn the_sixth_wrong_password_locks_the_account_until_the_backoff_passes(ctx
     // One audit event per lock, not one per refused attempt.
     let events = rate_limited_events(&ctx).await;
     assert_eq!(events.len(), 3, "{events:?}");
-    assert!(events.iter().all(|d| d["action"] == "login" && d["scope"] == "account" && d["email"] == EMAIL));
+    assert!(events.iter().all(|d| d["action"] == "login" && d["scope"] == "account_address" && d["email"] == EMAIL));
 }
 
 async fn unknown_emails_are_locked_the_same_way(ctx: TestContext) {
@@ -203,13 +203,33 @@ impl RateLimiter for Fixed {
     async fn hit(&self, _key: &str, _quota: Quota) -> Result<Decision, AuthError> {
         self.0.map_err(|()| AuthError::Unavailable)
     }
-    async fn login_allowed(&self, _account: &str, _settings: &RateLimitSettings) -> Result<Decision, AuthError> {
-        self.0.map_err(|()| AuthError::Unavailable)
+    async fn login_allowed(
+        &self,
+        _account: &str,
+        _address: &str,
+        _settings: &RateLimitSettings,
+    ) -> Result<Option<LoginLock>, AuthError> {
+        match self.0.map_err(|()| AuthError::Unavailable)? {
+            Decision::Allowed => Ok(None),
+            Decision::Limited { retry_after_secs } => {
+                Ok(Some(LoginLock { scope: LockScope::Address, retry_after_secs }))
+            }
+        }
     }
-    async fn login_failed(&self, _account: &str, _settings: &RateLimitSettings) -> Result<(), AuthError> {
+    async fn login_failed(
+        &self,
+        _account: &str,
+        _address: &str,
+        _settings: &RateLimitSettings,
+    ) -> Result<(), AuthError> {
         self.0.map(|_| ()).map_err(|()| AuthError::Unavailable)
     }
-    async fn login_succeeded(&self, _account: &str) -> Result<(), AuthError> {
+    async fn login_succeeded(
+        &self,
+        _account: &str,
+        _address: &str,
+        _settings: &RateLimitSettings,
+    ) -> Result<(), AuthError> {
         self.0.map(|_| ()).map_err(|()| AuthError::Unavailable)
     }
 }
@@ -300,35 +320,89 @@ async fn redis_quota_trips_and_recovers_after_the_window() {
     keys.delete().await;
 }
 
+const ADA: &str = "ada@example.com";
+const HERE: &str = "192.0.2.1";
+const THERE: &str = "198.51.100.1";
+
+/// The seconds `limiter` locks `account` for at `address`, and by which back-off.
+async fn redis_lock(limiter: &RedisRateLimiter, account: &str, address: &str) -> Option<(LockScope, u64)> {
+    let lock = limiter.login_allowed(account, address, &RateLimitSettings::default()).await.unwrap();
+    lock.map(|lock| (lock.scope, lock.retry_after_secs))
+}
+
 #[tokio::test]
 #[ignore = "needs Redis: set TEST_REDIS_URL and pass --ignored"]
 async fn redis_login_backoff_doubles_and_is_capped() {
     let (limiter, keys) = redis_limiter().await;
-    let settings = RateLimitSettings::default();
-    const ACCOUNT: &str = "ada@example.com";
+    let settings = RateLimitSettings { login_failures_account_wide: 1000, ..Default::default() };
     for _ in 0..4 {
-        limiter.login_failed(ACCOUNT, &settings).await.unwrap();
-        assert_eq!(limiter.login_allowed(ACCOUNT, &settings).await.unwrap(), Decision::Allowed);
+        limiter.login_failed(ADA, HERE, &settings).await.unwrap();
+        assert_eq!(redis_lock(&limiter, ADA, HERE).await, None);
     }
     let mut seen = Vec::new();
     for _ in 0..8 {
-        limiter.login_failed(ACCOUNT, &settings).await.unwrap();
-        match limiter.login_allowed(ACCOUNT, &settings).await.unwrap() {
-            Decision::Limited { retry_after_secs } => seen.push(retry_after_secs),
-            Decision::Allowed => panic!("not locked after a failure past the threshold"),
-        }
+        limiter.login_failed(ADA, HERE, &settings).await.unwrap();
+        let (scope, secs) = redis_lock(&limiter, ADA, HERE).await.expect("locked after a failure past the threshold");
+        assert_eq!(scope, LockScope::Address);
+        seen.push(secs);
     }
     assert_eq!(seen, [30, 60, 120, 240, 480, 900, 900, 900]);
-    assert_eq!(limiter.login_allowed("bob@example.com", &settings).await.unwrap(), Decision::Allowed);
+    // Another account, and the same account at another address, are not locked.
+    assert_eq!(redis_lock(&limiter, "bob@example.com", HERE).await, None);
+    assert_eq!(redis_lock(&limiter, ADA, THERE).await, None);
     keys.assert_all_expire().await;
 
-    // Success clears the count and the lock.
-    limiter.login_succeeded(ACCOUNT).await.unwrap();
-    assert_eq!(limiter.login_allowed(ACCOUNT, &settings).await.unwrap(), Decision::Allowed);
+    // Success clears the count and the lock of that address.
+    limiter.login_succeeded(ADA, HERE, &settings).await.unwrap();
+    assert_eq!(redis_lock(&limiter, ADA, HERE).await, None);
     for _ in 0..4 {
-        limiter.login_failed(ACCOUNT, &settings).await.unwrap();
+        limiter.login_failed(ADA, HERE, &settings).await.unwrap();
     }
-    assert_eq!(limiter.login_allowed(ACCOUNT, &settings).await.unwrap(), Decision::Allowed);
+    assert_eq!(redis_lock(&limiter, ADA, HERE).await, None);
+    keys.assert_all_expire().await;
+    keys.delete().await;
+}
+
+#[tokio::test]
+#[ignore = "needs Redis: set TEST_REDIS_URL and pass --ignored"]
+async fn redis_account_wide_lock_spares_known_addresses() {
+    let (limiter, keys) = redis_limiter().await;
+    let settings = RateLimitSettings { login_known_addresses_per_account: 2, ..Default::default() };
+    for address in ["192.0.2.10", "192.0.2.11", HERE] {
+        limiter.login_succeeded(ADA, address, &settings).await.unwrap();
+    }
+    for i in 0..19 {
+        limiter.login_failed(ADA, &format!("203.0.113.{i}"), &settings).await.unwrap();
+    }
+    assert_eq!(redis_lock(&limiter, ADA, THERE).await, None);
+    limiter.login_failed(ADA, "203.0.113.99", &settings).await.unwrap();
+    assert_eq!(redis_lock(&limiter, ADA, THERE).await, Some((LockScope::Account, 30)));
+    // The two most recent known addresses are spared; the oldest was dropped.
+    assert_eq!(redis_lock(&limiter, ADA, HERE).await, None);
+    assert_eq!(redis_lock(&limiter, ADA, "192.0.2.11").await, None);
+    assert_eq!(redis_lock(&limiter, ADA, "192.0.2.10").await, Some((LockScope::Account, 30)));
+    assert_eq!(redis_lock(&limiter, "bob@example.com", THERE).await, None);
+    // A known address keeps its own back-off.
+    for _ in 0..5 {
+        limiter.login_failed(ADA, HERE, &settings).await.unwrap();
+    }
+    assert_eq!(redis_lock(&limiter, ADA, HERE).await.map(|(scope, _)| scope), Some(LockScope::Address));
+    keys.assert_all_expire().await;
+    keys.delete().await;
+}
+
+#[tokio::test]
+#[ignore = "needs Redis: set TEST_REDIS_URL and pass --ignored"]
+async fn redis_known_addresses_expire() {
+    let (limiter, keys) = redis_limiter().await;
+    let settings = RateLimitSettings { login_known_address_secs: 1, ..Default::default() };
+    limiter.login_succeeded(ADA, HERE, &settings).await.unwrap();
+    for i in 0..20 {
+        limiter.login_failed(ADA, &format!("203.0.113.{i}"), &settings).await.unwrap();
+    }
+    assert_eq!(redis_lock(&limiter, ADA, HERE).await, None);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(redis_lock(&limiter, ADA, HERE).await.map(|(scope, _)| scope), Some(LockScope::Account));
     keys.delete().await;
 }
 
@@ -338,20 +412,14 @@ async fn redis_lock_ends_when_the_backoff_passes() {
     let (limiter, keys) = redis_limiter().await;
     let settings = RateLimitSettings { login_backoff_base_secs: 1, login_backoff_max_secs: 2, ..Default::default() };
     for _ in 0..5 {
-        limiter.login_failed("ada@example.com", &settings).await.unwrap();
+        limiter.login_failed(ADA, HERE, &settings).await.unwrap();
     }
-    assert_eq!(
-        limiter.login_allowed("ada@example.com", &settings).await.unwrap(),
-        Decision::Limited { retry_after_secs: 1 }
-    );
+    assert_eq!(redis_lock(&limiter, ADA, HERE).await, Some((LockScope::Address, 1)));
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    assert_eq!(limiter.login_allowed("ada@example.com", &settings).await.unwrap(), Decision::Allowed);
+    assert_eq!(redis_lock(&limiter, ADA, HERE).await, None);
     // The count survived the lock: the next failure doubles it.
-    limiter.login_failed("ada@example.com", &settings).await.unwrap();
-    assert_eq!(
-        limiter.login_allowed("ada@example.com", &settings).await.unwrap(),
-        Decision::Limited { retry_after_secs: 2 }
-    );
+    limiter.login_failed(ADA, HERE, &settings).await.unwrap();
+    assert_eq!(redis_lock(&limiter, ADA, HERE).await, Some((LockScope::Address, 2)));
     keys.delete().await;
 }
 
@@ -367,9 +435,9 @@ async fn redis_limits_are_shared_between_instances() {
     assert!(!second.hit("ip:refresh:192.0.2.1", quota).await.unwrap().is_allowed());
     let settings = RateLimitSettings::default();
     for limiter in [&first, &second, &first, &second, &first] {
-        limiter.login_failed("ada@example.com", &settings).await.unwrap();
+        limiter.login_failed(ADA, HERE, &settings).await.unwrap();
     }
-    assert!(!second.login_allowed("ada@example.com", &settings).await.unwrap().is_allowed());
+    assert!(redis_lock(&second, ADA, HERE).await.is_some());
     keys.delete().await;
 }
 

@@ -166,7 +166,7 @@ pub async fn refresh(auth: &State<Auth>, client: Client, body: JsonBody<RefreshB
     Ok(Tokens(auth.refresh(&body.0.refresh, &client.0).await?))
 }
 
-#[utoipa::path(tag = "session", request_body = RefreshBody, security(("bearer" = [])), responses((status = 204, description = "That session is revoked"), (status = 401, body = crate::openapi::ErrorBody), (status = 403, description = "Another user's refresh token", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(tag = "session", request_body = RefreshBody, security(("bearer" = [])), responses((status = 204, description = "That session is revoked"), (status = 401, body = crate::openapi::ErrorBody), (status = 403, description = "Another user's refresh token", body = crate::openapi::ErrorBody), (status = 429, description = "Rate limited: the per-user quota", body = crate::openapi::ErrorBody)))]
 #[post("/logout", data = "<body>")]
 pub async fn logout(
     auth: &State<Auth>,
@@ -178,7 +178,7 @@ pub async fn logout(
     Ok(Status::NoContent)
 }
 
-#[utoipa::path(tag = "session", security(("bearer" = [])), responses((status = 204, description = "Every session is revoked"), (status = 401, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(tag = "session", security(("bearer" = [])), responses((status = 204, description = "Every session is revoked"), (status = 401, body = crate::openapi::ErrorBody), (status = 429, description = "Rate limited: the per-user quota", body = crate::openapi::ErrorBody)))]
 #[post("/logout-all")]
 pub async fn logout_all(auth: &State<Auth>, user: AuthUser, client: Client) -> ApiResult<Status> {
     auth.logout_all(user.claims(), &client.0).await?;
@@ -191,7 +191,7 @@ pub async fn sessions(auth: &State<Auth>, user: AuthUser) -> ApiResult<Json<Vec<
     Ok(Json(auth.sessions(user.claims()).await?))
 }
 
-#[utoipa::path(tag = "session", security(("bearer" = [])), params(("id" = String, Path, description = "Session id")), responses((status = 204, description = "Revoked"), (status = 404, description = "Not one of the caller's sessions", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(tag = "session", security(("bearer" = [])), params(("id" = String, Path, description = "Session id")), responses((status = 204, description = "Revoked"), (status = 404, description = "Not one of the caller's sessions", body = crate::openapi::ErrorBody), (status = 429, description = "Rate limited: the per-user quota", body = crate::openapi::ErrorBody)))]
 #[delete("/sessions/<id>")]
 pub async fn revoke_session(auth: &State<Auth>, user: AuthUser, client: Client, id: &str) -> ApiResult<Status> {
     // Any id that is not one of the caller's sessions, malformed ones included, is 404.
@@ -230,12 +230,17 @@ fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<O
     Option::<String>::deserialize(deserializer).map(Some)
 }
 
-#[utoipa::path(tag = "account", security(("bearer" = [])), request_body = ProfileBody, responses((status = 200, body = crate::openapi::ProfileSchema), (status = 422, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(tag = "account", security(("bearer" = [])), request_body = ProfileBody, responses((status = 200, body = crate::openapi::ProfileSchema), (status = 422, body = crate::openapi::ErrorBody), (status = 429, description = "Rate limited: the per-user quota", body = crate::openapi::ErrorBody)))]
 #[patch("/me/profile", data = "<body>")]
-pub async fn update_profile(auth: &State<Auth>, user: AuthUser, body: JsonBody<ProfileBody>) -> ApiResult<Json<Value>> {
+pub async fn update_profile(
+    auth: &State<Auth>,
+    user: AuthUser,
+    client: Client,
+    body: JsonBody<ProfileBody>,
+) -> ApiResult<Json<Value>> {
     let body = body.into_inner();
     let update = ProfileUpdate { full_name: body.full_name, phone: body.phone };
-    let profile = auth.update_profile(user.id(), &update).await?;
+    let profile = auth.update_profile(user.id(), &update, &client.0).await?;
     Ok(Json(json!(profile)))
 }
 
@@ -245,7 +250,7 @@ pub struct PasswordChangeBody {
     new_password: String,
 }
 
-#[utoipa::path(tag = "account", security(("bearer" = [])), request_body = PasswordChangeBody, responses((status = 204, description = "Changed; other sessions revoked"), (status = 400, description = "Wrong current password", body = crate::openapi::ErrorBody), (status = 422, description = "Weak new password", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(tag = "account", security(("bearer" = [])), request_body = PasswordChangeBody, responses((status = 204, description = "Changed; other sessions revoked"), (status = 400, description = "Wrong current password", body = crate::openapi::ErrorBody), (status = 422, description = "Weak new password", body = crate::openapi::ErrorBody), (status = 429, description = "Rate limited: the per-user quota, or the login back-off of this address", body = crate::openapi::ErrorBody)))]
 #[post("/password/change", data = "<body>")]
 pub async fn change_password(
     auth: &State<Auth>,
@@ -294,7 +299,7 @@ pub struct TenantBody {
     name: String,
 }
 
-#[utoipa::path(tag = "tenants", security(("bearer" = [])), request_body = TenantBody, responses((status = 201, body = crate::openapi::TenantSchema), (status = 422, body = crate::openapi::ErrorBody)))]
+#[utoipa::path(tag = "tenants", security(("bearer" = [])), request_body = TenantBody, responses((status = 201, body = crate::openapi::TenantSchema), (status = 422, body = crate::openapi::ErrorBody), (status = 429, description = "Rate limited: the per-user quota", body = crate::openapi::ErrorBody)))]
 #[post("/tenants", data = "<body>")]
 pub async fn create_tenant(
     auth: &State<Auth>,
@@ -343,7 +348,7 @@ pub struct MemberBody {
     role: String,
 }
 
-#[utoipa::path(tag = "tenants", security(("bearer" = [])), params(("tenant_id" = String, Path)), request_body = MemberBody, responses((status = 201, body = crate::openapi::MemberSchema), (status = 403, body = crate::openapi::ErrorBody), (status = 404, description = "Unknown user", body = crate::openapi::ErrorBody), (status = 409, description = "Already a member", body = crate::openapi::ErrorBody), (status = 422, description = "Unknown role", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(tag = "tenants", security(("bearer" = [])), params(("tenant_id" = String, Path)), request_body = MemberBody, responses((status = 201, body = crate::openapi::MemberSchema), (status = 403, body = crate::openapi::ErrorBody), (status = 404, description = "Unknown user", body = crate::openapi::ErrorBody), (status = 409, description = "Already a member", body = crate::openapi::ErrorBody), (status = 422, description = "Unknown role", body = crate::openapi::ErrorBody), (status = 429, description = "Rate limited: the per-user quota", body = crate::openapi::ErrorBody)))]
 #[post("/tenants/<tenant_id>/members", data = "<body>")]
 pub async fn add_member(
     auth: &State<Auth>,
@@ -359,7 +364,7 @@ pub async fn add_member(
     Ok((Status::Created, Json(member)))
 }
 
-#[utoipa::path(tag = "tenants", security(("bearer" = [])), params(("tenant_id" = String, Path), ("user_id" = String, Path)), responses((status = 204, description = "Removed"), (status = 403, description = "Not allowed, or the last owner", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(tag = "tenants", security(("bearer" = [])), params(("tenant_id" = String, Path), ("user_id" = String, Path)), responses((status = 204, description = "Removed"), (status = 403, description = "Not allowed, or the last owner", body = crate::openapi::ErrorBody), (status = 429, description = "Rate limited: the per-user quota", body = crate::openapi::ErrorBody)))]
 #[delete("/tenants/<tenant_id>/members/<user_id>")]
 pub async fn remove_member(
     auth: &State<Auth>,
@@ -380,7 +385,7 @@ pub struct TenantTokenBody {
     tenant_id: Uuid,
 }
 
-#[utoipa::path(tag = "tenants", security(("bearer" = [])), request_body = TenantTokenBody, responses((status = 200, body = crate::openapi::TokenPairSchema), (status = 403, description = "Not a member", body = crate::openapi::ErrorBody)))]
+#[utoipa::path(tag = "tenants", security(("bearer" = [])), request_body = TenantTokenBody, responses((status = 200, body = crate::openapi::TokenPairSchema), (status = 403, description = "Not a member", body = crate::openapi::ErrorBody), (status = 429, description = "Rate limited: the per-user quota", body = crate::openapi::ErrorBody)))]
 #[post("/token/tenant", data = "<body>")]
 pub async fn tenant_token(
     auth: &State<Auth>,

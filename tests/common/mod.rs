@@ -86,6 +86,7 @@ pub fn test_config(database_url: &str) -> AuthConfig {
     config.mail.transport = MailTransport::Memory;
     let limits = &mut config.rate_limits;
     limits.login_failures_per_account = 100;
+    limits.login_failures_account_wide = 1000;
     let generous = Quota::new(10_000, 60);
     limits.login = generous;
     limits.register = generous;
@@ -95,6 +96,12 @@ pub fn test_config(database_url: &str) -> AuthConfig {
     limits.verification_resend = generous;
     limits.password_reset_per_account = generous;
     limits.verification_resend_per_account = generous;
+    limits.password_change = generous;
+    limits.tenant_token = generous;
+    limits.create_tenant = generous;
+    limits.profile_update = generous;
+    limits.session_revoke = generous;
+    limits.member_change = generous;
     config
 }
 

@@ -10,7 +10,7 @@ use crate::{
     error::{AuthError, FieldErrors, Result},
     identity::{Email, Profile, ProfileUpdate, Registration, User},
     password::Verification,
-    ratelimit::Action,
+    ratelimit::{Action, UserAction},
     recovery,
     store::OneTimePurpose,
     tokens::{AccessClaims, OpaqueToken},
@@ -87,7 +87,8 @@ impl Auth {
         Ok(Account { user, profile, memberships })
     }
 
-    pub async fn update_profile(&self, user_id: Uuid, update: &ProfileUpdate) -> Result<Profile> {
+    pub async fn update_profile(&self, user_id: Uuid, update: &ProfileUpdate, client: &ClientInfo) -> Result<Profile> {
+        self.user_quota(UserAction::ProfileUpdate, user_id, client).await?;
         let current = self.inner.store.profile(user_id).await?.ok_or(AuthError::NotFound)?;
         let profile = current.apply(update).map_err(AuthError::Validation)?;
         self.inner.store.update_profile(user_id, &profile).await?;
@@ -95,6 +96,11 @@ impl Auth {
     }
 
     /// Changes the caller's password and revokes every other session.
+    ///
+    /// A guess at the current password is a login attempt: within the
+    /// per-user `rate_limits.password_change` quota, refused while the login
+    /// back-off locks the client's address out of the account (before any
+    /// hashing), and a wrong one counts as a failed login of the account.
     pub async fn change_password(
         &self,
         caller: &AccessClaims,
@@ -102,12 +108,18 @@ impl Auth {
         new_password: &str,
         client: &ClientInfo,
     ) -> Result<()> {
+        self.user_quota(UserAction::PasswordChange, caller.sub, client).await?;
         let (user, hash) = self.inner.store.user_with_password(caller.sub).await?.ok_or(AuthError::InvalidToken)?;
+        self.check_login_lock(&user.email, client).await?;
         if current_password.len() > MAX_PASSWORD_BYTES
             || self.inner.passwords.verify(current_password, hash.as_deref()).await? == Verification::Invalid
         {
+            let detail = json!({ "reason": "password_change" });
+            self.audit(AuditEvent::LoginFailed, Some(user.id), client, detail).await;
+            self.login_failed(&user.email, client).await?;
             return Err(AuthError::WrongPassword);
         }
+        self.login_succeeded(&user.email, client).await;
         self.check_new_password(&user, new_password).await?;
         let new_hash = self.inner.passwords.hash(new_password).await?;
         let now = self.inner.clock.now_ms();

@@ -24,7 +24,9 @@ use crate::{
     identity::{AccountFlags, Email, Profile, User},
     mail::{self, Mailer},
     password::PasswordHasher,
-    ratelimit::{self, Action, Decision, MemoryRateLimiter, Quota, RateLimiter, RedisRateLimiter},
+    ratelimit::{
+        self, Action, Decision, LockScope, MemoryRateLimiter, Quota, RateLimiter, RedisRateLimiter, UserAction,
+    },
     store::{Family, NewFamily, Store},
     tenancy::{RoleSet, Roles, TenantMembership},
     tokens::{AccessClaims, AccessGrant, AccessTokens, KeySet, OpaqueToken, RevocationList},
@@ -344,13 +346,68 @@ impl Auth {
         }
     }
 
-    /// Records a failed login for the back-off of `email`.
-    async fn login_failed(&self, email: &Email) -> Result<()> {
+    /// Counts one request of `user_id` to `action` against its per-user quota
+    /// (`rate_limits.<action>`); the operations behind a bearer token call
+    /// this first. [`AuthError::RateLimited`] past the quota.
+    async fn user_quota(&self, action: UserAction, user_id: Uuid, client: &ClientInfo) -> Result<()> {
+        let limits = &self.inner.config.rate_limits;
+        if !limits.enabled {
+            return Ok(());
+        }
+        let key = ratelimit::user_key(action, user_id);
+        match self.inner.limiter.hit(&key, limits.per_user(action)).await? {
+            Decision::Allowed => Ok(()),
+            Decision::Limited { retry_after_secs } => {
+                let detail = json!({ "action": action.as_str(), "scope": "user", "user_id": user_id });
+                self.record_limited(&key, retry_after_secs, client, detail).await;
+                Err(AuthError::RateLimited { retry_after_secs })
+            }
+        }
+    }
+
+    /// [`AuthError::RateLimited`] while a login back-off locks the client's
+    /// address out of the account of `email` (see
+    /// [`RateLimiter::login_allowed`]); checked before any password hashing.
+    async fn check_login_lock(&self, email: &Email, client: &ClientInfo) -> Result<()> {
+        let limits = &self.inner.config.rate_limits;
+        if !limits.enabled {
+            return Ok(());
+        }
+        let address = ratelimit::address_bucket(client.ip);
+        let Some(lock) = self.inner.limiter.login_allowed(email.as_str(), &address, limits).await? else {
+            return Ok(());
+        };
+        let (key, scope) = match lock.scope {
+            LockScope::Address => (format!("login:{email}:{address}"), "account_address"),
+            LockScope::Account => (format!("login:{email}"), "account"),
+        };
+        let detail = json!({ "action": "login", "scope": scope, "email": email });
+        self.record_limited(&key, lock.retry_after_secs, client, detail).await;
+        Err(AuthError::RateLimited { retry_after_secs: lock.retry_after_secs })
+    }
+
+    /// Records a wrong password for `email` from the client's address in the
+    /// login back-offs.
+    async fn login_failed(&self, email: &Email, client: &ClientInfo) -> Result<()> {
         let limits = &self.inner.config.rate_limits;
         if limits.enabled {
-            self.inner.limiter.login_failed(email.as_str(), limits).await?;
+            let address = ratelimit::address_bucket(client.ip);
+            self.inner.limiter.login_failed(email.as_str(), &address, limits).await?;
         }
         Ok(())
+    }
+
+    /// Clears the back-off of the client's address for `email` and remembers
+    /// the address as known. A failure is logged: the caller has proved the
+    /// password, and stale failures expire by themselves.
+    async fn login_succeeded(&self, email: &Email, client: &ClientInfo) {
+        let limits = &self.inner.config.rate_limits;
+        if limits.enabled {
+            let address = ratelimit::address_bucket(client.ip);
+            if let Err(error) = self.inner.limiter.login_succeeded(email.as_str(), &address, limits).await {
+                tracing::warn!(%error, "could not record a successful login in the rate limiter");
+            }
+        }
     }
 
     // ----- access tokens -------------------------------------------------

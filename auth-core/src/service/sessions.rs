@@ -10,7 +10,7 @@ use crate::{
     error::{AuthError, Result},
     identity::Email,
     password::Verification,
-    ratelimit::Decision,
+    ratelimit::UserAction,
     store::{RotateOutcome, Session},
     tokens::{AccessClaims, OpaqueToken},
 };
@@ -21,10 +21,14 @@ impl Auth {
     /// password and gets the same error.
     ///
     /// After `rate_limits.login_failures_per_account` wrong passwords for one
-    /// email address (registered or not), it is soft-locked: every attempt
-    /// answers [`AuthError::RateLimited`], before any hashing, until a back-off
-    /// that doubles with each further failure has passed. A successful login
-    /// clears the count.
+    /// email address (registered or not) from one client address, that
+    /// address is soft-locked out of it: every attempt answers
+    /// [`AuthError::RateLimited`], before any hashing, until a back-off that
+    /// doubles with each further failure has passed. After
+    /// `login_failures_account_wide` from all addresses together, the same
+    /// holds for every address that has not signed in to the account
+    /// recently. A successful login clears its address's count and makes the
+    /// address known (see [`crate::ratelimit`]).
     pub async fn login(
         &self,
         email: &str,
@@ -33,19 +37,10 @@ impl Auth {
         client: &ClientInfo,
     ) -> Result<TokenPair> {
         let email = Email::parse("email", email).map_err(AuthError::Validation)?;
-        let limits = &self.inner.config.rate_limits;
-        if limits.enabled
-            && let Decision::Limited { retry_after_secs } =
-                self.inner.limiter.login_allowed(email.as_str(), limits).await?
-        {
-            let key = format!("login:{}", email.as_str());
-            let detail = json!({ "action": "login", "scope": "account", "email": email });
-            self.record_limited(&key, retry_after_secs, client, detail).await;
-            return Err(AuthError::RateLimited { retry_after_secs });
-        }
+        self.check_login_lock(&email, client).await?;
         if password.len() > MAX_PASSWORD_BYTES {
             // Refused before hashing whatever the account: reveals nothing.
-            self.login_failed(&email).await?;
+            self.login_failed(&email, client).await?;
             return Err(AuthError::InvalidCredentials);
         }
         let found = self.inner.store.user_by_email(&email).await?;
@@ -56,7 +51,7 @@ impl Auth {
             (found, _) => {
                 let user_id = found.map(|(user, _)| user.id);
                 self.audit(AuditEvent::LoginFailed, user_id, client, json!({ "email": email })).await;
-                self.login_failed(&email).await?;
+                self.login_failed(&email, client).await?;
                 return Err(AuthError::InvalidCredentials);
             }
         };
@@ -83,12 +78,7 @@ impl Auth {
         let now = self.inner.clock.now_ms();
         self.inner.store.record_login(user.id, now, rehashed.as_deref()).await?;
         let pair = self.start_session(&user, tenant, client).await?;
-        if limits.enabled
-            && let Err(error) = self.inner.limiter.login_succeeded(email.as_str()).await
-        {
-            // The session exists; stale failures expire by themselves.
-            tracing::warn!(%error, "could not clear failed logins after a successful login");
-        }
+        self.login_succeeded(&email, client).await;
         self.audit(AuditEvent::LoginSucceeded, Some(user.id), client, json!({ "tenant_id": tenant_id })).await;
         Ok(pair)
     }
@@ -139,6 +129,7 @@ impl Auth {
 
     /// Ends the session of `refresh_token`, which must belong to the caller.
     pub async fn logout(&self, caller: &AccessClaims, refresh_token: &str, client: &ClientInfo) -> Result<()> {
+        self.user_quota(UserAction::SessionRevoke, caller.sub, client).await?;
         let token = OpaqueToken::parse(refresh_token).ok_or(AuthError::InvalidToken)?;
         let family = self.inner.store.family_of_token(&token).await?.ok_or(AuthError::InvalidToken)?;
         if family.user_id != caller.sub {
@@ -154,6 +145,7 @@ impl Auth {
 
     /// Ends every session of the caller, including the current one.
     pub async fn logout_all(&self, caller: &AccessClaims, client: &ClientInfo) -> Result<()> {
+        self.user_quota(UserAction::SessionRevoke, caller.sub, client).await?;
         let now = self.inner.clock.now_ms();
         let revoked = self.inner.store.revoke_user_families(caller.sub, None, "logout_all", now).await?;
         let count = revoked.len();
@@ -174,6 +166,7 @@ impl Auth {
 
     /// Revokes one of the caller's sessions; another user's id is [`AuthError::NotFound`].
     pub async fn revoke_session(&self, caller: &AccessClaims, session_id: Uuid, client: &ClientInfo) -> Result<()> {
+        self.user_quota(UserAction::SessionRevoke, caller.sub, client).await?;
         let now = self.inner.clock.now_ms();
         if !self.inner.store.revoke_family(session_id, caller.sub, "revoked_by_user", now).await? {
             return Err(AuthError::NotFound);

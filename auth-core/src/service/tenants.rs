@@ -8,6 +8,7 @@ use crate::{
     audit::{AuditEvent, ClientInfo},
     error::{AuthError, Result},
     identity::Email,
+    ratelimit::UserAction,
     store::MembershipChange,
     tenancy::{Member, Tenant, validate_tenant_name},
     tokens::{AccessClaims, OpaqueToken},
@@ -18,6 +19,7 @@ impl Auth {
 
     /// Creates a tenant whose owner (highest role) is the caller.
     pub async fn create_tenant(&self, owner: Uuid, name: &str, client: &ClientInfo) -> Result<TenantView> {
+        self.user_quota(UserAction::CreateTenant, owner, client).await?;
         let name = validate_tenant_name(name).map_err(AuthError::Validation)?;
         let tenant = Tenant { id: Uuid::now_v7(), name, created_at: self.now() };
         let role = self.inner.roles.highest();
@@ -76,6 +78,7 @@ impl Auth {
         change: MembershipChange<'_>,
         client: &ClientInfo,
     ) -> Result<Option<Member>> {
+        self.user_quota(UserAction::MemberChange, actor, client).await?;
         let now = self.inner.clock.now_ms();
         let result = self.inner.store.change_membership(tenant_id, actor, change, &self.inner.roles, now).await;
         let (event, target) = match change {
@@ -101,6 +104,7 @@ impl Auth {
     /// session, which that login's logout, reuse detection, revocation or
     /// expiry ends too (and `sessions` lists once).
     pub async fn tenant_token(&self, caller: &AccessClaims, tenant_id: Uuid, client: &ClientInfo) -> Result<TokenPair> {
+        self.user_quota(UserAction::TenantToken, caller.sub, client).await?;
         let store = &self.inner.store;
         let role = store.role_in(caller.sub, tenant_id).await?;
         let Some(role) = role else {
