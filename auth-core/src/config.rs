@@ -141,6 +141,11 @@ pub struct TokenSettings {
     /// How often each instance reloads revoked sessions from the store; the
     /// bound on cross-instance revocation of access tokens.
     pub revocation_poll_secs: u64,
+    /// The most revoked sessions each instance holds in memory. Past it the
+    /// oldest are dropped and every access token issued before them is
+    /// refused instead (its client refreshes): memory stays bounded, and no
+    /// revoked session's token is accepted.
+    pub revocation_max_entries: usize,
     pub verification_ttl_secs: u64,
     pub reset_ttl_secs: u64,
 }
@@ -157,6 +162,7 @@ impl Default for TokenSettings {
             refresh_absolute_ttl_secs: 30 * 24 * 3600,
             refresh_reuse_grace_secs: 0,
             revocation_poll_secs: 2,
+            revocation_max_entries: 1_000_000,
             verification_ttl_secs: 24 * 3600,
             reset_ttl_secs: 30 * 60,
         }
@@ -482,6 +488,7 @@ impl AuthConfig {
             "tokens.revocation_poll_secs",
             "must be between 1 and 60 seconds",
         );
+        p.check(t.revocation_max_entries > 0, "tokens.revocation_max_entries", "must be positive");
         p.check(t.verification_ttl_secs > 0, "tokens.verification_ttl_secs", "must be positive");
         p.check(
             (60..=24 * 3600).contains(&t.reset_ttl_secs),
