@@ -119,6 +119,7 @@ impl RevocationList {
 
     fn insert(&self, writer: &mut Writer, entries: impl Iterator<Item = (Uuid, i64)>) {
         let revoked = self.revoked.pin();
+        let mut dropped = 0usize;
         for (id, at) in entries {
             // Already refused by the floor: its tokens were issued before `at` plus the skew.
             if at.saturating_add(self.clock_skew_ms) <= self.issued_floor_ms.load(Ordering::SeqCst) {
@@ -127,14 +128,15 @@ impl RevocationList {
             if revoked.insert(id) {
                 writer.by_time.insert((at, id));
             }
-        }
-        let mut dropped = 0usize;
-        while writer.by_time.len() > self.max_entries {
-            let Some((at, id)) = writer.by_time.pop_first() else { break };
-            // Before the entry goes, so that no reader finds neither.
-            self.issued_floor_ms.fetch_max(at.saturating_add(self.clock_skew_ms), Ordering::SeqCst);
-            revoked.remove(&id);
-            dropped += 1;
+            // Within the loop, so that even a huge first load never holds more.
+            if writer.by_time.len() > self.max_entries
+                && let Some((at, id)) = writer.by_time.pop_first()
+            {
+                // Before the entry goes, so that no reader finds neither.
+                self.issued_floor_ms.fetch_max(at.saturating_add(self.clock_skew_ms), Ordering::SeqCst);
+                revoked.remove(&id);
+                dropped += 1;
+            }
         }
         if dropped > 0 {
             tracing::error!(
