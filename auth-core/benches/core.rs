@@ -1,11 +1,13 @@
 //! Micro-benchmarks of the engine's hot paths: access-token verify and mint
 //! (with the refresh token of a pair), the role policy check, password
-//! hashing (through the pool and raw argon2), and refresh rotation on SQLite.
+//! hashing (through the pool and raw argon2), refresh rotation on SQLite, and
+//! the revocation list with 100 000 and 1 000 000 revoked sessions.
 //!
 //! `cargo bench -p auth-core --bench core` (add `-- tokens` etc. to filter).
 //! Set `BENCH_DATABASE_URL=postgres://…` to run the rotation benches on
 //! PostgreSQL as well (a fresh database: migrations run on connect).
 
+use std::collections::VecDeque;
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -16,7 +18,7 @@ use auth_core::identity::AccountFlags;
 use auth_core::password::PasswordHasher;
 use auth_core::store::RotateOutcome;
 use auth_core::tenancy::{DefaultRoles, MANAGE_MEMBERS, RoleSet};
-use auth_core::tokens::{AccessGrant, AccessTokens, KeySet, OpaqueToken};
+use auth_core::tokens::{AccessGrant, AccessTokens, KeySet, OpaqueToken, RevocationList};
 use auth_core::{Auth, AuthConfig, ClientInfo, SigningAlgorithm};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use jsonwebtoken::{EncodingKey, Header, encode};
@@ -141,15 +143,20 @@ fn password(c: &mut Criterion) {
     group.finish();
 }
 
-/// An engine on `database_url` with one verified superuser, and a refresh token of theirs.
-async fn engine(database_url: String) -> (Auth, String) {
+/// Settings of the engine benches: cheap argon2, no rate limits, a fresh key.
+fn bench_config(database_url: String) -> AuthConfig {
     let mut config = AuthConfig { database_url, ..AuthConfig::default() };
     config.password.argon2_memory_kib = 1024;
     config.password.argon2_iterations = 1;
     config.mail.transport = MailTransport::Memory;
     config.rate_limits.enabled = false;
     config.tokens.signing_key = Some(KeySet::generate(SigningAlgorithm::Rs256, "bench").unwrap());
-    let auth = Auth::builder(config).build().await.expect("engine");
+    config
+}
+
+/// An engine on `database_url` with one verified superuser, and a refresh token of theirs.
+async fn engine(database_url: String) -> (Auth, String) {
+    let auth = Auth::builder(bench_config(database_url)).build().await.expect("engine");
     let email = format!("bench-{}@example.com", Uuid::new_v4().simple());
     auth.create_superuser(&email, "correct horse battery staple 42", "Bench").await.expect("superuser");
     let pair = auth.login(&email, "correct horse battery staple 42", None, &ClientInfo::default()).await.unwrap();
@@ -193,5 +200,141 @@ fn rotation(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, tokens, policy, password, rotation);
+/// The list sizes the revocation benches run at: verification and a poll's
+/// merge must cost the same at both.
+const REVOKED: [(usize, &str); 2] = [(100_000, "100k"), (1_000_000, "1m")];
+
+/// Resident memory of this process, in bytes (Linux).
+fn resident_bytes() -> usize {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    statm.split_whitespace().nth(1).and_then(|pages| pages.parse::<usize>().ok()).unwrap_or(0) * 4096
+}
+
+fn revocation_list(c: &mut Criterion) {
+    let mut group = c.benchmark_group("revocation");
+    for (n, name) in REVOKED {
+        // n sessions revoked one per millisecond: the window is n ms long.
+        let before = resident_bytes();
+        let list = RevocationList::new(2 * n, 30_000);
+        let revoked: Vec<Uuid> = (0..n).map(|_| Uuid::new_v4()).collect();
+        for (at, id) in revoked.iter().enumerate() {
+            list.revoke([*id], at as i64);
+        }
+        let grown = resident_bytes().saturating_sub(before);
+        eprintln!("revocation list of {n} entries: {grown} bytes resident, {} per entry", grown / n);
+
+        let (live, present) = (Uuid::new_v4(), revoked[n / 2]);
+        group.bench_function(format!("is_revoked/live/{name}"), |b| {
+            b.iter(|| list.is_revoked(black_box(live), black_box(i64::MAX / 1000)))
+        });
+        group.bench_function(format!("is_revoked/revoked/{name}"), |b| {
+            b.iter(|| list.is_revoked(black_box(present), black_box(i64::MAX / 1000)))
+        });
+
+        // One poll: 100 sessions revoked since the last, re-read with the 900
+        // before them (the overlap), while the 100 oldest expire.
+        let mut next = n as i64;
+        let mut recent: VecDeque<(Uuid, i64)> =
+            revoked[n - 900..].iter().zip(n as i64 - 900..).map(|(id, at)| (*id, at)).collect();
+        group.bench_function(format!("poll_merge/{name}"), |b| {
+            b.iter_batched(
+                || {
+                    for _ in 0..100 {
+                        recent.pop_front();
+                        recent.push_back((Uuid::new_v4(), next));
+                        next += 1;
+                    }
+                    (recent.iter().copied().collect::<Vec<_>>(), next)
+                },
+                |(rows, polled_at)| list.merge_poll(&rows, polled_at, polled_at - n as i64),
+                BatchSize::SmallInput,
+            )
+        });
+        assert_eq!(list.len(), n, "the list stays at n entries");
+    }
+    group.finish();
+}
+
+/// The whole `Auth::verify_access` and the poll's store query, on SQLite with
+/// 100 000 and then 1 000 000 families revoked within the window.
+fn revocation_engine(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = bench_config(format!("sqlite://{}/revoked.db?mode=rwc", dir.path().display()));
+    config.tokens.revocation_max_entries = 2_000_000;
+    let rt = runtime();
+    let (user, access) = rt.block_on(async {
+        let auth = Auth::builder(config.clone()).build().await.expect("engine");
+        let password = "correct horse battery staple 42";
+        let user = auth.create_superuser("revoked@example.com", password, "Bench").await.unwrap();
+        let pair = auth.login("revoked@example.com", password, None, &ClientInfo::default()).await.unwrap();
+        (user.id, pair.access)
+    });
+    let keys = KeySet::from_settings(&config.tokens).unwrap();
+    let minter = AccessTokens::new(keys, &config.issuer, &config.audience, &config.tokens);
+    let pool = rt.block_on(sqlx::SqlitePool::connect(&config.database_url)).unwrap();
+    let mut group = c.benchmark_group("revocation");
+    group.sample_size(10);
+    let mut inserted = 0;
+    for (n, name) in REVOKED {
+        let now = chrono::Utc::now().timestamp_millis();
+        // The bulk revoked 60 to 200 s ago (in the window until the last stage
+        // has loaded), 100 in the last 0.1 s, and one whose token the engine must refuse.
+        let revoked_session = Uuid::now_v7();
+        rt.block_on(async {
+            for (count, age) in [(n - inserted - 101, "60000 + i % 140000"), (100, "i")] {
+                let sql = format!(
+                    "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < $1) \
+                     INSERT INTO refresh_families (id, user_id, created_at, last_used_at, absolute_expires_at, \
+                     revoked_at, revoke_reason) \
+                     SELECT randomblob(16), $2, $3, $3, $3 + 86400000, $3 - ({age}), 'bench' FROM n"
+                );
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(count as i64)
+                    .bind(user)
+                    .bind(now)
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+            }
+            sqlx::query(
+                "INSERT INTO refresh_families (id, user_id, created_at, last_used_at, absolute_expires_at, revoked_at) \
+                 VALUES ($1, $2, $3, $3, $3, $3)",
+            )
+            .bind(revoked_session)
+            .bind(user)
+            .bind(now - 500)
+            .execute(&pool)
+            .await
+            .unwrap();
+        });
+        inserted = n;
+        // A new instance loads the whole window once, at start.
+        let auth = rt.block_on(Auth::builder(config.clone()).build()).expect("engine");
+        let grant = AccessGrant {
+            user_id: user,
+            session_id: revoked_session,
+            tenant: None,
+            account: AccountFlags { staff: true, superuser: true, email_verified: true },
+        };
+        let (refused, _) = minter.mint(&grant).unwrap();
+        assert!(auth.verify_access(&refused).is_err(), "the engine holds the revoked sessions");
+        group.bench_function(format!("verify_access/rs256/{name}"), |b| {
+            b.iter(|| auth.verify_access(black_box(&access)).unwrap())
+        });
+        // A poll that finds the 101 latest rows, and what every poll read
+        // before: the whole window.
+        let store = auth.store();
+        let since = now - 1_000;
+        assert_eq!(rt.block_on(store.revoked_since(since)).unwrap().len(), 101);
+        group.bench_function(format!("poll_query/sqlite/{name}"), |b| {
+            b.iter(|| rt.block_on(store.revoked_since(black_box(since))).unwrap())
+        });
+        group.bench_function(format!("full_window_query/sqlite/{name}"), |b| {
+            b.iter(|| rt.block_on(store.revoked_since(black_box(now - 330_000))).unwrap())
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, tokens, policy, password, rotation, revocation_list, revocation_engine);
 criterion_main!(benches);

@@ -160,6 +160,11 @@ pub struct TokenSettings {
     pub revocation_poll_secs: u64,
     /// Live login sessions a user may hold; a new login ends the oldest beyond it.
     pub max_sessions_per_user: u32,
+    /// The most revoked sessions each instance holds in memory. Past it the
+    /// oldest are dropped and every access token issued before them is
+    /// refused instead (its client refreshes): memory stays bounded, and no
+    /// revoked session's token is accepted.
+    pub revocation_max_entries: usize,
     pub verification_ttl_secs: u64,
     pub reset_ttl_secs: u64,
 }
@@ -177,6 +182,7 @@ impl Default for TokenSettings {
             refresh_reuse_grace_secs: 0,
             revocation_poll_secs: 2,
             max_sessions_per_user: 20,
+            revocation_max_entries: 1_000_000,
             verification_ttl_secs: 24 * 3600,
             reset_ttl_secs: 30 * 60,
         }
@@ -575,6 +581,7 @@ impl AuthConfig {
             "tokens.max_sessions_per_user",
             "must be between 1 and 1000",
         );
+        p.check(t.revocation_max_entries > 0, "tokens.revocation_max_entries", "must be positive");
         p.check(t.verification_ttl_secs > 0, "tokens.verification_ttl_secs", "must be positive");
         p.check(
             (60..=24 * 3600).contains(&t.reset_ttl_secs),

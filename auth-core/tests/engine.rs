@@ -39,6 +39,7 @@ backend_tests!(
     logout_all_and_password_change_revoke_sessions,
     deactivation_stops_everything_at_once,
     revocation_reaches_other_instances_within_the_poll_interval,
+    revocation_polls_read_only_rows_revoked_since_the_last_poll,
     email_verification_tokens_are_single_use_and_expire,
     password_reset_flow,
     reset_tokens_die_when_the_password_changes_otherwise,
@@ -652,6 +653,54 @@ async fn revocation_reaches_other_instances_within_the_poll_interval(ctx: TestCo
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(refused, "the second instance still accepts a revoked session's token after 3 s");
+}
+
+/// Each poll reads the rows revoked since the previous one, less an overlap
+/// for late commits (`COMMIT_MARGIN_MS` plus the clock skew), not the whole
+/// window again.
+async fn revocation_polls_read_only_rows_revoked_since_the_last_poll(ctx: TestContext) {
+    let other = ctx.second_instance(|c| c.tokens.revocation_poll_secs = 1).await;
+    ctx.verified_user("cursor@example.com").await;
+    let (before_cursor, late, logged_out) = (
+        ctx.login("cursor@example.com").await,
+        ctx.login("cursor@example.com").await,
+        ctx.login("cursor@example.com").await,
+    );
+    let claims = |pair: &auth_core::TokenPair| other.verify_access(&pair.access).unwrap();
+    let (before_cursor_claims, late_claims, logged_out_claims) =
+        (claims(&before_cursor), claims(&late), claims(&logged_out));
+    let user = logged_out_claims.sub;
+
+    // Both instances have polled already. A row stamped long before that (but
+    // within the window) is not re-read; one stamped 5 s ago, as by a write
+    // that read the clock and then waited for the database, is: it lies in the
+    // overlap. The third session is logged out normally on the first instance.
+    let now = ctx.clock.now().timestamp_millis();
+    let store = ctx.auth.store();
+    assert!(store.revoke_family(before_cursor_claims.sid, user, "test", now - 270_000).await.unwrap());
+    assert!(store.revoke_family(late_claims.sid, user, "test", now - 5_000).await.unwrap());
+    ctx.auth.logout(&logged_out_claims, &logged_out.refresh, &client()).await.unwrap();
+
+    let rows = store.revoked_since(now - 10_000).await.unwrap();
+    let mut ids: Vec<_> = rows.iter().map(|(id, _)| *id).collect();
+    ids.sort();
+    let mut expected = vec![late_claims.sid, logged_out_claims.sid];
+    expected.sort();
+    assert_eq!(ids, expected, "the store returns only the rows revoked since the cursor");
+
+    // Real time: the other instance polls every second.
+    let mut refused = false;
+    for _ in 0..100 {
+        if other.verify_access(&logged_out.access).is_err() && other.verify_access(&late.access).is_err() {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(refused, "the other instance picks up the new and the late revocation");
+    // The poll that brought them read no row from before its cursor: a full
+    // reload of the window would have found this one too.
+    assert!(other.verify_access(&before_cursor.access).is_ok(), "a row older than the cursor was re-read");
 }
 
 async fn email_verification_tokens_are_single_use_and_expire(ctx: TestContext) {

@@ -145,7 +145,10 @@ impl AuthBuilder {
         let inner = Arc::new(Inner {
             tokens: AccessTokens::new(keys, &config.issuer, &config.audience, &config.tokens),
             passwords: PasswordHasher::new(&config.password)?,
-            revocations: RevocationList::default(),
+            revocations: RevocationList::new(
+                config.tokens.revocation_max_entries,
+                secs_to_ms(config.tokens.leeway_secs),
+            ),
             denials: Denials::start(audit.clone(), self.clock.clone()),
             audit,
             store,
@@ -199,10 +202,13 @@ impl Inner {
         self.store.prune(now - PRUNE_RETENTION_MS, idle, audit_before).await
     }
 
+    /// Reads the families revoked since the last poll (the whole window the
+    /// first time) and merges them.
     async fn reload_revocations(&self) -> Result<()> {
-        let forget_before = self.clock.now_ms() - self.revocation_window_ms();
-        let revoked = self.store.revoked_since(forget_before).await?;
-        self.revocations.refresh(&revoked, forget_before);
+        let now = self.clock.now_ms();
+        let forget_before = now - self.revocation_window_ms();
+        let revoked = self.store.revoked_since(self.revocations.poll_since(forget_before)).await?;
+        self.revocations.merge_poll(&revoked, now, forget_before);
         Ok(())
     }
 }
@@ -416,7 +422,7 @@ impl Auth {
     /// all in memory. Every failure is [`AuthError::InvalidToken`].
     pub fn verify_access(&self, token: &str) -> Result<AccessClaims> {
         let claims = self.inner.tokens.verify(token)?;
-        if self.inner.revocations.is_revoked(claims.sid) {
+        if self.inner.revocations.is_revoked(claims.sid, claims.iat) {
             return Err(AuthError::InvalidToken);
         }
         Ok(claims)

@@ -428,7 +428,8 @@ impl Store {
             .collect())
     }
 
-    /// Families revoked at or after `since`, with when (the revocation list's feed).
+    /// Families revoked at or after `since`, with when: the revocation list's
+    /// poll, which passes its cursor (a range scan of `refresh_families_by_revocation`).
     pub async fn revoked_since(&self, since: i64) -> Result<Vec<(Uuid, i64)>> {
         Ok(on_pool!(self, pool => {
             sqlx::query_as("SELECT id, revoked_at FROM refresh_families WHERE revoked_at >= $1")
