@@ -39,7 +39,13 @@ fn behind_a_proxy(config: &mut AuthConfig) {
 
 /// `POST <base><path>` from the socket address `remote` (none: the local
 /// client's default), each header a line of its own, in order.
-async fn post_from(app: &TestApp, remote: Option<&str>, path: &str, body: &str, lines: &[(&'static str, &str)]) -> Answer {
+async fn post_from(
+    app: &TestApp,
+    remote: Option<&str>,
+    path: &str,
+    body: &str,
+    lines: &[(&'static str, &str)],
+) -> Answer {
     let uri = format!("{DEMO_BASE}{path}");
     let mut request = app.client().post(uri.clone()).header(ContentType::JSON).body(body);
     if let Some(remote) = remote {
