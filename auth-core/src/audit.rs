@@ -5,7 +5,6 @@
 use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
-use ipnet::IpNet;
 use uuid::Uuid;
 
 use crate::store::{AuditRecord, Store};
@@ -29,27 +28,6 @@ impl ClientInfo {
         let user_agent =
             user_agent.map(|ua| ua.chars().filter(|c| !c.is_control()).take(MAX_USER_AGENT_CHARS).collect());
         Self { ip, user_agent }
-    }
-
-    /// The client's address as far as it can be trusted: the socket's `peer`,
-    /// unless the peer is one of the `trusted` proxies; then the right-most
-    /// `X-Forwarded-For` entry that is not itself a trusted proxy. Entries left
-    /// of that one were written by the client and prove nothing.
-    pub fn resolve_ip(peer: Option<IpAddr>, forwarded_for: Option<&str>, trusted: &[IpNet]) -> Option<IpAddr> {
-        let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
-        let mut client = peer?;
-        if !is_trusted(&client) {
-            return Some(client);
-        }
-        for hop in forwarded_for.unwrap_or_default().rsplit(',') {
-            match hop.trim().parse::<IpAddr>() {
-                Ok(ip) if is_trusted(&ip) => client = ip,
-                Ok(ip) => return Some(ip),
-                // A garbled entry: nothing beyond it can be trusted.
-                Err(_) => break,
-            }
-        }
-        Some(client)
     }
 }
 
@@ -170,24 +148,6 @@ impl AuditLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap()
-    }
-
-    #[test]
-    fn forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy() {
-        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
-        let resolve = |peer, xff| ClientInfo::resolve_ip(Some(ip(peer)), xff, &trusted);
-        assert_eq!(resolve("198.51.100.1", Some("1.2.3.4")), Some(ip("198.51.100.1")));
-        assert_eq!(resolve("10.0.0.5", Some("1.2.3.4")), Some(ip("1.2.3.4")));
-        // The client may prepend anything; only the proxy's own entry counts.
-        assert_eq!(resolve("10.0.0.5", Some("6.6.6.6, 1.2.3.4")), Some(ip("1.2.3.4")));
-        assert_eq!(resolve("10.0.0.5", Some("1.2.3.4, 10.0.0.9")), Some(ip("1.2.3.4")));
-        assert_eq!(resolve("10.0.0.5", Some("garbage")), Some(ip("10.0.0.5")));
-        assert_eq!(resolve("10.0.0.5", None), Some(ip("10.0.0.5")));
-        assert_eq!(ClientInfo::resolve_ip(Some(ip("10.0.0.5")), Some("1.2.3.4"), &[]), Some(ip("10.0.0.5")));
-    }
 
     #[test]
     fn user_agents_are_bounded_and_stripped_of_control_characters() {

@@ -251,7 +251,8 @@ impl Default for AuditSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpSettings {
-    /// Proxies (addresses or CIDR ranges) whose `X-Forwarded-For` is believed.
+    /// Proxies (addresses or CIDR ranges) whose `X-Forwarded-For` and
+    /// `Forwarded` are believed ([`crate::forwarded::client_ip`]).
     /// Empty: the client IP is the socket's peer address, whatever headers say.
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Origins allowed to call the API from a browser (exact match). Empty: CORS off.

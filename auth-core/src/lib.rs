@@ -14,6 +14,7 @@ pub mod audit;
 mod clock;
 pub mod config;
 pub mod error;
+pub mod forwarded;
 pub mod identity;
 pub mod mail;
 pub mod oauth;

@@ -148,7 +148,8 @@ impl RateLimitSettings {
 
 /// The bucket a client address is counted in: IPv6 clients per /64 (one
 /// subscriber usually holds a whole /64), IPv4-mapped addresses as IPv4, and
-/// every client whose address is unknown together, as `unknown`.
+/// every client whose address is unknown together, as `unknown`: never
+/// exempt, and a forged header cannot buy a fresh quota.
 pub fn address_bucket(ip: Option<IpAddr>) -> String {
     match ip.map(|ip| ip.to_canonical()) {
         None => "unknown".to_owned(),
@@ -161,8 +162,8 @@ pub fn address_bucket(ip: Option<IpAddr>) -> String {
 }
 
 /// The key of a per-IP quota.
-pub fn ip_key(action: Action, ip: IpAddr) -> String {
-    format!("ip:{}:{}", action.as_str(), address_bucket(Some(ip)))
+pub fn ip_key(action: Action, ip: Option<IpAddr>) -> String {
+    format!("ip:{}:{}", action.as_str(), address_bucket(ip))
 }
 
 /// The key of a per-address quota; `account` is a normalised email.
@@ -915,11 +916,12 @@ mod tests {
 
     #[test]
     fn ip_keys_name_the_action_and_group_ipv6_by_64() {
-        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
         assert_eq!(ip_key(Action::Login, ip("203.0.113.7")), "ip:login:203.0.113.7");
         assert_eq!(ip_key(Action::Register, ip("::ffff:203.0.113.7")), "ip:register:203.0.113.7");
         assert_eq!(ip_key(Action::Refresh, ip("2001:db8:1:2:aaaa::1")), "ip:refresh:2001:db8:1:2::/64");
         assert_eq!(ip_key(Action::Refresh, ip("2001:db8:1:2:bbbb::9")), ip_key(Action::Refresh, ip("2001:db8:1:2::")));
+        assert_eq!(ip_key(Action::Login, None), "ip:login:unknown");
         assert_eq!(account_key(Action::PasswordReset, ACCOUNT), "account:password_reset:ada@example.com");
         let names: Vec<_> = Action::ALL.iter().map(|a| a.as_str()).collect();
         assert_eq!(names, ["login", "register", "refresh", "password_reset", "reset_confirm", "verification_resend"]);

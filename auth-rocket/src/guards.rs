@@ -9,7 +9,7 @@
 
 use std::marker::PhantomData;
 
-use auth_core::{Auth, AuthError, ClientInfo, tenancy::RoleSet, tokens::AccessClaims};
+use auth_core::{Auth, AuthError, ClientInfo, forwarded, tenancy::RoleSet, tokens::AccessClaims};
 use rocket::{
     Request,
     http::Status,
@@ -229,19 +229,22 @@ pub fn check_tenant_role(
     }
 }
 
-/// Who is asking: the client IP (through trusted proxies only) and user agent.
+/// Who is asking: the client IP (through trusted proxies only, see
+/// [`forwarded::client_ip`]; `None` when unknown) and user agent.
 #[derive(Debug, Clone)]
 pub struct Client(pub ClientInfo);
 
 impl Client {
     fn resolve(request: &Request<'_>) -> Self {
         let trusted = request.rocket().state::<Auth>().map(|auth| auth.config().http.trusted_proxies.as_slice());
-        let ip = ClientInfo::resolve_ip(
+        let headers = request.headers();
+        let ip = forwarded::client_ip(
             request.remote().map(|addr| addr.ip()),
-            request.headers().get_one("X-Forwarded-For"),
+            headers.get("X-Forwarded-For"),
+            headers.get("Forwarded"),
             trusted.unwrap_or_default(),
         );
-        Self(ClientInfo::new(ip, request.headers().get_one("User-Agent")))
+        Self(ClientInfo::new(ip, headers.get_one("User-Agent")))
     }
 }
 

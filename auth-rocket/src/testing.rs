@@ -63,13 +63,20 @@
 //! (`require_verified_email = true`; the roles owner > admin > member, or
 //! three roles named with [`Conformance::with_roles`], the middle one able to
 //! manage members), and rate limits that a few dozen requests do not reach
-//! (requests from the local client carry no client address, so the per-IP
-//! quotas do not apply to them). An app whose tests use the file outbox instead
-//! of a memory mailer uses [`Conformance::with_outbox`].
+//! (each request of the kit comes from an address of its own in
+//! 198.18.0.0/15, the benchmarking range, so the per-IP quotas do not add up
+//! across checks). An app whose tests use the file outbox instead of a memory
+//! mailer uses [`Conformance::with_outbox`].
 //!
 //! [`AuthFairing::customize`]: crate::AuthFairing::customize
 
-use std::{fmt, path::PathBuf, time::Duration};
+use std::{
+    fmt,
+    net::{Ipv4Addr, SocketAddr},
+    path::PathBuf,
+    sync::atomic::{AtomicU32, Ordering},
+    time::Duration,
+};
 
 use auth_core::mail::MemoryMailer;
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
@@ -125,6 +132,15 @@ fn token_in(text: &str) -> Option<String> {
     let token: String =
         text[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect();
     (!token.is_empty()).then_some(token)
+}
+
+/// A fresh client address for each request of the kit, in 198.18.0.0/15
+/// (RFC 2544, for benchmarks): the app's per-IP quotas never add the kit's
+/// requests up, as they would in the one quota of requests without an address.
+fn next_client_address() -> SocketAddr {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let host = NEXT.fetch_add(1, Ordering::Relaxed) % (1 << 17);
+    SocketAddr::from((Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 0, 0)) + host), 40000))
 }
 
 impl Mailbox {
@@ -413,7 +429,7 @@ impl Conformance {
 
     async fn dispatch(&self, request: Request<'_>) -> Answer {
         let Request { method, uri, bearer, body, headers } = request;
-        let mut local = self.client.req(method, uri.clone());
+        let mut local = self.client.req(method, uri.clone()).remote(next_client_address());
         if let Some(token) = bearer {
             local.add_header(HttpHeader::new("Authorization", format!("Bearer {token}")));
         }

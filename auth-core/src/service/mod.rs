@@ -309,12 +309,14 @@ impl Auth {
 
     /// Counts one request of `client` to `action` against its per-IP quota
     /// (`rate_limits.<action>`); web layers call this before each limited
-    /// endpoint. [`AuthError::RateLimited`] past the quota; a client whose IP
-    /// is unknown, or disabled limits, are never limited.
+    /// endpoint. [`AuthError::RateLimited`] past the quota; clients whose IP
+    /// is unknown share one quota. Disabled limits never limit.
     pub async fn rate_limit(&self, action: Action, client: &ClientInfo) -> Result<()> {
         let limits = &self.inner.config.rate_limits;
-        let Some(ip) = client.ip.filter(|_| limits.enabled) else { return Ok(()) };
-        let key = ratelimit::ip_key(action, ip);
+        if !limits.enabled {
+            return Ok(());
+        }
+        let key = ratelimit::ip_key(action, client.ip);
         match self.inner.limiter.hit(&key, limits.per_ip(action)).await? {
             Decision::Allowed => Ok(()),
             Decision::Limited { retry_after_secs } => {
