@@ -77,6 +77,15 @@ struct LiveSession {
     role: Option<String>,
 }
 
+/// A refresh token as stored, when it was not the one consumed.
+#[derive(sqlx::FromRow)]
+struct PresentedToken {
+    family_id: Uuid,
+    tenant_id: Option<Uuid>,
+    consumed_at: Option<i64>,
+    successor_salt: Option<Vec<u8>>,
+}
+
 /// Revokes family `$2` at `$1` with reason `$3` unless it is revoked already;
 /// returns its user.
 const REVOKE_FAMILY: &str = "UPDATE refresh_families SET revoked_at = $1, revoke_reason = $3 \
@@ -217,7 +226,7 @@ impl Store {
             let (family_id, tenant_id, successor, first_use) = match consumed {
                 Some((family_id, tenant_id)) => (family_id, tenant_id, presented.successor(&salt), true),
                 None => {
-                    let previous: Option<(Uuid, Option<Uuid>, Option<i64>, Option<Vec<u8>>)> = sqlx::query_as(
+                    let previous: Option<PresentedToken> = sqlx::query_as(
                         "SELECT family_id, tenant_id, consumed_at, successor_salt FROM refresh_tokens \
                          WHERE token_hash = $1",
                     )
@@ -225,7 +234,9 @@ impl Store {
                     .fetch_optional(&mut *tx)
                     .await?;
                     // No salt: a chain that ended (its membership did), not a rotated token.
-                    let Some((family_id, tenant_id, Some(consumed_at), Some(old_salt))) = previous else {
+                    let Some(PresentedToken { family_id, tenant_id, consumed_at: Some(consumed_at), successor_salt: Some(old_salt) }) =
+                        previous
+                    else {
                         return Ok(RotateOutcome::Invalid);
                     };
                     let successor = presented.successor(&old_salt);
