@@ -24,6 +24,10 @@ impl OneTimePurpose {
     }
 }
 
+/// Binds: token hash, purpose, user, created_at, expires_at.
+const INSERT_ONE_TIME: &str = "INSERT INTO one_time_tokens (token_hash, purpose, user_id, created_at, expires_at) \
+     VALUES ($1, $2, $3, $4, $5)";
+
 impl Store {
     /// Stores a new token for `user_id`, replacing any unused one of the same
     /// purpose, so only the latest emailed link works.
@@ -41,10 +45,7 @@ impl Store {
                 .bind(purpose.as_str())
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query(
-                "INSERT INTO one_time_tokens (token_hash, purpose, user_id, created_at, expires_at) \
-                 VALUES ($1, $2, $3, $4, $5)",
-            )
+            sqlx::query(INSERT_ONE_TIME)
             .bind(token.hash())
             .bind(purpose.as_str())
             .bind(user_id)
@@ -67,10 +68,7 @@ impl Store {
         expires_at: i64,
     ) -> Result<()> {
         on_pool!(self, pool => {
-            sqlx::query(
-                "INSERT INTO one_time_tokens (token_hash, purpose, user_id, created_at, expires_at) \
-                 VALUES ($1, $2, $3, $4, $5)",
-            )
+            sqlx::query(INSERT_ONE_TIME)
             .bind(token.hash())
             .bind(purpose.as_str())
             .bind(user_id)
