@@ -544,15 +544,16 @@ return -1
 /// The milliseconds left in the address's and in the account's lock (-2
 /// when there is none), the account's set to 0 when the address is known.
 /// KEYS: the address's lock, the account's lock, the account's known
-/// addresses (a sorted set scored by when each stops being known); ARGV[1]
-/// the address.
+/// addresses (a sorted set scored by when each stops being known, in
+/// microseconds, so that of two sign-ins within a millisecond the later one
+/// ranks last); ARGV[1] the address.
 const LOGIN_ALLOWED_SCRIPT: &str = r"
 local address_ms = redis.call('PTTL', KEYS[1])
 local account_ms = redis.call('PTTL', KEYS[2])
 if account_ms > 0 then
   local known_until = redis.call('ZSCORE', KEYS[3], ARGV[1])
   local time = redis.call('TIME')
-  if known_until and tonumber(known_until) > time[1] * 1000 + math.floor(time[2] / 1000) then
+  if known_until and tonumber(known_until) > time[1] * 1000000 + time[2] then
     account_ms = 0
   end
 end
@@ -591,9 +592,9 @@ return 0
 const LOGIN_SUCCEEDED_SCRIPT: &str = r"
 redis.call('DEL', KEYS[1], KEYS[2])
 local time = redis.call('TIME')
-local now = time[1] * 1000 + math.floor(time[2] / 1000)
+local now = time[1] * 1000000 + time[2]
 local known_ms = tonumber(ARGV[2])
-redis.call('ZADD', KEYS[3], string.format('%d', now + known_ms), ARGV[1])
+redis.call('ZADD', KEYS[3], string.format('%d', now + known_ms * 1000), ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', string.format('%d', now))
 redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -1 - tonumber(ARGV[3]))
 redis.call('PEXPIRE', KEYS[3], known_ms)
