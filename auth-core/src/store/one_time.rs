@@ -46,13 +46,13 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             sqlx::query(INSERT_ONE_TIME)
-            .bind(token.hash())
-            .bind(purpose.as_str())
-            .bind(user_id)
-            .bind(now)
-            .bind(expires_at)
-            .execute(&mut *tx)
-            .await?;
+                .bind(token.hash())
+                .bind(purpose.as_str())
+                .bind(user_id)
+                .bind(now)
+                .bind(expires_at)
+                .execute(&mut *tx)
+                .await?;
             Ok(())
         })
     }
@@ -69,13 +69,13 @@ impl Store {
     ) -> Result<()> {
         on_pool!(self, pool => {
             sqlx::query(INSERT_ONE_TIME)
-            .bind(token.hash())
-            .bind(purpose.as_str())
-            .bind(user_id)
-            .bind(now)
-            .bind(expires_at)
-            .execute(pool)
-            .await?;
+                .bind(token.hash())
+                .bind(purpose.as_str())
+                .bind(user_id)
+                .bind(now)
+                .bind(expires_at)
+                .execute(pool)
+                .await?;
         });
         Ok(())
     }
