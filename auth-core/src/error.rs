@@ -1,10 +1,15 @@
-//! The one error type of the platform. Every variant has a stable `code` from the
-//! HTTP contract; messages are safe to show to clients and reveal no internals.
+//! The one error type of the platform. Every variant knows its part of the
+//! HTTP contract: a stable [`code`](AuthError::code), the
+//! [`status`](AuthError::status), the `WWW-Authenticate`
+//! [`challenge`](AuthError::challenge) and the
+//! [`retry_after_secs`](AuthError::retry_after_secs); a web layer only copies
+//! them into its response, with [`AuthError::body`] as the JSON. Messages are
+//! safe to show to clients and reveal no internals.
 
 use std::collections::BTreeMap;
 
 /// Per-field validation messages, rendered as the contract's `fields` object.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(transparent)]
 pub struct FieldErrors(BTreeMap<String, Vec<String>>);
 
@@ -44,6 +49,9 @@ impl FieldErrors {
     }
 }
 
+/// The bare challenge of a 401 that names no error (RFC 6750 §3.1).
+pub const BEARER: &str = "Bearer";
+
 /// What went wrong, from the caller's point of view.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -63,6 +71,9 @@ pub enum AuthError {
     InsufficientRole,
     #[error("you are not allowed to do this")]
     Forbidden,
+    /// No `Authorization: Bearer` token at all (401 with a bare challenge).
+    #[error("an access token is required")]
+    MissingToken,
     /// A missing, malformed, expired or revoked access or refresh token (401).
     #[error("the token is invalid or expired")]
     InvalidToken,
@@ -91,6 +102,12 @@ pub enum AuthError {
     AlreadyLinked,
     #[error("not found")]
     NotFound,
+    /// The body is not JSON, or not the JSON this endpoint takes (400).
+    #[error("the request body is not valid JSON")]
+    MalformedRequest,
+    /// The body is over `http.max_body_bytes` (413).
+    #[error("the request body is too large")]
+    PayloadTooLarge,
     #[error("the user is already a member of this tenant")]
     AlreadyMember,
     #[error("a tenant must keep at least one owner")]
@@ -121,6 +138,7 @@ impl AuthError {
             Self::NotAMember => "not_a_member",
             Self::InsufficientRole => "insufficient_role",
             Self::Forbidden => "forbidden",
+            Self::MissingToken => "missing_token",
             Self::InvalidToken | Self::InvalidOneTimeToken => "invalid_token",
             Self::TokenReused => "token_reused",
             Self::WrongPassword => "invalid_password",
@@ -129,6 +147,8 @@ impl AuthError {
             Self::AccountExists => "account_exists",
             Self::AlreadyLinked => "already_linked",
             Self::NotFound => "not_found",
+            Self::MalformedRequest => "malformed_request",
+            Self::PayloadTooLarge => "payload_too_large",
             Self::AlreadyMember => "already_member",
             Self::LastOwner => "last_owner",
             Self::RateLimited { .. } => "rate_limited",
@@ -136,6 +156,61 @@ impl AuthError {
             Self::Unavailable => "unavailable",
             Self::Internal(_) => "internal_error",
         }
+    }
+
+    /// The HTTP status of the contract.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::InvalidOneTimeToken
+            | Self::WrongPassword
+            | Self::OAuthFailed
+            | Self::MalformedRequest => 400,
+            Self::MissingToken | Self::InvalidCredentials | Self::InvalidToken | Self::TokenReused => 401,
+            Self::EmailNotVerified
+            | Self::AccountDisabled
+            | Self::NotAMember
+            | Self::InsufficientRole
+            | Self::Forbidden
+            | Self::LastOwner
+            | Self::EmailDomainNotAllowed
+            | Self::AccountExists => 403,
+            Self::NotFound => 404,
+            Self::EmailTaken | Self::AlreadyMember | Self::AlreadyLinked => 409,
+            Self::PayloadTooLarge => 413,
+            Self::Validation(_) => 422,
+            Self::RateLimited { .. } => 429,
+            Self::Internal(_) => 500,
+            Self::Overloaded | Self::Unavailable => 503,
+        }
+    }
+
+    /// The `WWW-Authenticate` value (RFC 6750 §3) the contract answers with.
+    pub fn challenge(&self) -> Option<&'static str> {
+        match self {
+            Self::MissingToken | Self::InvalidCredentials => Some(BEARER),
+            Self::InvalidToken | Self::TokenReused => Some(r#"Bearer error="invalid_token""#),
+            Self::InsufficientRole => Some(r#"Bearer error="insufficient_scope""#),
+            _ => None,
+        }
+    }
+
+    /// The `Retry-After` seconds the contract answers with (never 0).
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Self::RateLimited { retry_after_secs } => Some((*retry_after_secs).max(1)),
+            Self::Overloaded => Some(1),
+            Self::Unavailable => Some(5),
+            _ => None,
+        }
+    }
+
+    /// The contract's error body.
+    pub fn body(&self) -> crate::contract::ErrorBody {
+        let fields = match self {
+            Self::Validation(fields) => Some(fields.clone()),
+            _ => None,
+        };
+        crate::contract::ErrorBody::new(self.code(), self.to_string(), fields)
     }
 
     pub fn internal(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {

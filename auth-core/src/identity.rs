@@ -94,7 +94,7 @@ pub struct AccountFlags {
 }
 
 /// Personal data kept apart from identity, one row per user.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Profile {
     pub full_name: String,
     pub phone: Option<String>,

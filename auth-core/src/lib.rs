@@ -13,6 +13,7 @@
 pub mod audit;
 mod clock;
 pub mod config;
+pub mod contract;
 pub mod error;
 pub mod forwarded;
 pub mod identity;

@@ -116,7 +116,7 @@ pub struct Tenant {
 }
 
 /// A tenant as one of its members sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct TenantMembership {
     pub tenant_id: Uuid,
     pub tenant_name: String,
@@ -124,7 +124,7 @@ pub struct TenantMembership {
 }
 
 /// A member as the tenant sees them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Member {
     pub user_id: Uuid,
     pub email: String,

@@ -145,27 +145,30 @@ async fn settled_mail_count(ctx: &TestContext, to: &str, expected: usize) -> usi
 }
 
 async fn reset_and_resend_mails_stop_at_the_per_account_quota(ctx: TestContext) {
+    // Each request from another address: the per-account quota holds whoever asks.
+    let mut addresses = (1..).map(|i| client_at(&format!("198.51.100.{i}")));
+    let mut next = || addresses.next().expect("addresses");
     ctx.verified_user("reset@example.com").await;
     let before = settled_mail_count(&ctx, "reset@example.com", 1).await;
     for _ in 0..6 {
         // The answer never changes.
-        ctx.auth.request_password_reset("Reset@Example.com", &client()).await.unwrap();
+        ctx.auth.request_password_reset("Reset@Example.com", &next()).await.unwrap();
     }
     assert_eq!(settled_mail_count(&ctx, "reset@example.com", before + 3).await, before + 3);
     ctx.clock.advance(Duration::from_secs(15 * 60));
-    ctx.auth.request_password_reset("reset@example.com", &client()).await.unwrap();
+    ctx.auth.request_password_reset("reset@example.com", &next()).await.unwrap();
     assert_eq!(settled_mail_count(&ctx, "reset@example.com", before + 4).await, before + 4);
 
     ctx.register("unverified@example.com").await;
     assert_eq!(settled_mail_count(&ctx, "unverified@example.com", 1).await, 1);
     for _ in 0..5 {
-        ctx.auth.resend_verification("unverified@example.com", &client()).await.unwrap();
+        ctx.auth.resend_verification("unverified@example.com", &next()).await.unwrap();
     }
     assert_eq!(settled_mail_count(&ctx, "unverified@example.com", 4).await, 4);
 
     // Unknown addresses are counted too (nothing is sent to them anyway).
     for _ in 0..5 {
-        ctx.auth.request_password_reset("nobody@example.com", &client()).await.unwrap();
+        ctx.auth.request_password_reset("nobody@example.com", &next()).await.unwrap();
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let events = rate_limited_events(&ctx).await;
@@ -249,8 +252,9 @@ async fn a_failing_limiter_is_unavailable_not_a_bypass() {
     let ctx = TestContext::sqlite_with_limiter(Arc::new(Fixed(Err(())))).await;
     assert!(matches!(ctx.auth.rate_limit(Action::Login, &client()).await, Err(AuthError::Unavailable)));
     assert!(matches!(login(&ctx.auth, "any@example.com", PASSWORD).await, Err(AuthError::Unavailable)));
-    // The answer stays the same; the mail is not sent.
-    ctx.auth.request_password_reset("any@example.com", &client()).await.unwrap();
+    // Each operation applies its own per-IP quota first: no mail without it.
+    let reset = ctx.auth.request_password_reset("any@example.com", &client()).await;
+    assert!(matches!(reset, Err(AuthError::Unavailable)));
 }
 
 #[tokio::test]

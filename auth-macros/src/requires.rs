@@ -253,8 +253,15 @@ fn expand(requires: Requires, mut function: ItemFn, route: &RouteAttribute) -> T
     let uses_roles = requires.roles.is_some() || !checks.is_empty();
     let roles_type = requires.roles.as_ref().map_or_else(|| "DefaultRoles".to_owned(), path_text);
     let role_set_type = &roles.tokens;
+    // A set that is not `BOUND` (the platform's own permissions) runs with whichever set the platform has.
     let role_set = if uses_roles {
-        quote!(::core::option::Option::Some(<#role_set_type as #private::DeclaredRoles>::role_set))
+        quote! {
+            if <#role_set_type as #private::DeclaredRoles>::BOUND {
+                ::core::option::Option::Some(<#role_set_type as #private::DeclaredRoles>::role_set)
+            } else {
+                ::core::option::Option::None
+            }
+        }
     } else {
         quote!(::core::option::Option::None)
     };

@@ -1,29 +1,24 @@
-//! Every failure as the contract's error body, with the right status and
-//! headers. Guards and data guards cannot hand a value to Rocket's catchers,
-//! so they [`stash`] their [`ApiError`] in the request and the catcher renders it.
+//! Rendering of failures. The contract (status, code, `WWW-Authenticate`,
+//! `Retry-After`, body) is decided by [`AuthError`] in auth-core; this module
+//! only copies it into a Rocket response. Guards and data guards cannot hand a
+//! value to Rocket's catchers, so they [`stash`] their [`ApiError`] in the
+//! request and the catcher renders it.
 
 use std::{io::Cursor, sync::Mutex};
 
-use auth_core::{AuthError, FieldErrors};
+use auth_core::{AuthError, contract::ErrorBody};
 use rocket::{
     Request, Response,
     http::{ContentType, Header, Status},
     response::{self, Responder},
 };
-use serde_json::json;
 
 /// An error answer of the HTTP contract.
 #[derive(Debug)]
 pub enum ApiError {
-    /// A failure of the platform's operations.
+    /// A failure of the platform's operations or of its guards.
     Auth(AuthError),
-    /// No `Authorization: Bearer` header (401 with a bare `WWW-Authenticate: Bearer`).
-    MissingToken,
-    /// The body is not JSON, or not the JSON this endpoint takes (400).
-    MalformedBody,
-    /// The body is over `http.max_body_bytes` (413).
-    BodyTooLarge,
-    /// Any other status without a more specific cause (Rocket's own 404, 405, …).
+    /// An answer Rocket gives by itself (no route, wrong method, …).
     Status(Status),
 }
 
@@ -36,105 +31,28 @@ impl From<AuthError> for ApiError {
 impl ApiError {
     pub fn status(&self) -> Status {
         match self {
-            Self::Auth(error) => auth_status(error),
-            Self::MissingToken => Status::Unauthorized,
-            Self::MalformedBody => Status::BadRequest,
-            Self::BodyTooLarge => Status::PayloadTooLarge,
+            Self::Auth(error) => Status::new(error.status()),
             Self::Status(status) => *status,
         }
     }
 
-    fn code_and_message(&self) -> (&'static str, String) {
-        match self {
-            Self::Auth(error) => (error.code(), error.to_string()),
-            Self::MissingToken => ("missing_token", "an access token is required".into()),
-            Self::MalformedBody => ("malformed_request", "the request body is not valid JSON".into()),
-            Self::BodyTooLarge => ("payload_too_large", "the request body is too large".into()),
-            Self::Status(status) => status_code_and_message(*status),
-        }
-    }
-
-    fn fields(&self) -> Option<&FieldErrors> {
-        match self {
-            Self::Auth(AuthError::Validation(fields)) => Some(fields),
-            _ => None,
-        }
-    }
-
-    /// `WWW-Authenticate` (RFC 6750 §3) and `Retry-After` where the contract wants them.
-    fn headers(&self) -> Vec<Header<'static>> {
-        let mut headers = Vec::new();
-        let challenge = match self {
-            Self::MissingToken => Some("Bearer"),
-            Self::Status(status) if *status == Status::Unauthorized => Some("Bearer"),
-            Self::Auth(AuthError::InvalidToken | AuthError::TokenReused) => Some(r#"Bearer error="invalid_token""#),
-            Self::Auth(AuthError::InsufficientRole) => Some(r#"Bearer error="insufficient_scope""#),
-            Self::Auth(AuthError::InvalidCredentials) => Some("Bearer"),
-            _ => None,
-        };
-        if let Some(challenge) = challenge {
-            headers.push(Header::new("WWW-Authenticate", challenge));
-        }
-        let retry_after = match self {
-            Self::Auth(AuthError::RateLimited { retry_after_secs }) => Some(retry_after_secs.max(&1).to_string()),
-            Self::Auth(AuthError::Overloaded) => Some("1".into()),
-            Self::Auth(AuthError::Unavailable) => Some("5".into()),
-            _ => None,
-        };
-        if let Some(seconds) = retry_after {
-            headers.push(Header::new("Retry-After", seconds));
-        }
-        headers
-    }
-
     /// The contract's body: `{"error": {"code", "message", "fields"?}}`.
-    pub fn body(&self) -> serde_json::Value {
-        let (code, message) = self.code_and_message();
-        let mut error = json!({ "code": code, "message": message });
-        if let Some(fields) = self.fields() {
-            error["fields"] = json!(fields);
+    pub fn body(&self) -> ErrorBody {
+        match self {
+            Self::Auth(error) => error.body(),
+            Self::Status(status) => ErrorBody::for_status(status.code, status.reason_lossy()),
         }
-        json!({ "error": error })
     }
-}
 
-fn auth_status(error: &AuthError) -> Status {
-    match error {
-        AuthError::Validation(_) => Status::UnprocessableEntity,
-        AuthError::EmailTaken | AuthError::AlreadyMember | AuthError::AlreadyLinked => Status::Conflict,
-        AuthError::InvalidCredentials | AuthError::InvalidToken | AuthError::TokenReused => Status::Unauthorized,
-        AuthError::EmailNotVerified
-        | AuthError::AccountDisabled
-        | AuthError::NotAMember
-        | AuthError::InsufficientRole
-        | AuthError::Forbidden
-        | AuthError::LastOwner
-        | AuthError::EmailDomainNotAllowed
-        | AuthError::AccountExists => Status::Forbidden,
-        AuthError::InvalidOneTimeToken | AuthError::WrongPassword | AuthError::OAuthFailed => Status::BadRequest,
-        AuthError::NotFound => Status::NotFound,
-        AuthError::RateLimited { .. } => Status::TooManyRequests,
-        AuthError::Overloaded | AuthError::Unavailable => Status::ServiceUnavailable,
-        AuthError::Internal(_) => Status::InternalServerError,
+    fn headers(&self) -> impl Iterator<Item = Header<'static>> {
+        let (challenge, retry_after) = match self {
+            Self::Auth(error) => (error.challenge(), error.retry_after_secs()),
+            Self::Status(status) => (ErrorBody::challenge_for_status(status.code), None),
+        };
+        let challenge = challenge.map(|value| Header::new("WWW-Authenticate", value));
+        let retry_after = retry_after.map(|secs| Header::new("Retry-After", secs.to_string()));
+        challenge.into_iter().chain(retry_after)
     }
-}
-
-fn status_code_and_message(status: Status) -> (&'static str, String) {
-    let code = match status.code {
-        400 => "bad_request",
-        401 => "missing_token",
-        403 => "forbidden",
-        404 => "not_found",
-        405 => "method_not_allowed",
-        413 => "payload_too_large",
-        415 => "unsupported_media_type",
-        422 => "validation_error",
-        429 => "rate_limited",
-        503 => "unavailable",
-        500..=599 => "internal_error",
-        _ => "error",
-    };
-    (code, status.reason_lossy().to_lowercase())
 }
 
 impl<'r> Responder<'r, 'static> for ApiError {
@@ -143,7 +61,7 @@ impl<'r> Responder<'r, 'static> for ApiError {
             // The only place an internal error's detail goes: the server log.
             tracing::error!(error = %source, "internal error");
         }
-        let body = self.body().to_string();
+        let body = serde_json::to_string(&self.body()).map_err(|_| Status::InternalServerError)?;
         let mut response = Response::build();
         response.status(self.status()).header(ContentType::JSON).sized_body(body.len(), Cursor::new(body));
         for header in self.headers() {

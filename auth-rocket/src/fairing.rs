@@ -41,9 +41,25 @@ type Customize = Arc<dyn Fn(AuthBuilder) -> AuthBuilder + Send + Sync>;
 pub struct AuthFairing {
     customize: Option<Customize>,
     allow_unmarked_routes: bool,
+    /// Where [`AuthFairing::mounted_at`] mounts the routes and catchers.
+    base: Option<String>,
 }
 
 impl AuthFairing {
+    /// The platform in one call: at ignite, mounts [`routes()`](crate::routes)
+    /// and registers [`catchers()`](crate::catchers) under `base` (such as
+    /// `/api/auth`), and mounts [`well_known()`](crate::well_known) at `/`.
+    /// The host's own error pages elsewhere stay its own.
+    pub fn mounted_at(base: impl Into<String>) -> Self {
+        Self { base: Some(base.into()), ..Self::default() }
+    }
+
+    /// Mounts the platform under `base` too (see [`AuthFairing::mounted_at`]).
+    pub fn mount_at(mut self, base: impl Into<String>) -> Self {
+        self.base = Some(base.into());
+        self
+    }
+
     /// Uses the application's ordered roles instead of owner > admin > member.
     pub fn with_roles<R: Roles>() -> Self {
         Self::default().customize(|builder| builder.roles::<R>())
@@ -72,7 +88,7 @@ impl AuthFairing {
 }
 
 /// Reads `AuthConfig` from the figment's `auth` table and the environment.
-pub fn load_config(figment: &Figment) -> Result<AuthConfig, String> {
+pub(crate) fn load_config(figment: &Figment) -> Result<AuthConfig, String> {
     let mut config = if figment.find_value("auth").is_ok() {
         figment.extract_inner::<AuthConfig>("auth").map_err(|error| format!("[auth] settings: {error}"))?
     } else {
@@ -138,7 +154,7 @@ impl Deployment {
 
 /// The development signing key: read from `path`, or generated and written
 /// there (mode 0600) on first use, so restarts keep issued tokens valid.
-pub fn development_key(path: &Path, algorithm: SigningAlgorithm) -> Result<KeySpec, String> {
+pub(crate) fn development_key(path: &Path, algorithm: SigningAlgorithm) -> Result<KeySpec, String> {
     let kid = format!("dev-{}", algorithm_name(algorithm));
     let stored = match std::fs::read_to_string(path) {
         Ok(stored) => stored,
@@ -205,6 +221,13 @@ impl Fairing for AuthFairing {
     }
 
     async fn on_ignite(&self, rocket: Rocket<Build>) -> fairing::Result {
+        let rocket = match &self.base {
+            Some(base) => rocket
+                .mount(base.as_str(), crate::routes())
+                .register(base.as_str(), crate::catchers())
+                .mount("/", crate::well_known()),
+            None => rocket,
+        };
         let development = load_config(rocket.figment()).map(|c| Deployment::of(rocket.figment(), &c).development);
         let built = match development {
             Ok(development) => match crate::policy::check_marks(&rocket, !development && !self.allow_unmarked_routes) {
@@ -218,7 +241,8 @@ impl Fairing for AuthFairing {
             Ok(auth) => {
                 let cors = crate::cors::Cors::new(&auth.config().http.cors_allowed_origins);
                 let secret_queries = SecretQueryRoutes::of(&rocket);
-                Ok(rocket.manage(auth).manage(secret_queries).attach(cors))
+                let method_not_allowed = crate::method_not_allowed::MethodNotAllowed::of(&rocket);
+                Ok(rocket.manage(auth).manage(secret_queries).attach(cors).attach(method_not_allowed))
             }
             Err(error) => {
                 tracing::error!("auth platform: {error}");

@@ -1,6 +1,6 @@
 //! Request guards any host handler can use: [`AuthUser`] (a verified access
 //! token), [`TenantScope`] (its tenant and role), [`Authorized<P>`] (a
-//! [`Policy`]), and [`Client`] (who is asking, for rate limits and audit).
+//! [`Policy`]), and [`RemoteClient`] (who is asking, for rate limits and audit).
 //!
 //! The bearer token is read from the `Authorization` header only and verified
 //! once per request (cached in the request's local cache), without touching
@@ -113,10 +113,10 @@ impl<'r> FromRequest<'r> for AuthUser {
     async fn from_request(request: &'r Request<'_>) -> request::Outcome<Self, ApiError> {
         match cached(request) {
             Ok(user) => Outcome::Success(user.clone()),
-            Err(Rejection::Missing) => reject(request, ApiError::MissingToken),
+            Err(Rejection::Missing) => reject(request, ApiError::Auth(AuthError::MissingToken)),
             Err(Rejection::Invalid) => {
                 // Logged, not stored: a flood of forged tokens must not become database writes.
-                let ip = Client::resolve(request).0.ip;
+                let ip = RemoteClient::resolve(request).0.ip;
                 tracing::warn!(target: "auth::audit", event = "access_denied", reason = "invalid_token", ?ip, path = %request.uri().path());
                 reject(request, ApiError::Auth(AuthError::InvalidToken))
             }
@@ -197,44 +197,25 @@ impl<'r, P: Policy> FromRequest<'r> for Authorized<P> {
 /// Audits a 403 of an authenticated caller (coalesced, never waited for).
 fn deny(request: &Request<'_>, user: &AuthUser, reason: &str) {
     let Some(auth) = request.rocket().state::<Auth>() else { return };
-    let client = Client::resolve(request).0;
+    let client = RemoteClient::resolve(request).0;
     let path = request.uri().path().to_string();
     auth.record_denied(Some(user.id()), &client, reason, serde_json::json!({ "path": path }));
 }
 
 /// The value of the dynamic segment `<name>` of the matched route, if present.
-pub fn path_segment<'r>(request: &'r Request<'_>, name: &str) -> Option<&'r str> {
+pub(crate) fn path_segment<'r>(request: &'r Request<'_>, name: &str) -> Option<&'r str> {
     let route = request.route()?;
     let pattern = format!("<{name}>");
     let position = route.uri.path().split('/').filter(|s| !s.is_empty()).position(|s| s == pattern)?;
     request.uri().path().segments().get(position)
 }
 
-/// The tenant id in segment `<name>` equals the token's tenant and the token's
-/// role is at least `required`. A malformed segment is a 403, never a 500.
-pub fn check_tenant_role(
-    user: &AuthUser,
-    request: &Request<'_>,
-    segment: &str,
-    required: Option<&str>,
-    roles: &RoleSet,
-) -> Result<(), AuthError> {
-    let in_path = path_segment(request, segment).and_then(|s| s.parse::<Uuid>().ok());
-    match (user.tenant(), in_path) {
-        (Some((tenant_id, role)), Some(path_id)) if tenant_id == path_id => match required {
-            Some(required) if !roles.at_least(role, required) => Err(AuthError::InsufficientRole),
-            _ => Ok(()),
-        },
-        _ => Err(AuthError::NotAMember),
-    }
-}
-
-/// Who is asking: the client IP (through trusted proxies only, see
-/// [`forwarded::client_ip`]; `None` when unknown) and user agent.
+/// Who is asking, for rate limits and audit: the client IP (through trusted
+/// proxies only, see [`forwarded::client_ip`]; `None` when unknown) and user agent.
 #[derive(Debug, Clone)]
-pub struct Client(pub ClientInfo);
+pub struct RemoteClient(pub ClientInfo);
 
-impl Client {
+impl RemoteClient {
     fn resolve(request: &Request<'_>) -> Self {
         let trusted = request.rocket().state::<Auth>().map(|auth| auth.config().http.trusted_proxies.as_slice());
         let headers = request.headers();
@@ -249,7 +230,7 @@ impl Client {
 }
 
 #[rocket::async_trait]
-impl<'r> FromRequest<'r> for Client {
+impl<'r> FromRequest<'r> for RemoteClient {
     type Error = std::convert::Infallible;
 
     async fn from_request(request: &'r Request<'_>) -> request::Outcome<Self, Self::Error> {

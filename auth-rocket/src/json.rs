@@ -42,7 +42,7 @@ pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             fields.add(&field, message);
             ApiError::Auth(AuthError::Validation(fields))
         } else {
-            ApiError::MalformedBody
+            ApiError::Auth(AuthError::MalformedRequest)
         }
     })
 }
@@ -54,9 +54,9 @@ impl<'r, T: DeserializeOwned> FromData<'r> for JsonBody<T> {
     async fn from_data(request: &'r Request<'_>, data: Data<'r>) -> data::Outcome<'r, Self> {
         let limit = request.rocket().state::<Auth>().map_or(16 * 1024, |auth| auth.config().http.max_body_bytes);
         let result = match data.open(limit.bytes()).into_bytes().await {
-            Ok(bytes) if !bytes.is_complete() => Err(ApiError::BodyTooLarge),
+            Ok(bytes) if !bytes.is_complete() => Err(ApiError::Auth(AuthError::PayloadTooLarge)),
             Ok(bytes) => parse(&bytes.into_inner()),
-            Err(_) => Err(ApiError::MalformedBody),
+            Err(_) => Err(ApiError::Auth(AuthError::MalformedRequest)),
         };
         match result {
             Ok(value) => Outcome::Success(JsonBody(value)),

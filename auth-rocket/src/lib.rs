@@ -1,25 +1,35 @@
 //! # auth-rocket
 //!
-//! Mounts the auth platform's HTTP contract into any Rocket app:
+//! Mounts the auth platform's HTTP contract into any Rocket app, in one call:
 //!
 //! ```no_run
 //! # use rocket::launch;
 //! #[launch]
 //! fn rocket() -> _ {
-//!     rocket::build()
-//!         .attach(auth_rocket::AuthFairing::default()) // settings: [default.auth] + env
-//!         .mount("/api/auth", auth_rocket::routes())
-//!         .mount("/", auth_rocket::well_known()) // /.well-known/jwks.json
-//!         .register("/", auth_rocket::catchers())
+//!     // Settings: [default.auth] in Rocket.toml, and the environment.
+//!     rocket::build().attach(auth_rocket::AuthFairing::mounted_at("/api/auth"))
 //! }
 //! ```
 //!
-//! Host handlers protect themselves with the request guards [`AuthUser`],
-//! [`TenantScope`] and [`Authorized<P>`]; every failure answers with the
-//! contract's JSON error body. `#[requires(...)]` (auth-macros, re-exported by
-//! auth-platform) generates the [`Policy`] of an `Authorized<P>` from a list of
-//! conditions; [`policy`] lists every mounted route with its policy, and the
+//! That mounts [`routes()`] and the JSON error [`catchers()`] under
+//! `/api/auth` and [`well_known()`] (`/.well-known/jwks.json`) at `/`; the
+//! pieces stay available for a host that mounts them itself.
+//!
+//! Host handlers protect themselves with `#[requires(...)]` (auth-macros,
+//! re-exported by auth-platform), which compiles a list of conditions into a
+//! [`Policy`] checked by an [`Authorized<P>`] guard, or with the guards
+//! [`AuthUser`] and [`TenantScope`]; every failure answers with the
+//! contract's JSON error body where [`catchers()`] are registered (register
+//! them at the base of your API too). The platform's own routes are marked
+//! the same way. [`policy`] lists every mounted route with its policy, and the
 //! fairing refuses to launch outside development while a route has none.
+//!
+//! What this crate does is adapt Rocket to auth-core: the contract (each
+//! operation's rate limits and audit, each error's status and headers, the
+//! request and response bodies of [`auth_core::contract`]) lives there.
+
+// `#[requires]` names this crate `::auth_rocket`, in the platform's own routes too.
+extern crate self as auth_rocket;
 
 mod catchers;
 pub mod cli;
@@ -28,7 +38,8 @@ mod error;
 mod fairing;
 mod guards;
 mod json;
-mod oauth;
+mod method_not_allowed;
+mod mounted;
 mod openapi;
 pub mod policy;
 mod routes;
@@ -37,8 +48,8 @@ mod secret_query;
 pub mod testing;
 
 pub use error::ApiError;
-pub use fairing::{AuthFairing, development_key, load_config};
-pub use guards::{AuthUser, Authorized, Client, Policy, TenantScope, check_tenant_role, path_segment};
+pub use fairing::AuthFairing;
+pub use guards::{AuthUser, Authorized, Policy, RemoteClient, TenantScope};
 pub use json::JsonBody;
 pub use openapi::document as openapi_document;
 pub use secret_query::SecretQuery;
@@ -47,10 +58,11 @@ pub use secret_query::SecretQuery;
 /// including sign-in with the OpenID Connect providers of `[auth.oauth.<name>]`
 /// (`/oauth/<provider>/authorize`, `/oauth/<provider>/callback`,
 /// `/oauth/exchange` and the signed-in `/oauth/<provider>/link`; 404 for a
-/// name that is not configured).
+/// name that is not configured), and `405 Method Not Allowed` with `Allow`
+/// for a method a path does not take.
 pub fn routes() -> Vec<rocket::Route> {
-    use routes::*;
-    policy::platform(rocket::routes![
+    use routes::{account::*, keys::*, oauth::*, sessions::*, tenants::*};
+    rocket::routes![
         register,
         verify_email,
         verify_email_link,
@@ -73,20 +85,21 @@ pub fn routes() -> Vec<rocket::Route> {
         remove_member,
         tenant_token,
         jwks,
-        oauth::oauth_authorize,
-        oauth::oauth_callback,
-        oauth::oauth_link,
-        oauth::oauth_exchange,
+        oauth_authorize,
+        oauth_callback,
+        oauth_link,
+        oauth_exchange,
         openapi::openapi_json,
-    ])
+    ]
 }
 
 /// `/.well-known/jwks.json`, to mount at `/`.
 pub fn well_known() -> Vec<rocket::Route> {
-    policy::platform(rocket::routes![routes::well_known_jwks])
+    rocket::routes![routes::keys::well_known_jwks]
 }
 
-/// JSON error bodies for every status, to register at `/`.
+/// JSON error bodies for every status, to register at the base of the
+/// platform's routes and of any API whose handlers use its guards.
 pub fn catchers() -> Vec<rocket::Catcher> {
     rocket::catchers![catchers::default_catcher]
 }

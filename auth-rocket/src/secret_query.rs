@@ -10,44 +10,30 @@
 //! the [`SecretQuery`] guard. Other routes, the host app's included, are
 //! left as they are.
 
+use crate::mounted::{PathPattern, mounts_of};
 use rocket::{
     Request, Rocket,
     http::{ext::IntoOwned, uri::Origin},
     request::{FromRequest, Outcome},
 };
 
-use crate::policy::PLATFORM_PREFIX;
-
-/// The platform's handlers whose query strings hold secrets.
-const HANDLERS: &[&str] = &["verify_email_link", "oauth_authorize", "oauth_callback"];
-
 /// What stands for each value in the URI that Rocket logs.
 const REDACTED: &str = "***";
 
-/// The mounted paths of [`HANDLERS`], as segment patterns (`None`: a dynamic segment).
+/// Where the platform's handlers that read their query through
+/// [`SecretQuery`] are mounted.
 #[derive(Debug, Default)]
-pub(crate) struct SecretQueryRoutes(Vec<Vec<Option<String>>>);
+pub(crate) struct SecretQueryRoutes(Vec<PathPattern>);
 
 impl SecretQueryRoutes {
     pub(crate) fn of<P: rocket::Phase>(rocket: &Rocket<P>) -> Self {
-        let is_secret = |name: &str| name.strip_prefix(PLATFORM_PREFIX).is_some_and(|h| HANDLERS.contains(&h));
-        let patterns = rocket
-            .routes()
-            .filter(|route| route.name.as_deref().is_some_and(is_secret))
-            .map(|route| {
-                let segments = route.uri.path().split('/').filter(|s| !s.is_empty());
-                segments.map(|s| (!(s.starts_with('<') && s.ends_with('>'))).then(|| s.to_owned())).collect()
-            })
-            .collect();
-        Self(patterns)
+        use crate::routes::{account::verify_email_link, oauth::{oauth_authorize, oauth_callback}};
+        let secret = rocket::routes![verify_email_link, oauth_authorize, oauth_callback];
+        Self(mounts_of(rocket, &secret).map(PathPattern::of).collect())
     }
 
     fn matches(&self, request: &Request<'_>) -> bool {
-        let path: Vec<&str> = request.uri().path().segments().collect();
-        self.0.iter().any(|pattern| {
-            pattern.len() == path.len()
-                && pattern.iter().zip(&path).all(|(want, got)| want.as_deref().is_none_or(|w| w == *got))
-        })
+        self.0.iter().any(|pattern| pattern.matches(request))
     }
 
     /// Moves the query of a secret-carrying route out of the URI that is logged.

@@ -22,6 +22,7 @@ impl Auth {
     /// Registers a user and their profile in one transaction and emails a
     /// verification link. Every invalid field is reported at once.
     pub async fn register(&self, registration: &Registration, client: &ClientInfo) -> Result<(User, Profile)> {
+        self.rate_limit(Action::Register, client).await?;
         let mut errors = FieldErrors::new();
         let email = Email::parse("email", &registration.email).map_err(|e| errors.merge(e)).ok();
         let profile =
@@ -164,6 +165,7 @@ impl Auth {
 
     /// Consumes an emailed verification token and marks the email verified.
     pub async fn verify_email(&self, token: &str, client: &ClientInfo) -> Result<()> {
+        self.rate_limit(Action::VerificationResend, client).await?;
         let token = OpaqueToken::parse(token).ok_or(AuthError::InvalidOneTimeToken)?;
         let user_id = self
             .inner
@@ -179,6 +181,7 @@ impl Auth {
     /// unverified account, at most `rate_limits.verification_resend_per_account`
     /// times per window. Answers the same, at once, in every case.
     pub async fn resend_verification(&self, email: &str, client: &ClientInfo) -> Result<()> {
+        self.rate_limit(Action::VerificationResend, client).await?;
         self.detach_email_link(Action::VerificationResend, email, client, |this, user, client| async move {
             if !user.email_verified() {
                 this.send_verification(&user, &client).await?;
@@ -191,6 +194,7 @@ impl Auth {
     /// at most `rate_limits.password_reset_per_account` times per window.
     /// Answers the same, at once, in every case.
     pub async fn request_password_reset(&self, email: &str, client: &ClientInfo) -> Result<()> {
+        self.rate_limit(Action::PasswordReset, client).await?;
         self.detach_email_link(Action::PasswordReset, email, client, |this, user, client| async move {
             let token = OpaqueToken::generate();
             let now = this.inner.clock.now_ms();
@@ -228,6 +232,7 @@ impl Auth {
 
     /// Sets a new password with an emailed reset token and revokes every session.
     pub async fn confirm_password_reset(&self, token: &str, new_password: &str, client: &ClientInfo) -> Result<()> {
+        self.rate_limit(Action::ResetConfirm, client).await?;
         let token = OpaqueToken::parse(token).ok_or(AuthError::InvalidOneTimeToken)?;
         let store = &self.inner.store;
         let owner = store

@@ -56,7 +56,7 @@ pub struct Account {
 }
 
 /// A tenant as its member sees it, with their role.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct TenantView {
     pub id: Uuid,
     pub name: String,
@@ -308,9 +308,10 @@ impl Auth {
     // ----- rate limits ---------------------------------------------------
 
     /// Counts one request of `client` to `action` against its per-IP quota
-    /// (`rate_limits.<action>`); web layers call this before each limited
-    /// endpoint. [`AuthError::RateLimited`] past the quota; clients whose IP
-    /// is unknown share one quota. Disabled limits never limit.
+    /// (`rate_limits.<action>`). Each operation calls this first for its own
+    /// action, so a web layer never does; it is public for checks of the
+    /// quotas themselves. [`AuthError::RateLimited`] past the quota; clients
+    /// whose IP is unknown share one quota. Disabled limits never limit.
     pub async fn rate_limit(&self, action: Action, client: &ClientInfo) -> Result<()> {
         let limits = &self.inner.config.rate_limits;
         if !limits.enabled {

@@ -14,6 +14,7 @@ use crate::{
         AccountOrigin, Failure, Identity, LinkTarget, OAuthCallback, OAuthDone, OAuthLinked, OAuthLogin, OAuthStart,
         PendingLogin, Provider, SignInAnswer, StateCookie, redirect_with,
     },
+    ratelimit::Action,
     recovery,
     store::{DeliberateLink, LinkOutcome, LinkRefusal, OneTimePurpose, VerifiedIdentity},
     tokens::{AccessClaims, OpaqueToken},
@@ -112,6 +113,7 @@ impl Auth {
         state_cookie: Option<&str>,
         client: &ClientInfo,
     ) -> Result<OAuthDone> {
+        self.rate_limit(Action::Login, client).await?;
         let provider = self.oauth_provider(provider)?;
         let (identity, pending) = match self.oauth_identity(provider, callback, state_cookie).await {
             Ok(found) => found,
@@ -138,6 +140,7 @@ impl Auth {
     /// expired code is [`AuthError::InvalidOneTimeToken`] (400); the session
     /// is created here, so a code that is never exchanged leaves none.
     pub async fn oauth_exchange(&self, code: &str, client: &ClientInfo) -> Result<TokenPair> {
+        self.rate_limit(Action::Login, client).await?;
         let code = OpaqueToken::parse(code).ok_or(AuthError::InvalidOneTimeToken)?;
         let store = &self.inner.store;
         let now = self.inner.clock.now_ms();

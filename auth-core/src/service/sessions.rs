@@ -10,7 +10,7 @@ use crate::{
     error::{AuthError, Result},
     identity::Email,
     password::Verification,
-    ratelimit::UserAction,
+    ratelimit::{Action, UserAction},
     store::{RotateOutcome, Session},
     tokens::{AccessClaims, OpaqueToken},
 };
@@ -36,6 +36,7 @@ impl Auth {
         tenant_id: Option<Uuid>,
         client: &ClientInfo,
     ) -> Result<TokenPair> {
+        self.rate_limit(Action::Login, client).await?;
         let email = Email::parse("email", email).map_err(AuthError::Validation)?;
         self.check_login_lock(&email, client).await?;
         if password.len() > MAX_PASSWORD_BYTES {
@@ -86,6 +87,7 @@ impl Auth {
     /// Rotates a refresh token (see [`Store::rotate_refresh`]). Presenting a
     /// consumed token revokes its whole session and is [`AuthError::TokenReused`].
     pub async fn refresh(&self, refresh_token: &str, client: &ClientInfo) -> Result<TokenPair> {
+        self.rate_limit(Action::Refresh, client).await?;
         let presented = OpaqueToken::parse(refresh_token).ok_or(AuthError::InvalidToken)?;
         let t = &self.inner.config.tokens;
         let now = self.inner.clock.now_ms();

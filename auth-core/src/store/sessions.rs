@@ -40,7 +40,7 @@ impl Family {
 }
 
 /// A live session as its owner sees it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Session {
     pub id: Uuid,
     pub created_at: DateTime<Utc>,

@@ -1,0 +1,157 @@
+//! Registration, email verification, the account and its profile, password
+//! change and reset.
+
+use auth_core::{
+    Auth, AuthError,
+    contract::{
+        Accepted, AccountView, EmailRequest, EmailVerified, ErrorBody, PasswordChangeRequest, ProfileRequest,
+        Registered, RegisterRequest, ResetConfirmRequest, TokenRequest,
+    },
+    identity::Profile,
+};
+use auth_macros::{public, requires};
+use rocket::{
+    State, get,
+    http::Status,
+    patch, post,
+    response::content::RawHtml,
+    serde::json::Json,
+};
+
+use super::ApiResult;
+use crate::{
+    guards::{AuthUser, RemoteClient},
+    json::JsonBody,
+    secret_query::SecretQuery,
+};
+
+#[utoipa::path(tag = "account", request_body = RegisterRequest, responses((status = 201, description = "Registered; a verification email is sent", body = Registered), (status = 409, description = "Email already registered", body = ErrorBody), (status = 422, description = "Invalid fields", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
+#[public]
+#[post("/register", data = "<body>")]
+pub async fn register(
+    auth: &State<Auth>,
+    client: RemoteClient,
+    body: JsonBody<RegisterRequest>,
+) -> ApiResult<(Status, Json<Registered>)> {
+    let (user, profile) = auth.register(&body.into_inner().into(), &client.0).await?;
+    Ok((Status::Created, Json(Registered::new(&user, profile))))
+}
+
+#[utoipa::path(tag = "account", request_body = TokenRequest, responses((status = 200, description = "Verified", body = EmailVerified), (status = 400, description = "Unknown, expired or used token", body = ErrorBody)))]
+#[public]
+#[post("/verify-email", data = "<body>")]
+pub async fn verify_email(
+    auth: &State<Auth>,
+    client: RemoteClient,
+    body: JsonBody<TokenRequest>,
+) -> ApiResult<Json<EmailVerified>> {
+    auth.verify_email(&body.0.token, &client.0).await?;
+    Ok(Json(EmailVerified { email_verified: true }))
+}
+
+/// The page behind the emailed link.
+#[utoipa::path(tag = "account", params(("token" = Option<String>, Query, description = "The emailed token")), responses((status = 200, description = "HTML page: verified", content_type = "text/html"), (status = 400, description = "HTML page: invalid link", content_type = "text/html")))]
+#[public]
+#[get("/verify-email")]
+pub async fn verify_email_link(
+    auth: &State<Auth>,
+    client: RemoteClient,
+    query: SecretQuery,
+) -> (Status, RawHtml<String>) {
+    let result = match query.get("token") {
+        Some(token) => auth.verify_email(&token, &client.0).await,
+        None => Err(AuthError::InvalidOneTimeToken),
+    };
+    match result {
+        Ok(()) => (Status::Ok, page("Email verified", "Your email address is verified. You can sign in now.")),
+        Err(AuthError::RateLimited { .. }) => (
+            Status::TooManyRequests,
+            page("Try again later", "Too many attempts. Wait a minute and open the link again."),
+        ),
+        Err(AuthError::Unavailable | AuthError::Overloaded) => {
+            (Status::ServiceUnavailable, page("Try again later", "The service is busy. Open the link again shortly."))
+        }
+        Err(_) => (
+            Status::BadRequest,
+            page("Link invalid", "This verification link is invalid, already used or expired. Ask for a new one."),
+        ),
+    }
+}
+
+/// A minimal page; `title` and `text` are constants, never request data.
+fn page(title: &str, text: &str) -> RawHtml<String> {
+    RawHtml(format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title></head>\
+         <body><h1>{title}</h1><p>{text}</p></body></html>"
+    ))
+}
+
+#[utoipa::path(tag = "account", request_body = EmailRequest, responses((status = 202, description = "Accepted, whether or not the account exists", body = Accepted), (status = 429, description = "Rate limited", body = ErrorBody)))]
+#[public]
+#[post("/verify-email/resend", data = "<body>")]
+pub async fn resend_verification(
+    auth: &State<Auth>,
+    client: RemoteClient,
+    body: JsonBody<EmailRequest>,
+) -> ApiResult<(Status, Json<Accepted>)> {
+    auth.resend_verification(&body.0.email, &client.0).await?;
+    Ok((Status::Accepted, Json(Accepted::default())))
+}
+
+#[utoipa::path(tag = "account", security(("bearer" = [])), responses((status = 200, body = AccountView), (status = 401, body = ErrorBody)))]
+#[requires(authenticated)]
+#[get("/me")]
+pub async fn me(auth: &State<Auth>, user: AuthUser) -> ApiResult<Json<AccountView>> {
+    Ok(Json(auth.account(user.id()).await?.into()))
+}
+
+#[utoipa::path(tag = "account", security(("bearer" = [])), request_body = ProfileRequest, responses((status = 200, body = Profile), (status = 422, body = ErrorBody), (status = 429, description = "Rate limited: the per-user quota", body = ErrorBody)))]
+#[requires(authenticated)]
+#[patch("/me/profile", data = "<body>")]
+pub async fn update_profile(
+    auth: &State<Auth>,
+    user: AuthUser,
+    client: RemoteClient,
+    body: JsonBody<ProfileRequest>,
+) -> ApiResult<Json<Profile>> {
+    Ok(Json(auth.update_profile(user.id(), &body.into_inner().into(), &client.0).await?))
+}
+
+#[utoipa::path(tag = "account", security(("bearer" = [])), request_body = PasswordChangeRequest, responses((status = 204, description = "Changed; other sessions revoked"), (status = 400, description = "Wrong current password", body = ErrorBody), (status = 422, description = "Weak new password", body = ErrorBody), (status = 429, description = "Rate limited: the per-user quota, or the login back-off of this address", body = ErrorBody)))]
+#[requires(authenticated)]
+#[post("/password/change", data = "<body>")]
+pub async fn change_password(
+    auth: &State<Auth>,
+    user: AuthUser,
+    client: RemoteClient,
+    body: JsonBody<PasswordChangeRequest>,
+) -> ApiResult<Status> {
+    let body = body.into_inner();
+    auth.change_password(user.claims(), &body.current_password, &body.new_password, &client.0).await?;
+    Ok(Status::NoContent)
+}
+
+#[utoipa::path(tag = "account", request_body = EmailRequest, responses((status = 202, description = "Accepted, whether or not the account exists", body = Accepted), (status = 429, description = "Rate limited", body = ErrorBody)))]
+#[public]
+#[post("/password/reset", data = "<body>")]
+pub async fn request_password_reset(
+    auth: &State<Auth>,
+    client: RemoteClient,
+    body: JsonBody<EmailRequest>,
+) -> ApiResult<(Status, Json<Accepted>)> {
+    auth.request_password_reset(&body.0.email, &client.0).await?;
+    Ok((Status::Accepted, Json(Accepted::default())))
+}
+
+#[utoipa::path(tag = "account", request_body = ResetConfirmRequest, responses((status = 204, description = "Password set; every session revoked"), (status = 400, description = "Invalid token", body = ErrorBody), (status = 422, description = "Weak password", body = ErrorBody)))]
+#[public]
+#[post("/password/reset/confirm", data = "<body>")]
+pub async fn confirm_password_reset(
+    auth: &State<Auth>,
+    client: RemoteClient,
+    body: JsonBody<ResetConfirmRequest>,
+) -> ApiResult<Status> {
+    let body = body.into_inner();
+    auth.confirm_password_reset(&body.token, &body.new_password, &client.0).await?;
+    Ok(Status::NoContent)
+}

@@ -1,0 +1,74 @@
+//! Sign-in with a password, refresh, sign-out and the caller's sessions.
+
+use auth_core::{
+    Auth, AuthError,
+    contract::{ErrorBody, LoginRequest, RefreshRequest, Tokens},
+    store::Session,
+};
+use auth_macros::{public, requires};
+use rocket::{State, delete, get, http::Status, post, serde::json::Json};
+use uuid::Uuid;
+
+use super::{ApiResult, NoStore};
+use crate::{
+    guards::{AuthUser, RemoteClient},
+    json::JsonBody,
+};
+
+#[utoipa::path(tag = "session", request_body = LoginRequest, responses((status = 200, body = Tokens), (status = 401, description = "Invalid credentials", body = ErrorBody), (status = 403, description = "Email not verified, or not a member of tenant_id", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
+#[public]
+#[post("/login", data = "<body>")]
+pub async fn login(auth: &State<Auth>, client: RemoteClient, body: JsonBody<LoginRequest>) -> ApiResult<NoStore<Tokens>> {
+    let body = body.into_inner();
+    let pair = auth.login(&body.email, &body.password, body.tenant_id, &client.0).await?;
+    Ok(NoStore::ok(pair.into()))
+}
+
+#[utoipa::path(tag = "session", request_body = RefreshRequest, responses((status = 200, body = Tokens), (status = 401, description = "Invalid or reused refresh token", body = ErrorBody)))]
+#[public]
+#[post("/refresh", data = "<body>")]
+pub async fn refresh(
+    auth: &State<Auth>,
+    client: RemoteClient,
+    body: JsonBody<RefreshRequest>,
+) -> ApiResult<NoStore<Tokens>> {
+    Ok(NoStore::ok(auth.refresh(&body.0.refresh, &client.0).await?.into()))
+}
+
+#[utoipa::path(tag = "session", request_body = RefreshRequest, security(("bearer" = [])), responses((status = 204, description = "That session is revoked"), (status = 401, body = ErrorBody), (status = 403, description = "Another user's refresh token", body = ErrorBody), (status = 429, description = "Rate limited: the per-user quota", body = ErrorBody)))]
+#[requires(authenticated)]
+#[post("/logout", data = "<body>")]
+pub async fn logout(
+    auth: &State<Auth>,
+    user: AuthUser,
+    client: RemoteClient,
+    body: JsonBody<RefreshRequest>,
+) -> ApiResult<Status> {
+    auth.logout(user.claims(), &body.0.refresh, &client.0).await?;
+    Ok(Status::NoContent)
+}
+
+#[utoipa::path(tag = "session", security(("bearer" = [])), responses((status = 204, description = "Every session is revoked"), (status = 401, body = ErrorBody), (status = 429, description = "Rate limited: the per-user quota", body = ErrorBody)))]
+#[requires(authenticated)]
+#[post("/logout-all")]
+pub async fn logout_all(auth: &State<Auth>, user: AuthUser, client: RemoteClient) -> ApiResult<Status> {
+    auth.logout_all(user.claims(), &client.0).await?;
+    Ok(Status::NoContent)
+}
+
+#[utoipa::path(tag = "session", security(("bearer" = [])), responses((status = 200, body = Vec<Session>), (status = 401, body = ErrorBody)))]
+#[requires(authenticated)]
+#[get("/sessions")]
+pub async fn sessions(auth: &State<Auth>, user: AuthUser) -> ApiResult<Json<Vec<Session>>> {
+    Ok(Json(auth.sessions(user.claims()).await?))
+}
+
+#[utoipa::path(tag = "session", security(("bearer" = [])), params(("id" = String, Path, description = "Session id")), responses((status = 204, description = "Revoked"), (status = 404, description = "Not one of the caller's sessions", body = ErrorBody), (status = 429, description = "Rate limited: the per-user quota", body = ErrorBody)))]
+#[requires(authenticated)]
+#[delete("/sessions/<id>")]
+pub async fn revoke_session(auth: &State<Auth>, user: AuthUser, client: RemoteClient, id: &str) -> ApiResult<Status> {
+    // Any id that is not one of the caller's sessions, malformed ones included, is 404.
+    let id = id.parse::<Uuid>().map_err(|_| AuthError::NotFound)?;
+    auth.revoke_session(user.claims(), id, &client.0).await?;
+    Ok(Status::NoContent)
+}

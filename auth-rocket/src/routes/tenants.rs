@@ -1,0 +1,87 @@
+//! Tenants, their members, and tokens scoped to a tenant.
+
+use auth_core::{
+    Auth, AuthError, TenantView,
+    contract::{ErrorBody, MemberRequest, TenantRequest, TenantTokenRequest, Tokens},
+    tenancy::Member,
+};
+use auth_macros::{requires};
+use rocket::{State, delete, get, http::Status, post, serde::json::Json};
+use uuid::Uuid;
+
+use super::{ApiResult, NoStore};
+use crate::{
+    guards::{AuthUser, RemoteClient, TenantScope},
+    json::JsonBody,
+    policy::PlatformPermissions,
+};
+
+#[utoipa::path(tag = "tenants", security(("bearer" = [])), request_body = TenantRequest, responses((status = 201, body = TenantView), (status = 422, body = ErrorBody), (status = 429, description = "Rate limited: the per-user quota", body = ErrorBody)))]
+#[requires(authenticated)]
+#[post("/tenants", data = "<body>")]
+pub async fn create_tenant(
+    auth: &State<Auth>,
+    user: AuthUser,
+    client: RemoteClient,
+    body: JsonBody<TenantRequest>,
+) -> ApiResult<(Status, Json<TenantView>)> {
+    Ok((Status::Created, Json(auth.create_tenant(user.id(), &body.0.name, &client.0).await?)))
+}
+
+#[utoipa::path(tag = "tenants", security(("bearer" = [])), responses((status = 200, body = Vec<TenantView>)))]
+#[requires(authenticated)]
+#[get("/tenants")]
+pub async fn tenants(auth: &State<Auth>, user: AuthUser) -> ApiResult<Json<Vec<TenantView>>> {
+    Ok(Json(auth.tenants(user.id()).await?))
+}
+
+#[utoipa::path(tag = "tenants", security(("bearer" = [])), params(("tenant_id" = String, Path)), responses((status = 200, body = Vec<Member>), (status = 403, description = "Token not scoped to this tenant", body = ErrorBody)))]
+#[requires(tenant)]
+#[get("/tenants/<tenant_id>/members")]
+pub async fn members(auth: &State<Auth>, scope: TenantScope, tenant_id: Uuid) -> ApiResult<Json<Vec<Member>>> {
+    Ok(Json(auth.members(scope.user.id(), tenant_id).await?))
+}
+
+// The token's role gates member changes; the operation re-checks the current
+// membership in the same transaction as the change.
+#[utoipa::path(tag = "tenants", security(("bearer" = [])), params(("tenant_id" = String, Path)), request_body = MemberRequest, responses((status = 201, body = Member), (status = 403, body = ErrorBody), (status = 404, description = "Unknown user", body = ErrorBody), (status = 409, description = "Already a member", body = ErrorBody), (status = 422, description = "Unknown role", body = ErrorBody), (status = 429, description = "Rate limited: the per-user quota", body = ErrorBody)))]
+#[requires(permission = "members.manage", tenant, roles = PlatformPermissions)]
+#[post("/tenants/<tenant_id>/members", data = "<body>")]
+pub async fn add_member(
+    auth: &State<Auth>,
+    scope: TenantScope,
+    client: RemoteClient,
+    tenant_id: Uuid,
+    body: JsonBody<MemberRequest>,
+) -> ApiResult<(Status, Json<Member>)> {
+    let body = body.into_inner();
+    let member = auth.add_member(scope.user.id(), tenant_id, &body.email, &body.role, &client.0).await?;
+    Ok((Status::Created, Json(member)))
+}
+
+#[utoipa::path(tag = "tenants", security(("bearer" = [])), params(("tenant_id" = String, Path), ("user_id" = String, Path)), responses((status = 204, description = "Removed"), (status = 403, description = "Not allowed, or the last owner", body = ErrorBody), (status = 429, description = "Rate limited: the per-user quota", body = ErrorBody)))]
+#[requires(permission = "members.manage", tenant, roles = PlatformPermissions)]
+#[delete("/tenants/<tenant_id>/members/<user_id>")]
+pub async fn remove_member(
+    auth: &State<Auth>,
+    scope: TenantScope,
+    client: RemoteClient,
+    tenant_id: Uuid,
+    user_id: &str,
+) -> ApiResult<Status> {
+    let user_id = user_id.parse::<Uuid>().map_err(|_| AuthError::NotFound)?;
+    auth.remove_member(scope.user.id(), tenant_id, user_id, &client.0).await?;
+    Ok(Status::NoContent)
+}
+
+#[utoipa::path(tag = "tenants", security(("bearer" = [])), request_body = TenantTokenRequest, responses((status = 200, body = Tokens), (status = 403, description = "Not a member", body = ErrorBody), (status = 429, description = "Rate limited: the per-user quota", body = ErrorBody)))]
+#[requires(authenticated)]
+#[post("/token/tenant", data = "<body>")]
+pub async fn tenant_token(
+    auth: &State<Auth>,
+    user: AuthUser,
+    client: RemoteClient,
+    body: JsonBody<TenantTokenRequest>,
+) -> ApiResult<NoStore<Tokens>> {
+    Ok(NoStore::ok(auth.tenant_token(user.claims(), body.0.tenant_id, &client.0).await?.into()))
+}
