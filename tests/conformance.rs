@@ -39,6 +39,7 @@ checks!(
     jwks,
     openapi,
     error_bodies,
+    method_not_allowed,
     trailing_slashes,
 );
 
@@ -51,10 +52,26 @@ async fn host_app_checks(backend: Backend) {
     app.kit.password_reset().await;
     app.kit.jwks().await;
     app.kit.openapi().await;
+    app.kit.method_not_allowed().await;
     app.kit.trailing_slashes().await;
 }
 
 /// Every check in one run, sharing one app (the checks are independent).
 async fn run_all_on_a_host_app(backend: Backend) {
     TestApp::host(backend).await.kit.run_all().await;
+}
+
+/// `AuthFairing::mounted_at` mounts the routes, the JWKS document and the
+/// catchers in one call, and claims no error page outside its base.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_call_mounts_the_platform_and_leaves_other_error_pages_alone() {
+    let app = TestApp::host(Backend::Sqlite).await;
+    let jwks = app.get("/.well-known/jwks.json", None).await;
+    jwks.expect(200);
+    let inside = app.get(&format!("{}/no-such-endpoint", common::HOST_BASE), None).await;
+    inside.expect_error(404, "not_found");
+    let outside = app.client().get("/no-such-page").dispatch().await;
+    assert_eq!(outside.status().code, 404);
+    let html = outside.content_type().is_some_and(|ct| ct.is_html());
+    assert!(html, "outside its base the host's own (here Rocket's default) error page answers");
 }

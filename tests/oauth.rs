@@ -260,6 +260,7 @@ impl App {
             www_authenticate: None,
             retry_after: None,
             cache_control: None,
+            allow: None,
             text,
             json,
         };

@@ -161,10 +161,7 @@ impl AuthError {
     /// The HTTP status of the contract.
     pub fn status(&self) -> u16 {
         match self {
-            Self::InvalidOneTimeToken
-            | Self::WrongPassword
-            | Self::OAuthFailed
-            | Self::MalformedRequest => 400,
+            Self::InvalidOneTimeToken | Self::WrongPassword | Self::OAuthFailed | Self::MalformedRequest => 400,
             Self::MissingToken | Self::InvalidCredentials | Self::InvalidToken | Self::TokenReused => 401,
             Self::EmailNotVerified
             | Self::AccountDisabled

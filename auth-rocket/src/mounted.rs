@@ -13,7 +13,10 @@ pub(crate) fn is_mount_of(mounted: &Route, original: &Route) -> bool {
 }
 
 /// The routes of `rocket` that are mounts of one of `originals`.
-pub(crate) fn mounts_of<'a, P: Phase>(rocket: &'a Rocket<P>, originals: &'a [Route]) -> impl Iterator<Item = &'a Route> {
+pub(crate) fn mounts_of<'a, P: Phase>(
+    rocket: &'a Rocket<P>,
+    originals: &'a [Route],
+) -> impl Iterator<Item = &'a Route> {
     rocket.routes().filter(|route| originals.iter().any(|original| is_mount_of(route, original)))
 }
 

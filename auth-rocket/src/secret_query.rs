@@ -27,7 +27,10 @@ pub(crate) struct SecretQueryRoutes(Vec<PathPattern>);
 
 impl SecretQueryRoutes {
     pub(crate) fn of<P: rocket::Phase>(rocket: &Rocket<P>) -> Self {
-        use crate::routes::{account::verify_email_link, oauth::{oauth_authorize, oauth_callback}};
+        use crate::routes::{
+            account::verify_email_link,
+            oauth::{oauth_authorize, oauth_callback},
+        };
         let secret = rocket::routes![verify_email_link, oauth_authorize, oauth_callback];
         Self(mounts_of(rocket, &secret).map(PathPattern::of).collect())
     }

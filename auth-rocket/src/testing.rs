@@ -44,11 +44,8 @@
 //!     // Every email the platform sends lands here; the kit reads the tokens from it.
 //!     let mail = MemoryMailer::new("Tests <no-reply@example.com>").unwrap();
 //!     let platform_mail = mail.clone();
-//!     let rocket = rocket::custom(figment)
-//!         .attach(AuthFairing::default().customize(move |b| b.mailer(Arc::new(platform_mail.clone()))))
-//!         .mount("/api/auth", auth_rocket::routes())
-//!         .mount("/", auth_rocket::well_known())
-//!         .register("/", auth_rocket::catchers());
+//!     let platform = AuthFairing::mounted_at("/api/auth").customize(move |b| b.mailer(Arc::new(platform_mail.clone())));
+//!     let rocket = rocket::custom(figment).attach(platform);
 //!     let client = Client::tracked(rocket).await.expect("the app ignites");
 //!
 //!     Conformance::new(client, "/api/auth", mail).run_all().await;
@@ -199,6 +196,8 @@ pub struct Answer {
     pub www_authenticate: Option<String>,
     pub retry_after: Option<String>,
     pub cache_control: Option<String>,
+    /// `Allow`, on a 405.
+    pub allow: Option<String>,
     pub text: String,
     /// The body as JSON; `Value::Null` when it is not JSON.
     pub json: Value,
@@ -210,11 +209,11 @@ impl Answer {
         let status = response.status().code;
         let header = |name: &str| response.headers().get_one(name).map(str::to_owned);
         let (www_authenticate, retry_after) = (header("WWW-Authenticate"), header("Retry-After"));
-        let cache_control = header("Cache-Control");
+        let (cache_control, allow) = (header("Cache-Control"), header("Allow"));
         let content_type = response.content_type().map(|ct| ct.to_string());
         let text = response.into_string().await.unwrap_or_default();
         let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Answer { method, uri, status, content_type, www_authenticate, retry_after, cache_control, text, json }
+        Answer { method, uri, status, content_type, www_authenticate, retry_after, cache_control, allow, text, json }
     }
 }
 
@@ -661,6 +660,7 @@ impl Conformance {
         self.jwks().await;
         self.openapi().await;
         self.error_bodies().await;
+        self.method_not_allowed().await;
         self.trailing_slashes().await;
     }
 
@@ -1238,6 +1238,9 @@ impl Conformance {
         self.post(&members, Some(&owner_scoped.access), &add(&admin.email, admin_role)).await.expect(201);
         self.post(&members, Some(&owner_tokens.access), &add(&newcomer.email, member_role)).await.expect(403);
         self.post(&members, None, &add(&newcomer.email, member_role)).await.expect(401);
+        // Who is asking is checked before the body is read: a token of no tenant is refused, not parsed.
+        self.post_raw(&members, Some(&owner_tokens.access), "{ not json").await.expect_error(403, "not_a_member");
+        self.post_raw(&members, None, "{ not json").await.expect_error(401, "missing_token");
 
         // A member may look but not manage.
         let member_scoped = self.scoped(&self.sign_in(&member).await.access, &tenant).await;
@@ -1245,6 +1248,8 @@ impl Conformance {
         list.expect(200);
         assert_eq!(list.json.as_array().map(Vec::len), Some(3), "{list}");
         self.post(&members, Some(&member_scoped.access), &add(&newcomer.email, member_role)).await.expect(403);
+        let refused = self.post_raw(&members, Some(&member_scoped.access), r#"{"email": 7}"#).await;
+        refused.expect_error(403, "insufficient_role");
         let remove_admin = format!("{members}/{}", admin.id);
         self.delete(&remove_admin, Some(&member_scoped.access)).await.expect(403);
 
@@ -1268,6 +1273,7 @@ impl Conformance {
         let intruder_tenant = self.create_tenant(&intruder_tokens.access).await;
         let intruder_scoped = self.scoped(&intruder_tokens.access, &intruder_tenant).await;
         self.get(&members, Some(&intruder_scoped.access)).await.expect(403);
+        self.post_raw(&members, Some(&intruder_scoped.access), "[1, 2]").await.expect_error(403, "not_a_member");
         self.delete(&format!("{members}/{}", member.id), Some(&intruder_scoped.access)).await.expect(403);
 
         // The last owner stays.
@@ -1446,6 +1452,32 @@ impl Conformance {
             // `send` has checked the body of every error; these must all be errors.
             assert!(answer.status >= 400, "expected an error answer: {answer}");
         }
+    }
+
+    /// A path of the contract asked with a method it does not take: `405`
+    /// with the contract's body and `Allow` listing the methods it takes;
+    /// an unknown path stays `404`, and so does a route's own 404.
+    pub async fn method_not_allowed(&self) {
+        let session = format!("/sessions/{}", Uuid::new_v4());
+        let members = format!("/tenants/{}/members", Uuid::new_v4());
+        let cases = [
+            (Method::Put, "/login", "POST"),
+            (Method::Get, "/login", "POST"),
+            (Method::Delete, "/me", "GET, HEAD"),
+            (Method::Post, "/me", "GET, HEAD"),
+            (Method::Post, "/me/profile", "PATCH"),
+            (Method::Get, session.as_str(), "DELETE"),
+            (Method::Put, members.as_str(), "GET, HEAD, POST"),
+            (Method::Patch, "/verify-email", "GET, HEAD, POST"),
+        ];
+        for (method, path, allow) in cases {
+            let answer = self.send(method, &self.at(path), None, None, &[]).await;
+            answer.expect_error(405, "method_not_allowed");
+            assert_eq!(answer.allow.as_deref(), Some(allow), "{answer}");
+        }
+        self.send(Method::Put, &self.at("/no-such-endpoint"), None, None, &[]).await.expect_error(404, "not_found");
+        let unknown_provider = self.at("/oauth/no-such-provider/authorize");
+        self.send(Method::Get, &unknown_provider, None, None, &[]).await.expect_error(404, "not_found");
     }
 
     /// The seed's paths end in a slash: `<base>/register/`, `<base>/login/`,

@@ -39,9 +39,8 @@ fn staff(user: AuthUser) -> Json<Value> {
 /// The demo app on `figment` (tests pass their own; `main` uses Rocket's default).
 pub fn rocket(figment: rocket::figment::Figment) -> Rocket<Build> {
     rocket::custom(figment)
-        .attach(AuthFairing::default())
-        .mount("/api/auth", auth_platform::rocket::routes())
-        .mount("/", auth_platform::rocket::well_known())
+        .attach(AuthFairing::mounted_at("/api/auth"))
         .mount("/api", routes![protected, tenant_data, tenant_admin, staff])
+        // An API-only app: the contract's error bodies everywhere, not only under /api/auth.
         .register("/", auth_platform::rocket::catchers())
 }

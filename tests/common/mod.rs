@@ -157,11 +157,8 @@ impl TestApp {
         let config = test_config(&db.url);
         let mail = MemoryMailer::new(MAIL_FROM).expect("a memory mailer");
         let platform_mail = mail.clone();
-        let rocket = rocket::custom(figment(&config))
-            .attach(AuthFairing::default().customize(move |b| b.mailer(Arc::new(platform_mail.clone()))))
-            .mount(HOST_BASE, auth_rocket::routes())
-            .mount("/", auth_rocket::well_known())
-            .register("/", auth_rocket::catchers());
+        let platform = AuthFairing::mounted_at(HOST_BASE).customize(move |b| b.mailer(Arc::new(platform_mail.clone())));
+        let rocket = rocket::custom(figment(&config)).attach(platform);
         let client = Client::tracked(rocket).await.expect("the host app ignites");
         Self { kit: Conformance::new(client, HOST_BASE, mail), db }
     }

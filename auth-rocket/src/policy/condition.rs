@@ -145,4 +145,3 @@ pub fn evaluate(
     let others = conditions.iter().filter(|c| !is_tenant(c));
     tenants.chain(others).try_for_each(|condition| condition.check(user, request, roles))
 }
-

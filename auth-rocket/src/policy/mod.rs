@@ -182,7 +182,12 @@ mod tests {
     fn every_platform_route_is_marked() {
         for route in crate::routes() {
             let (listed, _) = table::describe(&route);
-            assert!(listed.policy.is_some(), "platform route {} {} has neither #[requires] nor #[public]", route.method, route.uri);
+            assert!(
+                listed.policy.is_some(),
+                "platform route {} {} has neither #[requires] nor #[public]",
+                route.method,
+                route.uri
+            );
         }
     }
 }

@@ -33,7 +33,6 @@ impl DeclaredRoles for DefaultRoles {
     const PERMISSIONS: &'static [&'static str] = &[MANAGE_MEMBERS];
 }
 
-
 /// The permissions the platform itself defines ([`MANAGE_MEMBERS`]), checked
 /// against whichever role set the platform runs with, not a fixed one: the
 /// platform's member routes say `#[requires(permission = "members.manage",

@@ -233,4 +233,3 @@ pub struct Registration {
 }
 
 inventory::collect!(Registration);
-

@@ -5,18 +5,12 @@ use auth_core::{
     Auth, AuthError,
     contract::{
         Accepted, AccountView, EmailRequest, EmailVerified, ErrorBody, PasswordChangeRequest, ProfileRequest,
-        Registered, RegisterRequest, ResetConfirmRequest, TokenRequest,
+        RegisterRequest, Registered, ResetConfirmRequest, TokenRequest,
     },
     identity::Profile,
 };
 use auth_macros::{public, requires};
-use rocket::{
-    State, get,
-    http::Status,
-    patch, post,
-    response::content::RawHtml,
-    serde::json::Json,
-};
+use rocket::{State, get, http::Status, patch, post, response::content::RawHtml, serde::json::Json};
 
 use super::ApiResult;
 use crate::{

@@ -4,7 +4,6 @@ use auth_core::Auth;
 use auth_macros::public;
 use rocket::{State, get, serde::json::Json};
 
-
 #[utoipa::path(tag = "keys", responses((status = 200, description = "The public JSON Web Key Set")))]
 #[public]
 #[get("/jwks.json")]

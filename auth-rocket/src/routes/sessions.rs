@@ -18,7 +18,11 @@ use crate::{
 #[utoipa::path(tag = "session", request_body = LoginRequest, responses((status = 200, body = Tokens), (status = 401, description = "Invalid credentials", body = ErrorBody), (status = 403, description = "Email not verified, or not a member of tenant_id", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
 #[public]
 #[post("/login", data = "<body>")]
-pub async fn login(auth: &State<Auth>, client: RemoteClient, body: JsonBody<LoginRequest>) -> ApiResult<NoStore<Tokens>> {
+pub async fn login(
+    auth: &State<Auth>,
+    client: RemoteClient,
+    body: JsonBody<LoginRequest>,
+) -> ApiResult<NoStore<Tokens>> {
     let body = body.into_inner();
     let pair = auth.login(&body.email, &body.password, body.tenant_id, &client.0).await?;
     Ok(NoStore::ok(pair.into()))

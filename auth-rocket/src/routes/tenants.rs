@@ -5,7 +5,7 @@ use auth_core::{
     contract::{ErrorBody, MemberRequest, TenantRequest, TenantTokenRequest, Tokens},
     tenancy::Member,
 };
-use auth_macros::{requires};
+use auth_macros::requires;
 use rocket::{State, delete, get, http::Status, post, serde::json::Json};
 use uuid::Uuid;
 
