@@ -1,0 +1,185 @@
+//! Tenants, their members, and tenant-scoped tokens.
+
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::testing::{Conformance, Tokens, tokens::jwt_part};
+
+impl Conformance {
+    /// `POST /tenants` (201, the caller its highest role), `GET /tenants`
+    /// (only the caller's), 422 on a bad name, 401 without a token.
+    pub async fn tenants(&self) {
+        let [owner_role, _, _] = &self.roles;
+        let user = self.verified_user("tenants").await;
+        let tokens = self.sign_in(&user).await;
+        let name = format!("Acme {}", Uuid::new_v4().simple());
+        let answer = self.post("/tenants", Some(&tokens.access), &json!({ "name": name })).await;
+        answer.expect(201);
+        let id = answer.str("/id").to_owned();
+        assert!(id.parse::<Uuid>().is_ok(), "{answer}");
+        assert_eq!(answer.str("/name"), name, "{answer}");
+        assert_eq!(answer.str("/role"), owner_role, "the creator is the owner: {answer}");
+
+        let list = self.get("/tenants", Some(&tokens.access)).await;
+        list.expect(200);
+        assert_eq!(list.json, json!([{ "id": id, "name": name, "role": owner_role }]), "{list}");
+        let me = self.get("/me", Some(&tokens.access)).await;
+        assert_eq!(me.str("/memberships/0/tenant_id"), id, "{me}");
+        assert_eq!(me.str("/memberships/0/role"), owner_role, "{me}");
+
+        let stranger = self.verified_user("tenants-stranger").await;
+        let theirs = self.sign_in(&stranger).await;
+        let their_list = self.get("/tenants", Some(&theirs.access)).await;
+        assert_eq!(their_list.json, json!([]), "tenants are private to their members: {their_list}");
+
+        self.post("/tenants", Some(&tokens.access), &json!({ "name": "   " })).await.expect_invalid("name");
+        self.post("/tenants", Some(&tokens.access), &json!({})).await.expect_invalid("name");
+        self.post("/tenants", None, &json!({ "name": "Anonymous" })).await.expect(401);
+        self.get("/tenants", None).await.expect(401);
+    }
+
+    /// Tenant members: listing needs a token scoped to that tenant; adding is
+    /// 201, 409 again, 404 for an unknown user, 422 for an unknown role, 403
+    /// for a role above the actor's own or an actor without the right;
+    /// removing is 204, and the last owner cannot be removed (403).
+    pub async fn tenant_members(&self) {
+        let [owner_role, admin_role, member_role] = &self.roles;
+        let owner = self.verified_user("owner").await;
+        let owner_tokens = self.sign_in(&owner).await;
+        let tenant = self.create_tenant(&owner_tokens.access).await;
+        let members = format!("/tenants/{tenant}/members");
+
+        self.get(&members, Some(&owner_tokens.access)).await.expect(403);
+        let owner_scoped = self.scoped(&owner_tokens.access, &tenant).await;
+        let list = self.get(&members, Some(&owner_scoped.access)).await;
+        list.expect(200);
+        assert_eq!(list.json, json!([{ "user_id": owner.id, "email": owner.email, "role": owner_role }]), "{list}");
+
+        let member = self.verified_user("member").await;
+        let admin = self.verified_user("admin").await;
+        let newcomer = self.verified_user("newcomer").await;
+        let add = |email: &str, role: &str| json!({ "email": email, "role": role });
+
+        let added = self.post(&members, Some(&owner_scoped.access), &add(&member.email, member_role)).await;
+        added.expect(201);
+        assert_eq!(added.json, json!({ "user_id": member.id, "email": member.email, "role": member_role }), "{added}");
+        let again = self.post(&members, Some(&owner_scoped.access), &add(&member.email, admin_role)).await;
+        again.expect(409);
+        let nobody = self.unique_email("nobody");
+        self.post(&members, Some(&owner_scoped.access), &add(&nobody, member_role)).await.expect(404);
+        let emperor = self.post(&members, Some(&owner_scoped.access), &add(&newcomer.email, "emperor")).await;
+        emperor.expect_invalid("role");
+        self.post(&members, Some(&owner_scoped.access), &add(&admin.email, admin_role)).await.expect(201);
+        self.post(&members, Some(&owner_tokens.access), &add(&newcomer.email, member_role)).await.expect(403);
+        self.post(&members, None, &add(&newcomer.email, member_role)).await.expect(401);
+        // Who is asking is checked before the body is read: a token of no tenant is refused, not parsed.
+        self.post_raw(&members, Some(&owner_tokens.access), "{ not json").await.expect_error(403, "not_a_member");
+        self.post_raw(&members, None, "{ not json").await.expect_error(401, "missing_token");
+
+        // A member may look but not manage.
+        let member_scoped = self.scoped(&self.sign_in(&member).await.access, &tenant).await;
+        let list = self.get(&members, Some(&member_scoped.access)).await;
+        list.expect(200);
+        assert_eq!(list.json.as_array().map(Vec::len), Some(3), "{list}");
+        self.post(&members, Some(&member_scoped.access), &add(&newcomer.email, member_role)).await.expect(403);
+        let refused = self.post_raw(&members, Some(&member_scoped.access), r#"{"email": 7}"#).await;
+        refused.expect_error(403, "insufficient_role");
+        let remove_admin = format!("{members}/{}", admin.id);
+        self.delete(&remove_admin, Some(&member_scoped.access)).await.expect(403);
+
+        // An admin manages, but grants nothing above their own role.
+        let admin_scoped = self.scoped(&self.sign_in(&admin).await.access, &tenant).await;
+        self.post(&members, Some(&admin_scoped.access), &add(&newcomer.email, owner_role)).await.expect(403);
+        let granted = self.post(&members, Some(&admin_scoped.access), &add(&newcomer.email, member_role)).await;
+        granted.expect(201);
+        self.delete(&format!("{members}/{}", newcomer.id), Some(&admin_scoped.access)).await.expect(204);
+        let list = self.get(&members, Some(&owner_scoped.access)).await;
+        let ids: Vec<&str> = list.json.as_array().into_iter().flatten().filter_map(|m| m["user_id"].as_str()).collect();
+        assert!(!ids.contains(&newcomer.id.as_str()) && ids.len() == 3, "the removed member is gone: {list}");
+
+        // Another tenant is out of reach of this tenant's tokens.
+        let other_tenant = self.create_tenant(&owner_tokens.access).await;
+        let other_members = format!("/tenants/{other_tenant}/members");
+        self.get(&other_members, Some(&owner_scoped.access)).await.expect(403);
+        self.post(&other_members, Some(&owner_scoped.access), &add(&newcomer.email, member_role)).await.expect(403);
+        let intruder = self.verified_user("intruder").await;
+        let intruder_tokens = self.sign_in(&intruder).await;
+        let intruder_tenant = self.create_tenant(&intruder_tokens.access).await;
+        let intruder_scoped = self.scoped(&intruder_tokens.access, &intruder_tenant).await;
+        self.get(&members, Some(&intruder_scoped.access)).await.expect(403);
+        self.post_raw(&members, Some(&intruder_scoped.access), "[1, 2]").await.expect_error(403, "not_a_member");
+        self.delete(&format!("{members}/{}", member.id), Some(&intruder_scoped.access)).await.expect(403);
+
+        // The last owner stays.
+        let last = self.delete(&format!("{members}/{}", owner.id), Some(&owner_scoped.access)).await;
+        last.expect(403);
+        let list = self.get(&members, Some(&owner_scoped.access)).await;
+        assert!(list.text.contains(&owner.id), "the last owner is still a member: {list}");
+        self.delete(&format!("{members}/{}", member.id), Some(&owner_scoped.access)).await.expect(204);
+        self.delete(&format!("{members}/not-a-user-id"), Some(&owner_scoped.access)).await.expect(404);
+    }
+
+    /// `POST /token/tenant` and `login` with `tenant_id`: scoped tokens whose
+    /// role comes from the membership, never from the request; 403 for a
+    /// non-member; scoped sessions stay scoped across refresh; the scoped
+    /// tokens belong to the caller's login (one session, ended by its logout).
+    pub async fn tenant_token(&self) {
+        let [owner_role, _, member_role] = &self.roles;
+        let owner = self.verified_user("scope-owner").await;
+        let owner_tokens = self.sign_in(&owner).await;
+        let tenant = self.create_tenant(&owner_tokens.access).await;
+
+        let answer = self.post("/token/tenant", Some(&owner_tokens.access), &json!({ "tenant_id": tenant })).await;
+        answer.expect(200);
+        assert_eq!(answer.str("/token_type"), "Bearer", "{answer}");
+        let scoped = Tokens { access: answer.str("/access").to_owned(), refresh: answer.str("/refresh").to_owned() };
+        let claims = scoped.claims();
+        assert_eq!(claims["tenant_id"], json!(tenant), "{claims}");
+        assert_eq!(claims["role"], json!(owner_role), "{claims}");
+        assert_eq!(claims["sub"], json!(owner.id), "{claims}");
+        let rotated = self.refreshed(&scoped.refresh).await;
+        let rotated_claims = rotated.claims();
+        assert_eq!(
+            (&rotated_claims["tenant_id"], &rotated_claims["role"]),
+            (&json!(tenant), &json!(owner_role)),
+            "{rotated_claims}"
+        );
+        // The scoped tokens belong to the caller's login: listed once, ended with it.
+        assert_eq!(claims["sid"], owner_tokens.claims()["sid"], "scoped tokens carry the login's sid: {claims}");
+        let sessions = self.get("/sessions", Some(&owner_tokens.access)).await;
+        assert_eq!(sessions.get("").as_array().map(Vec::len), Some(1), "the login is listed once: {sessions}");
+        let logout = json!({ "refresh": owner_tokens.refresh });
+        self.post("/logout", Some(&owner_tokens.access), &logout).await.expect(204);
+        assert!(!self.access_works(&rotated.access).await, "the login's logout ends its tenant-scoped access token");
+        assert!(!self.refresh_works(&rotated.refresh).await, "the login's logout ends its tenant-scoped refresh token");
+        let owner_tokens = self.sign_in(&owner).await;
+
+        let member = self.verified_user("scope-member").await;
+        let owner_scoped = self.scoped(&owner_tokens.access, &tenant).await;
+        let add = json!({ "email": member.email, "role": member_role });
+        self.post(&format!("/tenants/{tenant}/members"), Some(&owner_scoped.access), &add).await.expect(201);
+        let member_tokens = self.sign_in(&member).await;
+        let greedy = json!({ "tenant_id": tenant, "role": owner_role });
+        let answer = self.post("/token/tenant", Some(&member_tokens.access), &greedy).await;
+        answer.expect(200);
+        let claims = jwt_part(answer.str("/access"), 1);
+        assert_eq!(claims["role"], json!(member_role), "the role comes from the membership: {claims}");
+
+        let login = json!({ "email": member.email, "password": member.password, "tenant_id": tenant });
+        let answer = self.post("/login", None, &login).await;
+        answer.expect(200);
+        let claims = jwt_part(answer.str("/access"), 1);
+        assert_eq!((&claims["tenant_id"], &claims["role"]), (&json!(tenant), &json!(member_role)), "{claims}");
+
+        let outsider = self.verified_user("scope-outsider").await;
+        let outsider_tokens = self.sign_in(&outsider).await;
+        self.post("/token/tenant", Some(&outsider_tokens.access), &json!({ "tenant_id": tenant })).await.expect(403);
+        let unknown = json!({ "tenant_id": Uuid::new_v4().to_string() });
+        self.post("/token/tenant", Some(&outsider_tokens.access), &unknown).await.expect(403);
+        let login = json!({ "email": outsider.email, "password": outsider.password, "tenant_id": tenant });
+        self.post("/login", None, &login).await.expect(403);
+        let malformed = json!({ "tenant_id": "not-a-tenant" });
+        self.post("/token/tenant", Some(&outsider_tokens.access), &malformed).await.expect_invalid("tenant_id");
+        self.post("/token/tenant", None, &json!({ "tenant_id": tenant })).await.expect(401);
+    }
+}
