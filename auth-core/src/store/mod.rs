@@ -17,6 +17,7 @@ mod audit;
 mod identity_links;
 mod one_time;
 mod sessions;
+mod sql;
 mod tenants;
 mod users;
 
@@ -24,16 +25,19 @@ use std::{str::FromStr, time::Duration};
 
 use chrono::{DateTime, Utc};
 use sqlx::{
-    PgPool, SqlitePool,
     postgres::{PgConnectOptions, PgPoolOptions},
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions},
 };
 
 pub use audit::AuditRecord;
-pub use identity_links::{DeliberateLink, IdentityLink, LinkOutcome, LinkRefusal, VerifiedIdentity};
+pub use identity_links::IdentityLink;
 pub use one_time::OneTimePurpose;
-pub use sessions::{Family, NewFamily, RotateOutcome, Session};
+pub use sessions::{Family, NewFamily, Session};
+pub(crate) use sessions::{LiveSession, StoredToken};
+pub use sql::Transaction;
 pub use tenants::MembershipChange;
+
+use sql::{Backend, statement};
 
 use crate::error::{AuthError, Result};
 
@@ -41,54 +45,11 @@ use crate::error::{AuthError, Result};
 /// reported unavailable (503) rather than hanging.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
-#[derive(Clone, Debug)]
-enum Backend {
-    Sqlite(SqlitePool),
-    Postgres(PgPool),
-}
-
 /// The platform's storage. Cheap to clone (a pool handle).
 #[derive(Clone, Debug)]
 pub struct Store {
     backend: Backend,
 }
-
-/// Runs `$body` once per backend arm with `$pool` bound to that backend's pool.
-macro_rules! on_pool {
-    ($store:expr, $pool:ident => $body:expr) => {
-        match &$store.backend {
-            $crate::store::Backend::Sqlite($pool) => $body,
-            $crate::store::Backend::Postgres($pool) => $body,
-        }
-    };
-}
-
-/// Runs `$body` (an expression of type `Result<T>`, free to use `?`) inside a
-/// transaction bound to `$tx`, committing only when it returns `Ok`.
-macro_rules! in_transaction {
-    ($store:expr, $tx:ident => $body:expr) => {
-        match &$store.backend {
-            $crate::store::Backend::Sqlite(pool) => {
-                let mut $tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-                let result: $crate::error::Result<_> = async { $body }.await;
-                if result.is_ok() {
-                    $tx.commit().await?;
-                }
-                result
-            }
-            $crate::store::Backend::Postgres(pool) => {
-                let mut $tx = pool.begin().await?;
-                let result: $crate::error::Result<_> = async { $body }.await;
-                if result.is_ok() {
-                    $tx.commit().await?;
-                }
-                result
-            }
-        }
-    };
-}
-
-pub(crate) use {in_transaction, on_pool};
 
 impl Store {
     /// Connects to `sqlite://…` or `postgres://…` and runs the embedded migrations.
@@ -117,14 +78,16 @@ impl Store {
 
     /// Closes every connection; later calls fail with [`AuthError::Unavailable`].
     pub async fn close(&self) {
-        on_pool!(self, pool => pool.close().await)
+        self.backend.close().await
     }
 
     pub fn backend_name(&self) -> &'static str {
-        match self.backend {
-            Backend::Sqlite(_) => "sqlite",
-            Backend::Postgres(_) => "postgres",
-        }
+        self.backend.name()
+    }
+
+    /// Begins a transaction for statements that must hold together (see the module docs).
+    pub async fn begin(&self) -> Result<Transaction> {
+        Ok(self.backend.begin().await?)
     }
 }
 
@@ -138,6 +101,24 @@ fn migration_error(error: sqlx::migrate::MigrateError) -> AuthError {
 /// Whether `error` is a violated unique constraint.
 fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+/// What an `INSERT` into a table with a unique key did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum Inserted {
+    New,
+    /// The key was taken (possibly by a concurrent transaction). Nothing was
+    /// written, and on PostgreSQL the transaction can only be rolled back.
+    Duplicate,
+}
+
+fn inserted(result: sqlx::Result<u64>) -> Result<Inserted> {
+    match result {
+        Ok(_) => Ok(Inserted::New),
+        Err(error) if is_unique_violation(&error) => Ok(Inserted::Duplicate),
+        Err(error) => Err(error.into()),
+    }
 }
 
 pub(crate) fn millis(time: DateTime<Utc>) -> i64 {
