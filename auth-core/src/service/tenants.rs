@@ -9,10 +9,18 @@ use crate::{
     error::{AuthError, Result},
     identity::Email,
     ratelimit::UserAction,
-    store::{Inserted, MembershipChange, millis},
+    store::{Inserted, millis},
     tenancy::{Member, Tenant, check_membership_change, validate_tenant_name},
     tokens::{AccessClaims, OpaqueToken},
 };
+
+/// A change to a tenant's members, made by another member (the actor).
+#[derive(Debug, Clone, Copy)]
+enum MembershipChange<'a> {
+    Add { email: &'a Email, role: &'a str },
+    Remove { user_id: Uuid },
+    SetRole { user_id: Uuid, role: &'a str },
+}
 
 impl Auth {
     // ----- tenants ----------------------------------------------------------

@@ -1,17 +1,30 @@
-//! Storage on SQLite or PostgreSQL, chosen by the URL scheme.
+//! Storage on SQLite or PostgreSQL, chosen by the URL scheme: data access
+//! only. What the platform may do (refresh reuse and its grace window, the
+//! membership rules, what a password change ends, when accounts are linked)
+//! is decided in the service (`crate::service`); the store reads and writes.
 //!
-//! One [`Store`] type, one set of SQL statements: every query uses `$n`
-//! placeholders and portable SQL, and is compiled once per backend by
-//! [`on_pool!`] / [`in_transaction!`]. Ids are UUIDs and times are Unix
-//! milliseconds on both backends, so comparisons behave identically. Each
-//! backend has its own embedded migrations (only the column types differ),
-//! run by [`Store::connect`].
+//! One SQL text for both backends: every statement is written once, with `$n`
+//! placeholders and portable SQL, as a `sql::Statement` (the text and its
+//! bound values), and run by a `sql::Executor` on the pool or in an open
+//! [`Transaction`]. That layer (`sql.rs`) is the only code that tells SQLite
+//! from PostgreSQL, so every helper here is a plain function, and a statement
+//! used in several places (revoking a user's sessions, say) is built by one
+//! function. Ids are UUIDs and times are Unix milliseconds on both backends,
+//! so comparisons behave identically. Each backend has its own embedded
+//! migrations (only the column types differ), run by [`Store::connect`].
 //!
-//! Every multi-statement change is one transaction. On SQLite transactions
-//! begin `IMMEDIATE`, so writers queue on the database lock instead of failing
-//! when two read-then-write transactions meet; on PostgreSQL the first
-//! conditional `UPDATE` of a transaction takes the row lock that serialises
-//! competitors (see `rotate_refresh`).
+//! Methods of [`Store`] are single statements on the pool; methods of
+//! [`Transaction`] are single statements in a transaction the service began
+//! with [`Store::begin`] and commits once the statements that must hold
+//! together have run; dropped, it rolls back.
+//! On SQLite transactions begin `IMMEDIATE`, so writers queue on the database
+//! lock instead of failing when two read-then-write transactions meet; on
+//! PostgreSQL the first conditional `UPDATE` of a transaction takes the row
+//! lock that serialises competitors (see `Auth::rotate_refresh`), so callers
+//! keep that statement first.
+//!
+//! A lost unique race is [`Inserted::Duplicate`], not an error: the service
+//! decides what the client is told (and must then drop the transaction).
 
 mod audit;
 mod identity_links;
@@ -35,7 +48,6 @@ pub use one_time::OneTimePurpose;
 pub use sessions::{Family, NewFamily, Session};
 pub(crate) use sessions::{LiveSession, StoredToken};
 pub use sql::Transaction;
-pub use tenants::MembershipChange;
 
 use sql::{Backend, statement};
 

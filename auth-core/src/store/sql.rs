@@ -2,6 +2,11 @@
 //! its bound values, run by an [`Executor`] (the store's pool or an open
 //! [`Transaction`]) on whichever backend the store uses. This is the only
 //! place that tells SQLite from PostgreSQL.
+//!
+//! Values are bound as the same Rust types on both backends (`Uuid`, `i64`,
+//! text, bytes, `bool`), so PostgreSQL sees the column types it expects.
+//! `sqlx::Any` would do the dispatch for us but has no UUID type, and every
+//! id is one.
 
 use std::borrow::Cow;
 

@@ -9,14 +9,6 @@ use crate::{
     tenancy::{Member, Tenant, TenantMembership},
 };
 
-/// A change to a tenant's members, made by another member (the actor).
-#[derive(Debug, Clone, Copy)]
-pub enum MembershipChange<'a> {
-    Add { email: &'a Email, role: &'a str },
-    Remove { user_id: Uuid },
-    SetRole { user_id: Uuid, role: &'a str },
-}
-
 impl Transaction {
     pub(crate) async fn insert_tenant(&mut self, tenant: &Tenant) -> Result<()> {
         statement("INSERT INTO tenants (id, name, created_at, updated_at) VALUES ($1, $2, $3, $3)")
