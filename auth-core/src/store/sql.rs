@@ -265,3 +265,59 @@ where
     }
     Ok(arguments)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    async fn store(dir: &tempfile::TempDir) -> Store {
+        Store::connect(&format!("sqlite://{}", dir.path().join("sql.db").display())).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn every_value_type_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let id = Uuid::now_v7();
+        type Row = (Option<Uuid>, Option<i64>, Option<String>, Vec<u8>, bool, Option<i64>, Option<String>);
+        let row: Row = statement("SELECT $1, $2, $3, $4, $5, $6, $7")
+            .bind(id)
+            .bind(42_i64)
+            .bind("text")
+            .bind(vec![1_u8, 2])
+            .bind(true)
+            .bind(None::<i64>)
+            .bind(None::<&str>)
+            .fetch_one(&store)
+            .await
+            .unwrap();
+        assert_eq!(row, (Some(id), Some(42), Some("text".to_owned()), vec![1, 2], true, None, None));
+    }
+
+    #[tokio::test]
+    async fn a_transaction_writes_only_when_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let insert = |id: Uuid| {
+            statement("INSERT INTO tenants (id, name, created_at, updated_at) VALUES ($1, 'T', 0, 0)").bind(id)
+        };
+        let count = || statement("SELECT COUNT(*) FROM tenants");
+        let (dropped, committed) = (Uuid::now_v7(), Uuid::now_v7());
+
+        let mut tx = store.begin().await.unwrap();
+        assert_eq!(insert(dropped).execute(&mut tx).await.unwrap(), 1);
+        drop(tx);
+        let (tenants,): (i64,) = count().fetch_one(&store).await.unwrap();
+        assert_eq!(tenants, 0, "a dropped transaction rolls back");
+
+        let mut tx = store.begin().await.unwrap();
+        insert(committed).execute(&mut tx).await.unwrap();
+        tx.commit().await.unwrap();
+        let ids: Vec<(Uuid,)> = statement("SELECT id FROM tenants").fetch_all(&store).await.unwrap();
+        assert_eq!(ids, vec![(committed,)]);
+        let none: Option<(Uuid,)> =
+            statement("SELECT id FROM tenants WHERE id = $1").bind(dropped).fetch_optional(&store).await.unwrap();
+        assert!(none.is_none());
+    }
+}
