@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use argon2::password_hash::PasswordHasher as _;
 use argon2::{Algorithm as ArgonAlgorithm, Argon2, Block, Params, Version};
+use auth_core::RotateOutcome;
 use auth_core::config::{MailTransport, PasswordSettings, TokenSettings};
 use auth_core::identity::AccountFlags;
 use auth_core::password::PasswordHasher;
-use auth_core::store::RotateOutcome;
 use auth_core::tenancy::{DefaultRoles, MANAGE_MEMBERS, RoleSet};
 use auth_core::tokens::{AccessGrant, AccessTokens, KeySet, OpaqueToken, RevocationList};
 use auth_core::{Auth, AuthConfig, ClientInfo, SigningAlgorithm};
@@ -189,7 +189,7 @@ fn rotation(c: &mut Criterion) {
         group.bench_function(format!("store_rotate/{name}"), |b| {
             b.iter_batched(
                 || chrono::Utc::now().timestamp_millis(),
-                |now| match rt.block_on(auth.store().rotate_refresh(&token, now, idle, grace)).unwrap() {
+                |now| match rt.block_on(auth.rotate_refresh(&token, now, idle, grace)).unwrap() {
                     RotateOutcome::Rotated { successor, .. } => token = successor,
                     other => panic!("rotation failed: {other:?}"),
                 },

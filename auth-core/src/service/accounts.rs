@@ -12,7 +12,7 @@ use crate::{
     password::Verification,
     ratelimit::{Action, UserAction},
     recovery,
-    store::OneTimePurpose,
+    store::{Inserted, OneTimePurpose, Transaction},
     tokens::{AccessClaims, OpaqueToken},
 };
 
@@ -47,7 +47,7 @@ impl Auth {
             date_joined: self.now(),
             last_login: None,
         };
-        self.inner.store.insert_user(&user, Some(&password_hash), &profile).await?;
+        self.insert_account(&user, &password_hash, &profile).await?;
         self.audit(AuditEvent::Registered, Some(user.id), client, json!({})).await;
         self.send_verification(&user, client).await?;
         Ok((user, profile))
@@ -73,9 +73,20 @@ impl Auth {
             date_joined: now,
             last_login: None,
         };
-        self.inner.store.insert_user(&user, Some(&password_hash), &profile).await?;
+        self.insert_account(&user, &password_hash, &profile).await?;
         self.audit(AuditEvent::SuperuserCreated, Some(user.id), &ClientInfo::default(), json!({})).await;
         Ok(user)
+    }
+
+    /// Inserts a user and their profile in one transaction; a taken email is
+    /// [`AuthError::EmailTaken`] and leaves nothing behind.
+    async fn insert_account(&self, user: &User, password_hash: &str, profile: &Profile) -> Result<()> {
+        let mut tx = self.inner.store.begin().await?;
+        if tx.insert_user(user, Some(password_hash)).await? == Inserted::Duplicate {
+            return Err(AuthError::EmailTaken);
+        }
+        tx.insert_profile(user.id, profile).await?;
+        tx.commit().await
     }
 
     // ----- the account ----------------------------------------------------
@@ -124,8 +135,9 @@ impl Auth {
         self.check_new_password(&user, new_password).await?;
         let new_hash = self.inner.passwords.hash(new_password).await?;
         let now = self.inner.clock.now_ms();
-        let revoked =
-            self.inner.store.set_password(user.id, &new_hash, now, Some(caller.sid), "password_change").await?;
+        let mut tx = self.inner.store.begin().await?;
+        let revoked = replace_password(&mut tx, user.id, &new_hash, now, Some(caller.sid), "password_change").await?;
+        tx.commit().await?;
         self.revoked(revoked);
         self.audit(AuditEvent::PasswordChanged, Some(user.id), client, json!({})).await;
         Ok(())
@@ -143,7 +155,14 @@ impl Auth {
 
     /// Deactivates or reactivates a user; deactivation ends every session at once.
     pub async fn set_user_active(&self, user_id: Uuid, active: bool, client: &ClientInfo) -> Result<()> {
-        let revoked = self.inner.store.set_active(user_id, active, self.inner.clock.now_ms()).await?;
+        let mut tx = self.inner.store.begin().await?;
+        tx.set_active(user_id, active).await?;
+        let revoked = if active {
+            Vec::new()
+        } else {
+            tx.revoke_user_families(user_id, None, "deactivated", self.inner.clock.now_ms()).await?
+        };
+        tx.commit().await?;
         self.revoked(revoked);
         let event = if active { AuditEvent::UserActivated } else { AuditEvent::UserDeactivated };
         self.audit(event, Some(user_id), client, json!({})).await;
@@ -156,8 +175,7 @@ impl Auth {
         let token = OpaqueToken::generate();
         let now = self.inner.clock.now_ms();
         let expires = now + secs_to_ms(self.inner.config.tokens.verification_ttl_secs);
-        let store = &self.inner.store;
-        store.issue_one_time(&token, OneTimePurpose::EmailVerification, user.id, now, expires).await?;
+        self.issue_one_time(&token, OneTimePurpose::EmailVerification, user.id, now, expires).await?;
         self.send(&recovery::verification_email(&self.inner.config, &user.email, &token)).await;
         self.audit(AuditEvent::VerificationSent, Some(user.id), client, json!({})).await;
         Ok(())
@@ -167,12 +185,14 @@ impl Auth {
     pub async fn verify_email(&self, token: &str, client: &ClientInfo) -> Result<()> {
         self.rate_limit(Action::VerificationResend, client).await?;
         let token = OpaqueToken::parse(token).ok_or(AuthError::InvalidOneTimeToken)?;
-        let user_id = self
-            .inner
-            .store
-            .verify_email(&token, self.inner.clock.now_ms())
+        let now = self.inner.clock.now_ms();
+        let mut tx = self.inner.store.begin().await?;
+        let user_id = tx
+            .consume_one_time(&token, OneTimePurpose::EmailVerification, now)
             .await?
             .ok_or(AuthError::InvalidOneTimeToken)?;
+        tx.mark_email_verified(user_id, now).await?;
+        tx.commit().await?;
         self.audit(AuditEvent::EmailVerified, Some(user_id), client, json!({})).await;
         Ok(())
     }
@@ -199,11 +219,27 @@ impl Auth {
             let token = OpaqueToken::generate();
             let now = this.inner.clock.now_ms();
             let expires = now + secs_to_ms(this.inner.config.tokens.reset_ttl_secs);
-            this.inner.store.issue_one_time(&token, OneTimePurpose::PasswordReset, user.id, now, expires).await?;
+            this.issue_one_time(&token, OneTimePurpose::PasswordReset, user.id, now, expires).await?;
             this.send(&recovery::reset_email(&this.inner.config, &user.email, &token)).await;
             this.audit(AuditEvent::PasswordResetRequested, Some(user.id), &client, json!({})).await;
             Ok(())
         })
+    }
+
+    /// Stores a new one-time token for `user_id`, replacing any unused one of
+    /// the same purpose in the same transaction, so only the latest emailed link works.
+    pub(crate) async fn issue_one_time(
+        &self,
+        token: &OpaqueToken,
+        purpose: OneTimePurpose,
+        user_id: Uuid,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<()> {
+        let mut tx = self.inner.store.begin().await?;
+        tx.delete_unused_one_time(user_id, purpose).await?;
+        tx.insert_one_time(token, purpose, user_id, now, expires_at).await?;
+        tx.commit().await
     }
 
     /// What every "email me a link" request shares: the caller is answered at
@@ -244,12 +280,32 @@ impl Auth {
         let hash = self.inner.passwords.hash(new_password).await?;
         // Consumed now, in the same transaction as the password change: a
         // concurrent use or an interleaved password change makes this fail.
-        let (user_id, revoked) = store
-            .reset_password(&token, &hash, self.inner.clock.now_ms())
+        let now = self.inner.clock.now_ms();
+        let mut tx = store.begin().await?;
+        let user_id = tx
+            .consume_one_time(&token, OneTimePurpose::PasswordReset, now)
             .await?
             .ok_or(AuthError::InvalidOneTimeToken)?;
+        let revoked = replace_password(&mut tx, user_id, &hash, now, None, "password_reset").await?;
+        tx.commit().await?;
         self.revoked(revoked);
         self.audit(AuditEvent::PasswordReset, Some(user_id), client, json!({})).await;
         Ok(())
     }
+}
+
+/// A password change, in transaction `tx`: the new hash, every unused reset
+/// token of the user deleted (a link mailed before no longer works), and the
+/// user's sessions except `keep` revoked. Returns the revoked session ids.
+async fn replace_password(
+    tx: &mut Transaction,
+    user_id: Uuid,
+    password_hash: &str,
+    now: i64,
+    keep: Option<Uuid>,
+    reason: &str,
+) -> Result<Vec<Uuid>> {
+    tx.set_password_hash(user_id, password_hash, now).await?;
+    tx.delete_unused_one_time(user_id, OneTimePurpose::PasswordReset).await?;
+    tx.revoke_user_families(user_id, keep, reason, now).await
 }

@@ -6,6 +6,8 @@ mod oauth;
 mod sessions;
 mod tenants;
 
+pub use sessions::RotateOutcome;
+
 use std::{
     sync::{Arc, Weak},
     time::Duration,
@@ -199,7 +201,13 @@ impl Inner {
         let now = self.clock.now_ms();
         let idle = secs_to_ms(self.config.tokens.refresh_idle_ttl_secs);
         let audit_before = now - secs_to_ms(u64::from(self.config.audit.retention_days) * 24 * 3600);
-        self.store.prune(now - PRUNE_RETENTION_MS, idle, audit_before).await
+        let cutoff = now - PRUNE_RETENTION_MS;
+        let mut tx = self.store.begin().await?;
+        let families = tx.delete_ended_families(cutoff, idle).await?;
+        tx.delete_spent_one_time(cutoff).await?;
+        tx.delete_audit_before(audit_before).await?;
+        tx.commit().await?;
+        Ok(families)
     }
 
     /// Reads the families revoked since the last poll (the whole window the
@@ -475,7 +483,12 @@ impl Auth {
         };
         let refresh = OpaqueToken::generate();
         let idle = secs_to_ms(t.refresh_idle_ttl_secs);
-        let ended = self.inner.store.create_family(&family, &refresh, t.max_sessions_per_user, idle).await?;
+        // One transaction: the new session and the cap on live sessions hold together.
+        let mut tx = self.inner.store.begin().await?;
+        tx.insert_family(&family).await?;
+        tx.insert_refresh_token(refresh.hash(), family.id, family.tenant_id, now).await?;
+        let ended = tx.revoke_sessions_beyond(user.id, t.max_sessions_per_user, now, idle).await?;
+        tx.commit().await?;
         if !ended.is_empty() {
             let detail = json!({ "sessions": ended, "reason": "session_limit" });
             self.revoked(ended);

@@ -16,7 +16,7 @@ use crate::{
     },
     ratelimit::Action,
     recovery,
-    store::{DeliberateLink, LinkOutcome, LinkRefusal, OneTimePurpose, VerifiedIdentity},
+    store::{Inserted, OneTimePurpose, Transaction},
     tokens::{AccessClaims, OpaqueToken},
 };
 
@@ -281,7 +281,13 @@ impl Auth {
             now: now.timestamp_millis(),
         };
         let trusted = provider.settings().trusts_email();
-        let (user_id, outcome) = store.link_identity(&verified, trusted, &new_user, &profile).await?;
+        let mut tx = store.begin().await?;
+        let (user_id, outcome) = link_identity(&mut tx, &verified, trusted, &new_user, &profile).await?;
+        // After a lost race the transaction is rolled back (dropped): on
+        // PostgreSQL it is aborted anyway.
+        if outcome != LinkOutcome::Raced {
+            tx.commit().await?;
+        }
         let origin = match outcome {
             LinkOutcome::Raced => return Ok(None),
             LinkOutcome::Created => {
@@ -353,9 +359,13 @@ impl Auth {
         }
         let email_text = email.as_ref().map_or("", Email::as_str);
         let detail = json!({ "issuer": identity.issuer, "subject": identity.subject, "email": email });
-        let linked = store.link_to_user(&identity.issuer, &identity.subject, email_text, user_id, now).await;
+        let mut tx = store.begin().await?;
+        let linked = link_to_user(&mut tx, &identity.issuer, &identity.subject, email_text, user_id, now).await?;
+        if linked != DeliberateLink::Raced {
+            tx.commit().await?;
+        }
         let reason = match linked {
-            Ok(DeliberateLink::Linked) => {
+            DeliberateLink::Linked => {
                 let mut detail = detail.clone();
                 detail["provider"] = json!(provider.name());
                 detail["deliberate"] = json!(true);
@@ -363,11 +373,10 @@ impl Auth {
                 self.send(&deliberate_link_notice(provider.name(), &user.email)).await;
                 None
             }
-            Ok(DeliberateLink::AlreadyLinked) => None,
-            Ok(DeliberateLink::LinkedElsewhere) => Some("identity_linked_to_another_user"),
-            Ok(DeliberateLink::OtherIdentity) => Some("linked_to_another_identity"),
-            Err(AuthError::AlreadyLinked) => Some("link_raced"),
-            Err(error) => return Err(error),
+            DeliberateLink::AlreadyLinked => None,
+            DeliberateLink::LinkedElsewhere => Some("identity_linked_to_another_user"),
+            DeliberateLink::OtherIdentity => Some("linked_to_another_identity"),
+            DeliberateLink::Raced => Some("link_raced"),
         };
         if let Some(reason) = reason {
             self.oauth_refused(provider, Some(user_id), reason, detail, client).await;
@@ -436,6 +445,142 @@ fn deliberate_link_notice(provider: &str, email: &Email) -> crate::mail::Email {
          this, change your password, sign out of every session and contact support."
     );
     recovery::security_notice(email, &text)
+}
+
+/// A provider identity with a provider-verified email, to link or create.
+#[derive(Debug, Clone, Copy)]
+struct VerifiedIdentity<'a> {
+    issuer: &'a str,
+    subject: &'a str,
+    email: &'a Email,
+    /// Unix milliseconds.
+    now: i64,
+}
+
+/// What [`link_identity`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum LinkOutcome {
+    /// No account had the email: this new user was created, verified, and linked.
+    Created,
+    /// The account with the email is now linked. If it had never verified
+    /// its email, its password was wiped, its unused one-time tokens deleted
+    /// and these sessions revoked: someone else may have registered it.
+    Linked { password_wiped: bool, revoked: Vec<Uuid> },
+    /// Nothing was written.
+    Refused(LinkRefusal),
+    /// A concurrent sign-in or registration took the email or identity
+    /// first; nothing was written; look the identity up again.
+    Raced,
+}
+
+/// Why an existing account was not linked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LinkRefusal {
+    Inactive,
+    /// Staff and superusers are never linked by email: an identity provider's
+    /// word must not hand over a privileged account.
+    Privileged,
+    /// The account is already linked to another subject at this issuer.
+    OtherIdentity,
+    /// The provider is not trusted for email: only the signed-in owner may
+    /// link it to the account (a deliberate link).
+    AccountExists,
+}
+
+/// What [`link_to_user`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DeliberateLink {
+    Linked,
+    /// This identity was already linked to this user: nothing changed.
+    AlreadyLinked,
+    /// This identity is linked to another user.
+    LinkedElsewhere,
+    /// The user already has another identity at this issuer.
+    OtherIdentity,
+    /// A concurrent link took the identity or the user's slot at this issuer
+    /// first; nothing was written.
+    Raced,
+}
+
+/// Links `identity` to the account with its email (only when
+/// `link_existing`: the provider is trusted for email), or creates
+/// `new_user` with `profile` (active, verified, no password) when there is
+/// none, in transaction `tx`. Returns the user's id and what happened.
+async fn link_identity(
+    tx: &mut Transaction,
+    identity: &VerifiedIdentity<'_>,
+    link_existing: bool,
+    new_user: &User,
+    profile: &Profile,
+) -> Result<(Uuid, LinkOutcome)> {
+    let Some(existing) = tx.account_by_email(identity.email).await? else {
+        if tx.insert_user(new_user, None).await? == Inserted::Duplicate {
+            return Ok((Uuid::nil(), LinkOutcome::Raced));
+        }
+        tx.insert_profile(new_user.id, profile).await?;
+        let link = tx.insert_identity_link(
+            identity.issuer,
+            identity.subject,
+            new_user.id,
+            identity.email.as_str(),
+            identity.now,
+        );
+        if link.await? == Inserted::Duplicate {
+            return Ok((Uuid::nil(), LinkOutcome::Raced));
+        }
+        return Ok((new_user.id, LinkOutcome::Created));
+    };
+    let user_id = existing.id;
+    if !link_existing {
+        return Ok((user_id, LinkOutcome::Refused(LinkRefusal::AccountExists)));
+    }
+    if !existing.is_active {
+        return Ok((user_id, LinkOutcome::Refused(LinkRefusal::Inactive)));
+    }
+    if existing.is_staff || existing.is_superuser {
+        return Ok((user_id, LinkOutcome::Refused(LinkRefusal::Privileged)));
+    }
+    if tx.subject_at(user_id, identity.issuer).await?.is_some() {
+        return Ok((user_id, LinkOutcome::Refused(LinkRefusal::OtherIdentity)));
+    }
+    let link =
+        tx.insert_identity_link(identity.issuer, identity.subject, user_id, identity.email.as_str(), identity.now);
+    if link.await? == Inserted::Duplicate {
+        return Ok((Uuid::nil(), LinkOutcome::Raced));
+    }
+    // Only an account that never proved its email loses its password:
+    // whoever set that password may not own the address.
+    let wiped = tx.wipe_unverified_password(user_id, identity.now).await?;
+    let mut revoked = Vec::new();
+    if wiped {
+        tx.delete_all_unused_one_time(user_id).await?;
+        revoked = tx.revoke_user_families(user_id, None, "identity_linked", identity.now).await?;
+    }
+    Ok((user_id, LinkOutcome::Linked { password_wiped: wiped, revoked }))
+}
+
+/// Links (issuer, subject) to `user_id`, the signed-in user who asked for
+/// it, in transaction `tx`; `email` is what the provider verified (may be empty).
+async fn link_to_user(
+    tx: &mut Transaction,
+    issuer: &str,
+    subject: &str,
+    email: &str,
+    user_id: Uuid,
+    now: i64,
+) -> Result<DeliberateLink> {
+    match tx.identity_link(issuer, subject).await? {
+        Some(owner) if owner == user_id => return Ok(DeliberateLink::AlreadyLinked),
+        Some(_) => return Ok(DeliberateLink::LinkedElsewhere),
+        None => {}
+    }
+    if tx.subject_at(user_id, issuer).await?.is_some() {
+        return Ok(DeliberateLink::OtherIdentity);
+    }
+    Ok(match tx.insert_identity_link(issuer, subject, user_id, email, now).await? {
+        Inserted::New => DeliberateLink::Linked,
+        Inserted::Duplicate => DeliberateLink::Raced,
+    })
 }
 
 #[cfg(test)]
@@ -642,9 +787,8 @@ mod tests {
         let h = harness(&[]).await;
         let local = h.register("ada@example.com").await;
         let token = crate::tokens::OpaqueToken::generate();
-        let store = h.auth.store();
         let now = h.auth.inner.clock.now_ms();
-        store
+        h.auth
             .issue_one_time(&token, crate::store::OneTimePurpose::EmailVerification, local, now, now + 60_000)
             .await
             .unwrap();

@@ -8,12 +8,29 @@ use crate::{
     audit::{AuditEvent, ClientInfo},
     config::MAX_PASSWORD_BYTES,
     error::{AuthError, Result},
+    identity::AccountFlags,
     identity::Email,
     password::Verification,
     ratelimit::{Action, UserAction},
-    store::{RotateOutcome, Session},
-    tokens::{AccessClaims, OpaqueToken},
+    store::{Family, LiveSession, Session, StoredToken, Transaction},
+    tokens::{AccessClaims, OpaqueToken, random_bytes},
 };
+
+/// What presenting a refresh token led to.
+#[derive(Debug)]
+pub enum RotateOutcome {
+    /// The token was consumed and `successor` replaces it. For a tenant-scoped
+    /// chain `tenant` holds the tenant and the membership's current role;
+    /// `account` is read in the same query as the session, for the new access token.
+    Rotated { family: Family, account: AccountFlags, successor: OpaqueToken, tenant: Option<(Uuid, String)> },
+    /// Unknown token, or a session that is revoked, expired or whose user is inactive.
+    Invalid,
+    /// An already-consumed token was presented: the whole family is now revoked.
+    Reused { family_id: Uuid, user_id: Uuid },
+    /// The chain's tenant membership is gone: that chain has ended, and the
+    /// family too (`family_revoked`) when it had no other live chain.
+    MembershipEnded { family_id: Uuid, user_id: Uuid, family_revoked: bool },
+}
 
 impl Auth {
     /// Checks email and password and starts a session, scoped to `tenant_id`
@@ -84,7 +101,7 @@ impl Auth {
         Ok(pair)
     }
 
-    /// Rotates a refresh token (see [`Store::rotate_refresh`]). Presenting a
+    /// Rotates a refresh token (see [`Auth::rotate_refresh`]). Presenting a
     /// consumed token revokes its whole session and is [`AuthError::TokenReused`].
     pub async fn refresh(&self, refresh_token: &str, client: &ClientInfo) -> Result<TokenPair> {
         self.rate_limit(Action::Refresh, client).await?;
@@ -92,8 +109,6 @@ impl Auth {
         let t = &self.inner.config.tokens;
         let now = self.inner.clock.now_ms();
         let outcome = self
-            .inner
-            .store
             .rotate_refresh(
                 &presented,
                 now,
@@ -127,6 +142,28 @@ impl Auth {
                 Err(AuthError::InvalidToken)
             }
         }
+    }
+
+    /// Consumes `presented` and issues its successor, in one transaction
+    /// (no tokens minted, nothing audited: [`Auth::refresh`] does that).
+    ///
+    /// The consuming `UPDATE … WHERE consumed_at IS NULL` is the first
+    /// statement, so of several concurrent rotations of one token exactly one
+    /// updates the row (PostgreSQL's row lock; SQLite's `BEGIN IMMEDIATE`). The
+    /// others find it consumed, which is reuse: within `grace_ms` of the
+    /// rotation, and while the successor is unused, they get the same
+    /// successor back (one chain, never two); otherwise the family is revoked.
+    pub async fn rotate_refresh(
+        &self,
+        presented: &OpaqueToken,
+        now: i64,
+        idle_ms: i64,
+        grace_ms: i64,
+    ) -> Result<RotateOutcome> {
+        let mut tx = self.inner.store.begin().await?;
+        let outcome = rotate(&mut tx, presented, now, idle_ms, grace_ms).await?;
+        tx.commit().await?;
+        Ok(outcome)
     }
 
     /// Ends the session of `refresh_token`, which must belong to the caller.
@@ -177,4 +214,77 @@ impl Auth {
         self.audit(AuditEvent::SessionRevoked, Some(caller.sub), client, json!({ "session": session_id })).await;
         Ok(())
     }
+}
+
+/// The statements of [`Auth::rotate_refresh`], in its transaction `tx`.
+async fn rotate(
+    tx: &mut Transaction,
+    presented: &OpaqueToken,
+    now: i64,
+    idle_ms: i64,
+    grace_ms: i64,
+) -> Result<RotateOutcome> {
+    let presented_hash = presented.hash();
+    let salt = random_bytes();
+    let (family_id, tenant_id, successor, first_use) =
+        match tx.consume_refresh_token(&presented_hash, &salt, now).await? {
+            Some((family_id, tenant_id)) => (family_id, tenant_id, presented.successor(&salt), true),
+            None => {
+                // No salt: a chain that ended (its membership did), not a rotated token.
+                let Some(StoredToken {
+                    family_id,
+                    tenant_id,
+                    consumed_at: Some(consumed_at),
+                    successor_salt: Some(old_salt),
+                }) = tx.refresh_token(&presented_hash).await?
+                else {
+                    return Ok(RotateOutcome::Invalid);
+                };
+                let successor = presented.successor(&old_salt);
+                // Without a grace window every second presentation is reuse, even one
+                // that read the clock before the winner committed (now <= consumed_at).
+                let within_grace = grace_ms > 0 && now - consumed_at <= grace_ms;
+                // Within it, only while the successor is unused: once the successor
+                // was presented, the old token is a stolen copy.
+                let successor_unused = within_grace && tx.refresh_token_unused(successor.hash()).await?;
+                if !successor_unused {
+                    // Already revoked (by an earlier reuse, say): still reuse.
+                    let user_id = match tx.revoke_family_once(family_id, "reuse", now).await? {
+                        Some(user_id) => user_id,
+                        None => tx.family_owner(family_id).await?,
+                    };
+                    return Ok(RotateOutcome::Reused { family_id, user_id });
+                }
+                (family_id, tenant_id, successor, false)
+            }
+        };
+
+    // Liveness is checked by the UPDATE that takes the family's row lock:
+    // a revocation committed meanwhile (logout, reuse elsewhere) is seen
+    // here, never overwritten by a read made before it.
+    if !tx.touch_family(family_id, now, idle_ms).await? {
+        return Ok(RotateOutcome::Invalid);
+    }
+    let Some(LiveSession { family, account, role }) = tx.live_session(family_id, tenant_id).await? else {
+        return Ok(RotateOutcome::Invalid);
+    };
+    let tenant = match (tenant_id, role) {
+        (None, _) => None,
+        (Some(tenant_id), Some(role)) => Some((tenant_id, role)),
+        (Some(_), None) => {
+            // End this chain (consumed, no successor) and the family with it
+            // when it has no other live chain.
+            tx.end_token_chain(&presented_hash).await?;
+            let family_revoked = tx.revoke_family_without_chains(family.id, now).await?;
+            return Ok(RotateOutcome::MembershipEnded {
+                family_id: family.id,
+                user_id: family.user_id,
+                family_revoked,
+            });
+        }
+    };
+    if first_use {
+        tx.insert_refresh_token(successor.hash(), family.id, tenant_id, now).await?;
+    }
+    Ok(RotateOutcome::Rotated { family, account, successor, tenant })
 }

@@ -9,10 +9,18 @@ use crate::{
     error::{AuthError, Result},
     identity::Email,
     ratelimit::UserAction,
-    store::MembershipChange,
-    tenancy::{Member, Tenant, validate_tenant_name},
+    store::{Inserted, millis},
+    tenancy::{Member, Tenant, check_membership_change, validate_tenant_name},
     tokens::{AccessClaims, OpaqueToken},
 };
+
+/// A change to a tenant's members, made by another member (the actor).
+#[derive(Debug, Clone, Copy)]
+enum MembershipChange<'a> {
+    Add { email: &'a Email, role: &'a str },
+    Remove { user_id: Uuid },
+    SetRole { user_id: Uuid, role: &'a str },
+}
 
 impl Auth {
     // ----- tenants ----------------------------------------------------------
@@ -23,7 +31,12 @@ impl Auth {
         let name = validate_tenant_name(name).map_err(AuthError::Validation)?;
         let tenant = Tenant { id: Uuid::now_v7(), name, created_at: self.now() };
         let role = self.inner.roles.highest();
-        self.inner.store.create_tenant(&tenant, owner, role).await?;
+        let mut tx = self.inner.store.begin().await?;
+        tx.insert_tenant(&tenant).await?;
+        if tx.insert_membership(tenant.id, owner, role, millis(tenant.created_at)).await? == Inserted::Duplicate {
+            return Err(AuthError::internal("a new tenant already had a member"));
+        }
+        tx.commit().await?;
         self.audit(AuditEvent::TenantCreated, Some(owner), client, json!({ "tenant_id": tenant.id })).await;
         Ok(TenantView { id: tenant.id, name: tenant.name, role: role.to_owned() })
     }
@@ -80,7 +93,7 @@ impl Auth {
     ) -> Result<Option<Member>> {
         self.user_quota(UserAction::MemberChange, actor, client).await?;
         let now = self.inner.clock.now_ms();
-        let result = self.inner.store.change_membership(tenant_id, actor, change, &self.inner.roles, now).await;
+        let result = self.apply_membership_change(tenant_id, actor, change, now).await;
         let (event, target) = match change {
             MembershipChange::Add { email, role } => (AuditEvent::MemberAdded, json!({ "email": email, "role": role })),
             MembershipChange::Remove { user_id } => (AuditEvent::MemberRemoved, json!({ "user_id": user_id })),
@@ -99,6 +112,61 @@ impl Auth {
         result
     }
 
+    /// Applies `change` on behalf of `actor` under the membership rules
+    /// ([`check_membership_change`]), in one transaction, reading the actor's
+    /// role from the store, not from a token. The tenant row is locked first,
+    /// so concurrent changes of one tenant are serialised and cannot both
+    /// remove "the other" last owner. Returns the member as changed (`None`
+    /// after a removal).
+    async fn apply_membership_change(
+        &self,
+        tenant_id: Uuid,
+        actor: Uuid,
+        change: MembershipChange<'_>,
+        now: i64,
+    ) -> Result<Option<Member>> {
+        let roles = &self.inner.roles;
+        let mut tx = self.inner.store.begin().await?;
+        if !tx.lock_tenant(tenant_id, now).await? {
+            return Err(AuthError::NotAMember);
+        }
+        let actor_role = tx.role_in(actor, tenant_id).await?.ok_or(AuthError::NotAMember)?;
+        let (target, new_role) = match change {
+            MembershipChange::Add { email, role } => {
+                (tx.user_id_by_email(email).await?.ok_or(AuthError::NotFound)?, Some(role))
+            }
+            MembershipChange::Remove { user_id } => (user_id, None),
+            MembershipChange::SetRole { user_id, role } => (user_id, Some(role)),
+        };
+        let current = tx.role_in(target, tenant_id).await?;
+        let owners = tx.count_role(tenant_id, roles.highest()).await?;
+        match (&current, change) {
+            (Some(_), MembershipChange::Add { .. }) => return Err(AuthError::AlreadyMember),
+            (None, MembershipChange::Remove { .. } | MembershipChange::SetRole { .. }) => {
+                return Err(AuthError::NotFound);
+            }
+            _ => {}
+        }
+        check_membership_change(roles, &actor_role, current.as_deref(), new_role, owners)?;
+
+        match change {
+            MembershipChange::Add { role, .. } => {
+                if tx.insert_membership(tenant_id, target, role, now).await? == Inserted::Duplicate {
+                    return Err(AuthError::AlreadyMember);
+                }
+            }
+            MembershipChange::SetRole { role, .. } => tx.set_role(tenant_id, target, role).await?,
+            MembershipChange::Remove { .. } => {
+                tx.delete_membership(tenant_id, target).await?;
+                tx.commit().await?;
+                return Ok(None);
+            }
+        }
+        let email = tx.email_of(target).await?;
+        tx.commit().await?;
+        Ok(Some(Member { user_id: target, email, role: new_role.unwrap_or_default().to_owned() }))
+    }
+
     /// New tokens scoped to `tenant_id`, with the role read from the
     /// membership. They belong to the caller's login: a token chain of its
     /// session, which that login's logout, reuse detection, revocation or
@@ -115,7 +183,14 @@ impl Auth {
         let refresh = OpaqueToken::generate();
         let now = self.inner.clock.now_ms();
         let idle = secs_to_ms(self.inner.config.tokens.refresh_idle_ttl_secs);
-        let session = store.add_tenant_chain(caller.sid, caller.sub, tenant_id, &refresh, now, idle).await?;
+        let mut tx = store.begin().await?;
+        // The conditional UPDATE checks liveness and takes the family's row
+        // lock, so a concurrent revocation cannot be missed.
+        let session = tx.touch_family_of(caller.sid, caller.sub, now, idle).await?;
+        if session.is_some() {
+            tx.insert_refresh_token(refresh.hash(), caller.sid, Some(tenant_id), now).await?;
+        }
+        tx.commit().await?;
         let session = session.ok_or(AuthError::InvalidToken)?;
         let access = self.mint(user.flags(), &session, Some((tenant_id, role)))?;
         Ok(self.pair(access, &refresh))

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{Store, millis, on_pool, time};
+use super::{Store, Transaction, millis, statement, time};
 use crate::error::Result;
 
 /// One stored security event. `detail` holds ids and reasons, never secrets.
@@ -20,38 +20,35 @@ pub struct AuditRecord {
 
 impl Store {
     pub async fn insert_audit(&self, record: &AuditRecord) -> Result<()> {
-        on_pool!(self, pool => {
-            sqlx::query(
-                "INSERT INTO audit_events (id, at, event, user_id, ip, user_agent, detail) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(record.id)
-            .bind(millis(record.at))
-            .bind(&record.event)
-            .bind(record.user_id)
-            .bind(record.ip.as_deref())
-            .bind(record.user_agent.as_deref())
-            .bind(record.detail.to_string())
-            .execute(pool)
-            .await?;
-        });
+        let detail = record.detail.to_string();
+        statement(
+            "INSERT INTO audit_events (id, at, event, user_id, ip, user_agent, detail) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(record.id)
+        .bind(millis(record.at))
+        .bind(record.event.as_str())
+        .bind(record.user_id)
+        .bind(record.ip.as_deref())
+        .bind(record.user_agent.as_deref())
+        .bind(detail.as_str())
+        .execute(self)
+        .await?;
         Ok(())
     }
 
     /// The newest `limit` events, of one user or of everyone, newest first.
     pub async fn audit_events(&self, user_id: Option<Uuid>, limit: i64) -> Result<Vec<AuditRecord>> {
         type Row = (Uuid, i64, String, Option<Uuid>, Option<String>, Option<String>, String);
-        let rows: Vec<Row> = on_pool!(self, pool => {
-            sqlx::query_as(
-                "SELECT id, at, event, user_id, ip, user_agent, detail FROM audit_events \
-                 WHERE ($1 OR user_id = $2) ORDER BY at DESC, id DESC LIMIT $3",
-            )
-            .bind(user_id.is_none())
-            .bind(user_id.unwrap_or(Uuid::nil()))
-            .bind(limit)
-            .fetch_all(pool)
-            .await?
-        });
+        let rows: Vec<Row> = statement(
+            "SELECT id, at, event, user_id, ip, user_agent, detail FROM audit_events \
+             WHERE ($1 OR user_id = $2) ORDER BY at DESC, id DESC LIMIT $3",
+        )
+        .bind(user_id.is_none())
+        .bind(user_id.unwrap_or(Uuid::nil()))
+        .bind(limit)
+        .fetch_all(self)
+        .await?;
         Ok(rows
             .into_iter()
             .map(|(id, at, event, user_id, ip, user_agent, detail)| AuditRecord {
@@ -64,5 +61,13 @@ impl Store {
                 detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
             })
             .collect())
+    }
+}
+
+impl Transaction {
+    /// Deletes the events recorded before `before`.
+    pub(crate) async fn delete_audit_before(&mut self, before: i64) -> Result<()> {
+        statement("DELETE FROM audit_events WHERE at < $1").bind(before).execute(self).await?;
+        Ok(())
     }
 }

@@ -1,22 +1,36 @@
-//! Storage on SQLite or PostgreSQL, chosen by the URL scheme.
+//! Storage on SQLite or PostgreSQL, chosen by the URL scheme: data access
+//! only. What the platform may do (refresh reuse and its grace window, the
+//! membership rules, what a password change ends, when accounts are linked)
+//! is decided in the service (`crate::service`); the store reads and writes.
 //!
-//! One [`Store`] type, one set of SQL statements: every query uses `$n`
-//! placeholders and portable SQL, and is compiled once per backend by
-//! [`on_pool!`] / [`in_transaction!`]. Ids are UUIDs and times are Unix
-//! milliseconds on both backends, so comparisons behave identically. Each
-//! backend has its own embedded migrations (only the column types differ),
-//! run by [`Store::connect`].
+//! One SQL text for both backends: every statement is written once, with `$n`
+//! placeholders and portable SQL, as a `sql::Statement` (the text and its
+//! bound values), and run by a `sql::Executor` on the pool or in an open
+//! [`Transaction`]. That layer (`sql.rs`) is the only code that tells SQLite
+//! from PostgreSQL, so every helper here is a plain function, and a statement
+//! used in several places (revoking a user's sessions, say) is built by one
+//! function. Ids are UUIDs and times are Unix milliseconds on both backends,
+//! so comparisons behave identically. Each backend has its own embedded
+//! migrations (only the column types differ), run by [`Store::connect`].
 //!
-//! Every multi-statement change is one transaction. On SQLite transactions
-//! begin `IMMEDIATE`, so writers queue on the database lock instead of failing
-//! when two read-then-write transactions meet; on PostgreSQL the first
-//! conditional `UPDATE` of a transaction takes the row lock that serialises
-//! competitors (see `rotate_refresh`).
+//! Methods of [`Store`] are single statements on the pool; methods of
+//! [`Transaction`] are single statements in a transaction the service began
+//! with [`Store::begin`] and commits once the statements that must hold
+//! together have run; dropped, it rolls back.
+//! On SQLite transactions begin `IMMEDIATE`, so writers queue on the database
+//! lock instead of failing when two read-then-write transactions meet; on
+//! PostgreSQL the first conditional `UPDATE` of a transaction takes the row
+//! lock that serialises competitors (see `Auth::rotate_refresh`), so callers
+//! keep that statement first.
+//!
+//! A lost unique race is [`Inserted::Duplicate`], not an error: the service
+//! decides what the client is told (and must then drop the transaction).
 
 mod audit;
 mod identity_links;
 mod one_time;
 mod sessions;
+mod sql;
 mod tenants;
 mod users;
 
@@ -24,16 +38,18 @@ use std::{str::FromStr, time::Duration};
 
 use chrono::{DateTime, Utc};
 use sqlx::{
-    PgPool, SqlitePool,
     postgres::{PgConnectOptions, PgPoolOptions},
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions},
 };
 
 pub use audit::AuditRecord;
-pub use identity_links::{DeliberateLink, IdentityLink, LinkOutcome, LinkRefusal, VerifiedIdentity};
+pub use identity_links::IdentityLink;
 pub use one_time::OneTimePurpose;
-pub use sessions::{Family, NewFamily, RotateOutcome, Session};
-pub use tenants::MembershipChange;
+pub use sessions::{Family, NewFamily, Session};
+pub(crate) use sessions::{LiveSession, StoredToken};
+pub use sql::Transaction;
+
+use sql::{Backend, statement};
 
 use crate::error::{AuthError, Result};
 
@@ -41,54 +57,11 @@ use crate::error::{AuthError, Result};
 /// reported unavailable (503) rather than hanging.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
-#[derive(Clone, Debug)]
-enum Backend {
-    Sqlite(SqlitePool),
-    Postgres(PgPool),
-}
-
 /// The platform's storage. Cheap to clone (a pool handle).
 #[derive(Clone, Debug)]
 pub struct Store {
     backend: Backend,
 }
-
-/// Runs `$body` once per backend arm with `$pool` bound to that backend's pool.
-macro_rules! on_pool {
-    ($store:expr, $pool:ident => $body:expr) => {
-        match &$store.backend {
-            $crate::store::Backend::Sqlite($pool) => $body,
-            $crate::store::Backend::Postgres($pool) => $body,
-        }
-    };
-}
-
-/// Runs `$body` (an expression of type `Result<T>`, free to use `?`) inside a
-/// transaction bound to `$tx`, committing only when it returns `Ok`.
-macro_rules! in_transaction {
-    ($store:expr, $tx:ident => $body:expr) => {
-        match &$store.backend {
-            $crate::store::Backend::Sqlite(pool) => {
-                let mut $tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-                let result: $crate::error::Result<_> = async { $body }.await;
-                if result.is_ok() {
-                    $tx.commit().await?;
-                }
-                result
-            }
-            $crate::store::Backend::Postgres(pool) => {
-                let mut $tx = pool.begin().await?;
-                let result: $crate::error::Result<_> = async { $body }.await;
-                if result.is_ok() {
-                    $tx.commit().await?;
-                }
-                result
-            }
-        }
-    };
-}
-
-pub(crate) use {in_transaction, on_pool};
 
 impl Store {
     /// Connects to `sqlite://…` or `postgres://…` and runs the embedded migrations.
@@ -117,14 +90,16 @@ impl Store {
 
     /// Closes every connection; later calls fail with [`AuthError::Unavailable`].
     pub async fn close(&self) {
-        on_pool!(self, pool => pool.close().await)
+        self.backend.close().await
     }
 
     pub fn backend_name(&self) -> &'static str {
-        match self.backend {
-            Backend::Sqlite(_) => "sqlite",
-            Backend::Postgres(_) => "postgres",
-        }
+        self.backend.name()
+    }
+
+    /// Begins a transaction for statements that must hold together (see the module docs).
+    pub async fn begin(&self) -> Result<Transaction> {
+        Ok(self.backend.begin().await?)
     }
 }
 
@@ -138,6 +113,24 @@ fn migration_error(error: sqlx::migrate::MigrateError) -> AuthError {
 /// Whether `error` is a violated unique constraint.
 fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+/// What an `INSERT` into a table with a unique key did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum Inserted {
+    New,
+    /// The key was taken (possibly by a concurrent transaction). Nothing was
+    /// written, and on PostgreSQL the transaction can only be rolled back.
+    Duplicate,
+}
+
+fn inserted(result: sqlx::Result<u64>) -> Result<Inserted> {
+    match result {
+        Ok(_) => Ok(Inserted::New),
+        Err(error) if is_unique_violation(&error) => Ok(Inserted::Duplicate),
+        Err(error) => Err(error.into()),
+    }
 }
 
 pub(crate) fn millis(time: DateTime<Utc>) -> i64 {

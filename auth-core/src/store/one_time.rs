@@ -3,7 +3,7 @@
 
 use uuid::Uuid;
 
-use super::{Store, in_transaction, on_pool};
+use super::{Store, Transaction, sql::Statement, statement};
 use crate::{error::Result, tokens::OpaqueToken};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,39 +24,60 @@ impl OneTimePurpose {
     }
 }
 
-/// Binds: token hash, purpose, user, created_at, expires_at.
-const INSERT_ONE_TIME: &str = "INSERT INTO one_time_tokens (token_hash, purpose, user_id, created_at, expires_at) \
-     VALUES ($1, $2, $3, $4, $5)";
+impl Transaction {
+    /// Deletes the unused tokens of `user_id` for `purpose`.
+    pub(crate) async fn delete_unused_one_time(&mut self, user_id: Uuid, purpose: OneTimePurpose) -> Result<()> {
+        statement("DELETE FROM one_time_tokens WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL")
+            .bind(user_id)
+            .bind(purpose.as_str())
+            .execute(self)
+            .await?;
+        Ok(())
+    }
 
-impl Store {
-    /// Stores a new token for `user_id`, replacing any unused one of the same
-    /// purpose, so only the latest emailed link works.
-    pub async fn issue_one_time(
-        &self,
+    /// Deletes every unused token of `user_id`, whatever its purpose.
+    pub(crate) async fn delete_all_unused_one_time(&mut self, user_id: Uuid) -> Result<()> {
+        statement("DELETE FROM one_time_tokens WHERE user_id = $1 AND used_at IS NULL")
+            .bind(user_id)
+            .execute(self)
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn insert_one_time(
+        &mut self,
         token: &OpaqueToken,
         purpose: OneTimePurpose,
         user_id: Uuid,
         now: i64,
         expires_at: i64,
     ) -> Result<()> {
-        in_transaction!(self, tx => {
-            sqlx::query("DELETE FROM one_time_tokens WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL")
-                .bind(user_id)
-                .bind(purpose.as_str())
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(INSERT_ONE_TIME)
-                .bind(token.hash())
-                .bind(purpose.as_str())
-                .bind(user_id)
-                .bind(now)
-                .bind(expires_at)
-                .execute(&mut *tx)
-                .await?;
-            Ok(())
-        })
+        insert_one_time(token, purpose, user_id, now, expires_at).execute(self).await?;
+        Ok(())
     }
 
+    /// Consumes an unused, unexpired token: its user, or `None`.
+    pub(crate) async fn consume_one_time(
+        &mut self,
+        token: &OpaqueToken,
+        purpose: OneTimePurpose,
+        now: i64,
+    ) -> Result<Option<Uuid>> {
+        let row: Option<(Uuid,)> = consume_one_time(token, purpose, now).fetch_optional(self).await?;
+        Ok(row.map(|(user_id,)| user_id))
+    }
+
+    /// Deletes tokens that expired or were used before `cutoff`.
+    pub(crate) async fn delete_spent_one_time(&mut self, cutoff: i64) -> Result<()> {
+        statement("DELETE FROM one_time_tokens WHERE expires_at < $1 OR used_at < $1")
+            .bind(cutoff)
+            .execute(self)
+            .await?;
+        Ok(())
+    }
+}
+
+impl Store {
     /// Stores a new token for `user_id` beside any others of its purpose
     /// (sign-ins on two devices at once each keep their code).
     pub async fn add_one_time(
@@ -67,16 +88,7 @@ impl Store {
         now: i64,
         expires_at: i64,
     ) -> Result<()> {
-        on_pool!(self, pool => {
-            sqlx::query(INSERT_ONE_TIME)
-                .bind(token.hash())
-                .bind(purpose.as_str())
-                .bind(user_id)
-                .bind(now)
-                .bind(expires_at)
-                .execute(pool)
-                .await?;
-        });
+        insert_one_time(token, purpose, user_id, now, expires_at).execute(self).await?;
         Ok(())
     }
 
@@ -87,56 +99,51 @@ impl Store {
         purpose: OneTimePurpose,
         now: i64,
     ) -> Result<Option<Uuid>> {
-        let row: Option<(Uuid,)> = on_pool!(self, pool => {
-            sqlx::query_as(CONSUME_ONE_TIME)
-                .bind(now)
-                .bind(token.hash())
-                .bind(purpose.as_str())
-                .fetch_optional(pool)
-                .await?
-        });
+        let row: Option<(Uuid,)> = consume_one_time(token, purpose, now).fetch_optional(self).await?;
         Ok(row.map(|(user_id,)| user_id))
     }
 
     /// The user an unused, unexpired token belongs to, without consuming it.
     pub async fn one_time_owner(&self, token: &OpaqueToken, purpose: OneTimePurpose, now: i64) -> Result<Option<Uuid>> {
-        let row: Option<(Uuid,)> = on_pool!(self, pool => {
-            sqlx::query_as(
-                "SELECT user_id FROM one_time_tokens \
-                 WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3",
-            )
-            .bind(token.hash())
-            .bind(purpose.as_str())
-            .bind(now)
-            .fetch_optional(pool)
-            .await?
-        });
+        let row: Option<(Uuid,)> = statement(
+            "SELECT user_id FROM one_time_tokens \
+             WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3",
+        )
+        .bind(token.hash())
+        .bind(purpose.as_str())
+        .bind(now)
+        .fetch_optional(self)
+        .await?;
         Ok(row.map(|(user_id,)| user_id))
     }
+}
 
-    /// Consumes a verification token and marks its user's email verified, in
-    /// one transaction. `None` if the token is unknown, expired or used.
-    pub async fn verify_email(&self, token: &OpaqueToken, now: i64) -> Result<Option<Uuid>> {
-        in_transaction!(self, tx => {
-            let consumed: Option<(Uuid,)> = sqlx::query_as(CONSUME_ONE_TIME)
-                .bind(now)
-                .bind(token.hash())
-                .bind(OneTimePurpose::EmailVerification.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
-            let Some((user_id,)) = consumed else { return Ok(None) };
-            sqlx::query("UPDATE users SET email_verified_at = COALESCE(email_verified_at, $1) WHERE id = $2")
-                .bind(now)
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await?;
-            Ok(Some(user_id))
-        })
-    }
+fn insert_one_time(
+    token: &OpaqueToken,
+    purpose: OneTimePurpose,
+    user_id: Uuid,
+    now: i64,
+    expires_at: i64,
+) -> Statement<'static> {
+    statement(
+        "INSERT INTO one_time_tokens (token_hash, purpose, user_id, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(token.hash())
+    .bind(purpose.as_str())
+    .bind(user_id)
+    .bind(now)
+    .bind(expires_at)
 }
 
 /// Marks an unused, unexpired token used and returns its user. Being one
 /// conditional `UPDATE`, two concurrent uses cannot both succeed.
-/// Binds: now, token hash, purpose.
-pub(super) const CONSUME_ONE_TIME: &str = "UPDATE one_time_tokens SET used_at = $1 \
-     WHERE token_hash = $2 AND purpose = $3 AND used_at IS NULL AND expires_at > $1 RETURNING user_id";
+fn consume_one_time(token: &OpaqueToken, purpose: OneTimePurpose, now: i64) -> Statement<'static> {
+    statement(
+        "UPDATE one_time_tokens SET used_at = $1 \
+         WHERE token_hash = $2 AND purpose = $3 AND used_at IS NULL AND expires_at > $1 RETURNING user_id",
+    )
+    .bind(now)
+    .bind(token.hash())
+    .bind(purpose.as_str())
+}

@@ -2,12 +2,10 @@
 
 use uuid::Uuid;
 
-use super::{Store, in_transaction, is_unique_violation, on_pool, time};
+use super::{Inserted, Store, Transaction, inserted, millis, statement, time};
 use crate::{
     error::{AuthError, Result},
     identity::{Email, Profile, User},
-    store::one_time::{CONSUME_ONE_TIME, OneTimePurpose},
-    tokens::OpaqueToken,
 };
 
 #[derive(sqlx::FromRow)]
@@ -39,58 +37,19 @@ impl UserRow {
     }
 }
 
-/// `SELECT` of every user column, followed by the given clause.
-macro_rules! select_user {
-    ($clause:literal) => {
-        concat!(
-            "SELECT id, email, password_hash, is_active, is_staff, is_superuser, ",
-            "email_verified_at, date_joined, last_login FROM users ",
-            $clause
-        )
-    };
-}
+/// The user with email `$1`, every column.
+const USER_BY_EMAIL: &str = "SELECT id, email, password_hash, is_active, is_staff, is_superuser, \
+     email_verified_at, date_joined, last_login FROM users WHERE email = $1";
 
-/// Revokes the live families of user `$3` except family `$4` (nil for none),
-/// returning their ids. Binds: revoked_at, reason, user_id, kept family.
-pub(super) const REVOKE_USER_FAMILIES: &str = "UPDATE refresh_families SET revoked_at = $1, revoke_reason = $2 \
-     WHERE user_id = $3 AND revoked_at IS NULL AND id <> $4 RETURNING id";
+/// The user with id `$1`, every column.
+const USER_BY_ID: &str = "SELECT id, email, password_hash, is_active, is_staff, is_superuser, \
+     email_verified_at, date_joined, last_login FROM users WHERE id = $1";
 
-/// The statements of a password change, run in transaction `$tx`: new hash,
-/// unused reset tokens deleted, sessions except `$keep` revoked. Evaluates to
-/// `Result<Vec<Uuid>>`, the revoked session ids.
-macro_rules! replace_password {
-    ($tx:ident, $user_id:expr, $hash:expr, $now:expr, $keep:expr, $reason:expr) => {
-        async {
-            sqlx::query("UPDATE users SET password_hash = $1, password_changed_at = $2 WHERE id = $3")
-                .bind($hash)
-                .bind($now)
-                .bind($user_id)
-                .execute(&mut *$tx)
-                .await?;
-            sqlx::query("DELETE FROM one_time_tokens WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL")
-                .bind($user_id)
-                .bind(OneTimePurpose::PasswordReset.as_str())
-                .execute(&mut *$tx)
-                .await?;
-            let revoked: Vec<(Uuid,)> = sqlx::query_as(REVOKE_USER_FAMILIES)
-                .bind($now)
-                .bind($reason)
-                .bind($user_id)
-                .bind($keep.unwrap_or(Uuid::nil()))
-                .fetch_all(&mut *$tx)
-                .await?;
-            Ok::<Vec<Uuid>, AuthError>(revoked.into_iter().map(|(id,)| id).collect())
-        }
-        .await
-    };
-}
-
-impl Store {
-    /// Inserts a user and their profile in one transaction; a taken email is
-    /// [`AuthError::EmailTaken`] and leaves nothing behind.
-    pub async fn insert_user(&self, user: &User, password_hash: Option<&str>, profile: &Profile) -> Result<()> {
-        in_transaction!(self, tx => {
-            let inserted = sqlx::query(
+impl Transaction {
+    /// Inserts a user; [`Inserted::Duplicate`] when the email is taken.
+    pub(crate) async fn insert_user(&mut self, user: &User, password_hash: Option<&str>) -> Result<Inserted> {
+        inserted(
+            statement(
                 "INSERT INTO users (id, email, password_hash, is_active, is_staff, is_superuser, \
                  email_verified_at, date_joined, last_login, password_changed_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $8)",
@@ -101,37 +60,74 @@ impl Store {
             .bind(user.is_active)
             .bind(user.is_staff)
             .bind(user.is_superuser)
-            .bind(user.email_verified_at.map(super::millis))
-            .bind(super::millis(user.date_joined))
-            .execute(&mut *tx)
-            .await;
-            match inserted {
-                Err(error) if is_unique_violation(&error) => return Err(AuthError::EmailTaken),
-                other => other?,
-            };
-            sqlx::query("INSERT INTO profiles (user_id, full_name, phone) VALUES ($1, $2, $3)")
-                .bind(user.id)
-                .bind(&profile.full_name)
-                .bind(profile.phone.as_deref())
-                .execute(&mut *tx)
-                .await?;
-            Ok(())
-        })
+            .bind(user.email_verified_at.map(millis))
+            .bind(millis(user.date_joined))
+            .execute(self)
+            .await,
+        )
     }
 
+    pub(crate) async fn insert_profile(&mut self, user_id: Uuid, profile: &Profile) -> Result<()> {
+        statement("INSERT INTO profiles (user_id, full_name, phone) VALUES ($1, $2, $3)")
+            .bind(user_id)
+            .bind(profile.full_name.as_str())
+            .bind(profile.phone.as_deref())
+            .execute(self)
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn set_password_hash(&mut self, user_id: Uuid, password_hash: &str, now: i64) -> Result<()> {
+        statement("UPDATE users SET password_hash = $1, password_changed_at = $2 WHERE id = $3")
+            .bind(password_hash)
+            .bind(now)
+            .bind(user_id)
+            .execute(self)
+            .await?;
+        Ok(())
+    }
+
+    /// Removes the password of `user_id` and marks the email verified, only
+    /// if it was unverified; whether it did.
+    pub(crate) async fn wipe_unverified_password(&mut self, user_id: Uuid, now: i64) -> Result<bool> {
+        let wiped = statement(
+            "UPDATE users SET password_hash = NULL, password_changed_at = $1, email_verified_at = $1 \
+             WHERE id = $2 AND email_verified_at IS NULL",
+        )
+        .bind(now)
+        .bind(user_id)
+        .execute(self)
+        .await?;
+        Ok(wiped == 1)
+    }
+
+    pub(crate) async fn mark_email_verified(&mut self, user_id: Uuid, now: i64) -> Result<()> {
+        statement("UPDATE users SET email_verified_at = COALESCE(email_verified_at, $1) WHERE id = $2")
+            .bind(now)
+            .bind(user_id)
+            .execute(self)
+            .await?;
+        Ok(())
+    }
+
+    /// Activates or deactivates a user; [`AuthError::NotFound`] if there is none.
+    pub(crate) async fn set_active(&mut self, user_id: Uuid, active: bool) -> Result<()> {
+        let updated =
+            statement("UPDATE users SET is_active = $1 WHERE id = $2").bind(active).bind(user_id).execute(self).await?;
+        if updated == 1 { Ok(()) } else { Err(AuthError::NotFound) }
+    }
+}
+
+impl Store {
     /// The user with this (normalised) email and their password hash.
     pub async fn user_by_email(&self, email: &Email) -> Result<Option<(User, Option<String>)>> {
-        let row: Option<UserRow> = on_pool!(self, pool => {
-            sqlx::query_as(select_user!("WHERE email = $1")).bind(email.as_str()).fetch_optional(pool).await?
-        });
+        let row: Option<UserRow> = statement(USER_BY_EMAIL).bind(email.as_str()).fetch_optional(self).await?;
         Ok(row.map(UserRow::split))
     }
 
     /// The user with this id and their password hash.
     pub async fn user_with_password(&self, id: Uuid) -> Result<Option<(User, Option<String>)>> {
-        let row: Option<UserRow> = on_pool!(self, pool => {
-            sqlx::query_as(select_user!("WHERE id = $1")).bind(id).fetch_optional(pool).await?
-        });
+        let row: Option<UserRow> = statement(USER_BY_ID).bind(id).fetch_optional(self).await?;
         Ok(row.map(UserRow::split))
     }
 
@@ -140,103 +136,32 @@ impl Store {
     }
 
     pub async fn profile(&self, user_id: Uuid) -> Result<Option<Profile>> {
-        let row: Option<(String, Option<String>)> = on_pool!(self, pool => {
-            sqlx::query_as("SELECT full_name, phone FROM profiles WHERE user_id = $1")
+        let row: Option<(String, Option<String>)> =
+            statement("SELECT full_name, phone FROM profiles WHERE user_id = $1")
                 .bind(user_id)
-                .fetch_optional(pool)
-                .await?
-        });
+                .fetch_optional(self)
+                .await?;
         Ok(row.map(|(full_name, phone)| Profile { full_name, phone }))
     }
 
     pub async fn update_profile(&self, user_id: Uuid, profile: &Profile) -> Result<()> {
-        let updated = on_pool!(self, pool => {
-            sqlx::query("UPDATE profiles SET full_name = $1, phone = $2 WHERE user_id = $3")
-                .bind(&profile.full_name)
-                .bind(profile.phone.as_deref())
-                .bind(user_id)
-                .execute(pool)
-                .await?
-                .rows_affected()
-        });
+        let updated = statement("UPDATE profiles SET full_name = $1, phone = $2 WHERE user_id = $3")
+            .bind(profile.full_name.as_str())
+            .bind(profile.phone.as_deref())
+            .bind(user_id)
+            .execute(self)
+            .await?;
         if updated == 1 { Ok(()) } else { Err(AuthError::NotFound) }
     }
 
     /// Stamps `last_login` and, when the hash parameters changed, stores the new hash.
     pub async fn record_login(&self, user_id: Uuid, now: i64, rehashed: Option<&str>) -> Result<()> {
-        on_pool!(self, pool => {
-            sqlx::query(
-                "UPDATE users SET last_login = $1, password_hash = COALESCE($2, password_hash) WHERE id = $3",
-            )
+        statement("UPDATE users SET last_login = $1, password_hash = COALESCE($2, password_hash) WHERE id = $3")
             .bind(now)
             .bind(rehashed)
             .bind(user_id)
-            .execute(pool)
+            .execute(self)
             .await?;
-        });
         Ok(())
-    }
-
-    /// Replaces the password hash, kills every unused reset token of the user
-    /// and revokes their sessions except `keep_family`, in one transaction.
-    /// Returns the revoked session ids.
-    pub async fn set_password(
-        &self,
-        user_id: Uuid,
-        password_hash: &str,
-        now: i64,
-        keep_family: Option<Uuid>,
-        reason: &str,
-    ) -> Result<Vec<Uuid>> {
-        in_transaction!(self, tx => replace_password!(tx, user_id, password_hash, now, keep_family, reason))
-    }
-
-    /// Consumes a password-reset token and sets the new password with the
-    /// effects of [`Self::set_password`] (every session revoked), in one
-    /// transaction. `None` if the token is unknown, expired or already used.
-    pub async fn reset_password(
-        &self,
-        token: &OpaqueToken,
-        password_hash: &str,
-        now: i64,
-    ) -> Result<Option<(Uuid, Vec<Uuid>)>> {
-        in_transaction!(self, tx => {
-            let consumed: Option<(Uuid,)> = sqlx::query_as(CONSUME_ONE_TIME)
-                .bind(now)
-                .bind(token.hash())
-                .bind(OneTimePurpose::PasswordReset.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
-            let Some((user_id,)) = consumed else { return Ok(None) };
-            let revoked = replace_password!(tx, user_id, password_hash, now, None, "password_reset")?;
-            Ok(Some((user_id, revoked)))
-        })
-    }
-
-    /// Activates or deactivates a user; deactivation revokes every session in
-    /// the same transaction. Returns the revoked session ids.
-    pub async fn set_active(&self, user_id: Uuid, active: bool, now: i64) -> Result<Vec<Uuid>> {
-        in_transaction!(self, tx => {
-            let updated = sqlx::query("UPDATE users SET is_active = $1 WHERE id = $2")
-                .bind(active)
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if updated != 1 {
-                return Err(AuthError::NotFound);
-            }
-            if active {
-                return Ok(Vec::new());
-            }
-            let revoked: Vec<(Uuid,)> = sqlx::query_as(REVOKE_USER_FAMILIES)
-                .bind(now)
-                .bind("deactivated")
-                .bind(user_id)
-                .bind(Uuid::nil())
-                .fetch_all(&mut *tx)
-                .await?;
-            Ok(revoked.into_iter().map(|(id,)| id).collect())
-        })
     }
 }
