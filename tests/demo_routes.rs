@@ -201,7 +201,7 @@ async fn demoted_member_loses_admin_route_after_refresh(backend: Backend) {
 
     let (actor, tenant, target) = (parse(&owner.id), parse(&tenant_id), parse(&user.id));
     let client = ClientInfo::default();
-    app.auth().set_member_role(actor, tenant, target, "member", &client).await.expect("demote");
+    app.auth().tenants().set_member_role(actor, tenant, target, "member", &client).await.expect("demote");
     let demoted = app.kit.refreshed(&admin.refresh).await;
     assert_eq!(demoted.claims()["role"], json!("member"), "the next token carries the new role");
     app.get(&uri, Some(&demoted.access)).await.expect(403);
@@ -221,7 +221,7 @@ async fn deactivated_user_is_locked_out(backend: Backend) {
     let app = TestApp::demo(backend).await;
     let (user, tokens) = app.signed_in("deactivated").await;
     app.get("/api/protected", Some(&tokens.access)).await.expect(200);
-    app.auth().set_user_active(parse(&user.id), false, &ClientInfo::default()).await.expect("deactivate");
+    app.auth().operators().set_user_active(parse(&user.id), false, &ClientInfo::default()).await.expect("deactivate");
     app.get("/api/protected", Some(&tokens.access)).await.expect_error(401, "invalid_token");
     assert!(!app.kit.refresh_works(&tokens.refresh).await, "the refresh token is dead");
     let login = app.kit.post("/login", None, &json!({ "email": user.email, "password": user.password })).await;
@@ -256,7 +256,7 @@ async fn staff_route_is_for_staff_only(backend: Backend) {
     app.get("/api/staff", None).await.expect_error(401, "missing_token");
 
     let email = app.kit.unique_email("root");
-    let superuser = app.auth().create_superuser(&email, NEW_PASSWORD, "Super User").await.expect("create a superuser");
+    let superuser = app.auth().operators().create_superuser(&email, NEW_PASSWORD, "Super User").await.expect("create a superuser");
     let login = app.kit.post("/login", None, &json!({ "email": email, "password": NEW_PASSWORD })).await;
     login.expect(200);
     let access = login.str("/access").to_owned();

@@ -21,7 +21,7 @@ async fn a_flood_of_denials_makes_a_bounded_number_of_writes(backend: Backend) {
         app.get("/api/staff", Some(&tokens.access)).await.expect(403);
     }
     let denials = async || {
-        let trail = app.auth().audit_trail(Some(user_id), 20_000).await.expect("the audit trail");
+        let trail = app.auth().operators().audit_trail(Some(user_id), 20_000).await.expect("the audit trail");
         trail.into_iter().filter(|event| event.event == "access_denied").collect::<Vec<_>>()
     };
     // Writes are queued: wait until the first has landed, then for stragglers.

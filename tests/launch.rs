@@ -233,7 +233,7 @@ async fn debug_generates_and_reuses_a_development_key() {
 
     let auth = first.rocket().state::<auth_core::Auth>().expect("an Auth");
     let email = "dev-key-user@example.com";
-    auth.create_superuser(email, common::PASSWORD, "Dev Key").await.expect("a superuser");
+    auth.operators().create_superuser(email, common::PASSWORD, "Dev Key").await.expect("a superuser");
     let login = json!({ "email": email, "password": common::PASSWORD }).to_string();
     let response = first.post("/api/auth/login").header(rocket::http::ContentType::JSON).body(login).dispatch().await;
     assert_eq!(response.status().code, 200);

@@ -318,7 +318,7 @@ impl App {
     }
 
     async fn audit_reasons(&self) -> Vec<String> {
-        let trail = self.auth().audit_trail(None, 200).await.expect("the audit trail");
+        let trail = self.auth().operators().audit_trail(None, 200).await.expect("the audit trail");
         trail
             .into_iter()
             .filter(|r| r.event == "oauth_failed")
@@ -508,7 +508,7 @@ async fn full_flow(backend: Backend) {
     let links = app.auth().store().identity_links(user).await.expect("links");
     assert_eq!(links.len(), 1);
     assert_eq!((links[0].issuer.as_str(), links[0].subject.as_str()), (provider.issuer.as_str(), sub.as_str()));
-    let trail = app.auth().audit_trail(Some(user), 50).await.expect("audit");
+    let trail = app.auth().operators().audit_trail(Some(user), 50).await.expect("audit");
     assert!(trail.iter().any(|r| r.event == "registered" && r.detail["method"] == "oauth"), "{trail:?}");
     assert!(trail.iter().any(|r| r.event == "login_succeeded" && r.detail["provider"] == PROVIDER), "{trail:?}");
 }
@@ -846,7 +846,7 @@ async fn pre_registered_takeover(backend: Backend) {
     assert!(notice.subject.contains("Security notice"), "{notice:?}");
     assert!(notice.text.contains("password has been removed"), "{notice:?}");
     let user = squatter.id.parse().expect("a uuid");
-    let trail = app.auth().audit_trail(Some(user), 50).await.expect("audit");
+    let trail = app.auth().operators().audit_trail(Some(user), 50).await.expect("audit");
     let linked = trail.iter().find(|r| r.event == "identity_linked").expect("an identity_linked event");
     assert_eq!(linked.detail["password_wiped"], json!(true));
     assert_eq!(linked.detail["subject"], json!(sub));
@@ -937,7 +937,7 @@ async fn deliberate_link(backend: Backend) {
     assert_eq!(linked.header("cache-control"), Some("no-store"));
     assert_eq!(app.links(&alice.id).await.len(), 1);
     assert!(app.links(&bob.id).await.is_empty());
-    let trail = app.auth().audit_trail(Some(alice.id.parse().expect("a uuid")), 50).await.expect("audit");
+    let trail = app.auth().operators().audit_trail(Some(alice.id.parse().expect("a uuid")), 50).await.expect("audit");
     let event = trail.iter().find(|r| r.event == "identity_linked").expect("an identity_linked event");
     assert_eq!((&event.detail["subject"], &event.detail["deliberate"]), (&json!(sub), &json!(true)));
     let notice = app.kit.wait_for_mail(&alice.email, 1).await;

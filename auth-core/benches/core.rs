@@ -158,8 +158,8 @@ fn bench_config(database_url: String) -> AuthConfig {
 async fn engine(database_url: String) -> (Auth, String) {
     let auth = Auth::builder(bench_config(database_url)).build().await.expect("engine");
     let email = format!("bench-{}@example.com", Uuid::new_v4().simple());
-    auth.create_superuser(&email, "correct horse battery staple 42", "Bench").await.expect("superuser");
-    let pair = auth.login(&email, "correct horse battery staple 42", None, &ClientInfo::default()).await.unwrap();
+    auth.operators().create_superuser(&email, "correct horse battery staple 42", "Bench").await.expect("superuser");
+    let pair = auth.sessions().login(&email, "correct horse battery staple 42", None, &ClientInfo::default()).await.unwrap();
     (auth, pair.refresh)
 }
 
@@ -179,7 +179,7 @@ fn rotation(c: &mut Criterion) {
         let mut current = refresh;
         group.bench_function(format!("auth_refresh/{name}"), |b| {
             b.iter(|| {
-                let pair = rt.block_on(auth.refresh(&current, &client)).unwrap();
+                let pair = rt.block_on(auth.sessions().refresh(&current, &client)).unwrap();
                 current = pair.refresh;
             })
         });
@@ -189,7 +189,7 @@ fn rotation(c: &mut Criterion) {
         group.bench_function(format!("store_rotate/{name}"), |b| {
             b.iter_batched(
                 || chrono::Utc::now().timestamp_millis(),
-                |now| match rt.block_on(auth.rotate_refresh(&token, now, idle, grace)).unwrap() {
+                |now| match rt.block_on(auth.sessions().rotate_refresh(&token, now, idle, grace)).unwrap() {
                     RotateOutcome::Rotated { successor, .. } => token = successor,
                     other => panic!("rotation failed: {other:?}"),
                 },
@@ -265,8 +265,8 @@ fn revocation_engine(c: &mut Criterion) {
     let (user, access) = rt.block_on(async {
         let auth = Auth::builder(config.clone()).build().await.expect("engine");
         let password = "correct horse battery staple 42";
-        let user = auth.create_superuser("revoked@example.com", password, "Bench").await.unwrap();
-        let pair = auth.login("revoked@example.com", password, None, &ClientInfo::default()).await.unwrap();
+        let user = auth.operators().create_superuser("revoked@example.com", password, "Bench").await.unwrap();
+        let pair = auth.sessions().login("revoked@example.com", password, None, &ClientInfo::default()).await.unwrap();
         (user.id, pair.access)
     });
     let keys = KeySet::from_settings(&config.tokens).unwrap();

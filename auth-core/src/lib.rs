@@ -31,4 +31,7 @@ pub use audit::ClientInfo;
 pub use clock::Clock;
 pub use config::{AuthConfig, ConfigError, Secret, SigningAlgorithm};
 pub use error::{AuthError, FieldErrors, Result};
-pub use service::{Account, Auth, AuthBuilder, BuildError, RotateOutcome, TenantView, TokenPair};
+pub use service::{
+    Account, Accounts, Auth, AuthBuilder, BuildError, OAuth, Operators, RotateOutcome, Sessions, TenantView, Tenants,
+    TokenPair,
+};

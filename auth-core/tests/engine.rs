@@ -46,6 +46,7 @@ backend_tests!(
     sessions_are_listed_and_revocable,
     profile_updates_are_validated,
     audit_trail_records_events_without_secrets,
+    operators_change_memberships_under_the_rules_and_audited,
     pruning_removes_ended_sessions,
     audit_events_past_their_retention_are_pruned,
     a_closed_store_is_unavailable,
@@ -65,15 +66,15 @@ async fn registration_normalises_email_and_keeps_profile_apart(ctx: TestContext)
         full_name: " Ada Lovelace ".into(),
         phone: Some("+44 20 7946 0958".into()),
     };
-    let (user, profile) = ctx.auth.register(&registration, &client()).await.unwrap();
+    let (user, profile) = ctx.auth.accounts().register(&registration, &client()).await.unwrap();
     assert_eq!(user.email.as_str(), "ada.lovelace@example.com");
     assert!(!user.email_verified() && user.is_active && !user.is_staff && !user.is_superuser);
     assert_eq!(profile.full_name, "Ada Lovelace");
 
     let again = Registration { email: "ADA.LOVELACE@example.com".into(), ..registration };
-    assert!(matches!(ctx.auth.register(&again, &client()).await, Err(AuthError::EmailTaken)));
+    assert!(matches!(ctx.auth.accounts().register(&again, &client()).await, Err(AuthError::EmailTaken)));
 
-    let account = ctx.auth.account(user.id).await.unwrap();
+    let account = ctx.auth.accounts().account(user.id).await.unwrap();
     assert_eq!(account.profile.phone.as_deref(), Some("+44 20 7946 0958"));
     assert_eq!(count(&ctx, "SELECT COUNT(*) FROM profiles").await, 1);
     // The verification email links to the configured public URL.
@@ -88,7 +89,7 @@ async fn registration_reports_every_invalid_field(ctx: TestContext) {
         full_name: " ".into(),
         phone: Some("call me".into()),
     };
-    let Err(AuthError::Validation(fields)) = ctx.auth.register(&registration, &client()).await else {
+    let Err(AuthError::Validation(fields)) = ctx.auth.accounts().register(&registration, &client()).await else {
         panic!("expected a validation error");
     };
     for field in ["email", "password", "full_name", "phone"] {
@@ -102,7 +103,7 @@ async fn registration_reports_every_invalid_field(ctx: TestContext) {
             full_name: "Grace Hopper".into(),
             phone: None,
         };
-        let result = ctx.auth.register(&registration, &client()).await;
+        let result = ctx.auth.accounts().register(&registration, &client()).await;
         assert!(matches!(&result, Err(AuthError::Validation(f)) if f.get("password").is_some()), "{password}");
     }
     assert_eq!(count(&ctx, "SELECT COUNT(*) FROM users").await, 0);
@@ -114,6 +115,7 @@ async fn a_failed_registration_leaves_nothing_behind(ctx: TestContext) {
     sqlx::query("ALTER TABLE profiles RENAME TO profiles_gone").execute(&pool).await.unwrap();
     let result = ctx
         .auth
+        .accounts()
         .register(
             &Registration {
                 email: "half@example.com".into(),
@@ -137,7 +139,7 @@ async fn duplicate_registration_race_has_one_winner(ctx: TestContext) {
             let email = if i % 2 == 0 { "Race@Example.com" } else { "race@example.com" };
             let registration =
                 Registration { email: email.into(), password: PASSWORD.into(), full_name: "R".into(), phone: None };
-            auth.register(&registration, &client()).await
+            auth.accounts().register(&registration, &client()).await
         }
     });
     let results = futures_join_all(attempts).await;
@@ -157,64 +159,64 @@ async fn passwords_are_argon2id_and_rehashed_when_parameters_change(ctx: TestCon
 
     // A second instance configured with stronger parameters upgrades the hash at login.
     let stronger = ctx.second_instance(|c| c.password.argon2_memory_kib = 2048).await;
-    stronger.login("hash@example.com", PASSWORD, None, &client()).await.unwrap();
+    stronger.sessions().login("hash@example.com", PASSWORD, None, &client()).await.unwrap();
     let after = stored().await;
     assert!(after.starts_with("$argon2id$v=19$m=2048,t=1,p=1$"), "{after}");
     // And the new hash still verifies.
-    stronger.login("hash@example.com", PASSWORD, None, &client()).await.unwrap();
+    stronger.sessions().login("hash@example.com", PASSWORD, None, &client()).await.unwrap();
     assert_eq!(stored().await, after, "no rehash when parameters match");
     pool.close().await;
 }
 
 async fn login_failures_look_the_same(ctx: TestContext) {
     ctx.verified_user("known@example.com").await;
-    let unknown = ctx.auth.login("nobody@example.com", PASSWORD, None, &client()).await.unwrap_err();
-    let wrong = ctx.auth.login("known@example.com", "Wrong-Password-123", None, &client()).await.unwrap_err();
+    let unknown = ctx.auth.sessions().login("nobody@example.com", PASSWORD, None, &client()).await.unwrap_err();
+    let wrong = ctx.auth.sessions().login("known@example.com", "Wrong-Password-123", None, &client()).await.unwrap_err();
     assert!(matches!(unknown, AuthError::InvalidCredentials));
     assert!(matches!(wrong, AuthError::InvalidCredentials));
     assert_eq!(unknown.to_string(), wrong.to_string());
     let huge = "x".repeat(2000);
     assert!(matches!(
-        ctx.auth.login("known@example.com", &huge, None, &client()).await,
+        ctx.auth.sessions().login("known@example.com", &huge, None, &client()).await,
         Err(AuthError::InvalidCredentials)
     ));
     // Case-insensitive login.
-    ctx.auth.login("KNOWN@example.com", PASSWORD, None, &client()).await.unwrap();
+    ctx.auth.sessions().login("KNOWN@example.com", PASSWORD, None, &client()).await.unwrap();
 }
 
 async fn login_requires_a_verified_email_and_an_active_account(ctx: TestContext) {
     let id = ctx.register("unverified@example.com").await;
     assert!(matches!(
-        ctx.auth.login("unverified@example.com", PASSWORD, None, &client()).await,
+        ctx.auth.sessions().login("unverified@example.com", PASSWORD, None, &client()).await,
         Err(AuthError::EmailNotVerified)
     ));
     // Only after a correct password: a wrong one stays invalid_credentials.
     assert!(matches!(
-        ctx.auth.login("unverified@example.com", "Wrong-Password-123", None, &client()).await,
+        ctx.auth.sessions().login("unverified@example.com", "Wrong-Password-123", None, &client()).await,
         Err(AuthError::InvalidCredentials)
     ));
     let token = ctx.token_mailed_to("unverified@example.com").await;
-    ctx.auth.verify_email(&token, &client()).await.unwrap();
+    ctx.auth.accounts().verify_email(&token, &client()).await.unwrap();
     ctx.login("unverified@example.com").await;
-    ctx.auth.set_user_active(id, false, &client()).await.unwrap();
+    ctx.auth.operators().set_user_active(id, false, &client()).await.unwrap();
     assert!(matches!(
-        ctx.auth.login("unverified@example.com", PASSWORD, None, &client()).await,
+        ctx.auth.sessions().login("unverified@example.com", PASSWORD, None, &client()).await,
         Err(AuthError::AccountDisabled)
     ));
 }
 
 async fn superusers_are_created_verified_and_staff(ctx: TestContext) {
-    let user = ctx.auth.create_superuser("Root@Example.com", PASSWORD, "Root").await.unwrap();
+    let user = ctx.auth.operators().create_superuser("Root@Example.com", PASSWORD, "Root").await.unwrap();
     assert!(user.is_staff && user.is_superuser && user.is_active && user.email_verified());
     let pair = ctx.login("root@example.com").await;
     let claims = ctx.auth.verify_access(&pair.access).unwrap();
     assert!(claims.staff && claims.superuser && claims.email_verified);
     // Rotation reads the flags with the session: a refreshed token says the same.
-    let refreshed = ctx.auth.refresh(&pair.refresh, &client()).await.unwrap();
+    let refreshed = ctx.auth.sessions().refresh(&pair.refresh, &client()).await.unwrap();
     let claims = ctx.auth.verify_access(&refreshed.access).unwrap();
     assert!(claims.staff && claims.superuser && claims.email_verified);
     assert!(matches!(
-        ctx.auth.create_superuser("weak@example.com", "password", "W").await,
+        ctx.auth.operators().create_superuser("weak@example.com", "password", "W").await,
         Err(AuthError::Validation(_))
     ));
 }
@@ -248,25 +250,25 @@ async fn access_tokens_carry_the_contract_claims_and_no_pii(ctx: TestContext) {
     }
     // A refresh token is not an access token and vice versa.
     assert!(matches!(ctx.auth.verify_access(&pair.refresh), Err(AuthError::InvalidToken)));
-    assert!(matches!(ctx.auth.refresh(&pair.access, &client()).await, Err(AuthError::InvalidToken)));
+    assert!(matches!(ctx.auth.sessions().refresh(&pair.access, &client()).await, Err(AuthError::InvalidToken)));
 }
 
 async fn refresh_rotates_and_detects_reuse(ctx: TestContext) {
     ctx.verified_user("rotate@example.com").await;
     let first = ctx.login("rotate@example.com").await;
-    let second = ctx.auth.refresh(&first.refresh, &client()).await.unwrap();
+    let second = ctx.auth.sessions().refresh(&first.refresh, &client()).await.unwrap();
     assert_ne!(second.refresh, first.refresh);
     let second_claims = ctx.auth.verify_access(&second.access).unwrap();
     assert_eq!(second_claims.sid, ctx.auth.verify_access(&first.access).unwrap().sid);
 
     // Presenting the consumed token again is reuse: the whole family dies.
-    assert!(matches!(ctx.auth.refresh(&first.refresh, &client()).await, Err(AuthError::TokenReused)));
-    assert!(matches!(ctx.auth.refresh(&second.refresh, &client()).await, Err(AuthError::InvalidToken)));
+    assert!(matches!(ctx.auth.sessions().refresh(&first.refresh, &client()).await, Err(AuthError::TokenReused)));
+    assert!(matches!(ctx.auth.sessions().refresh(&second.refresh, &client()).await, Err(AuthError::InvalidToken)));
     assert!(matches!(ctx.auth.verify_access(&second.access), Err(AuthError::InvalidToken)));
     // Garbage is simply invalid.
-    assert!(matches!(ctx.auth.refresh("garbage", &client()).await, Err(AuthError::InvalidToken)));
+    assert!(matches!(ctx.auth.sessions().refresh("garbage", &client()).await, Err(AuthError::InvalidToken)));
     let unknown = auth_core::tokens::OpaqueToken::generate();
-    assert!(matches!(ctx.auth.refresh(unknown.as_str(), &client()).await, Err(AuthError::InvalidToken)));
+    assert!(matches!(ctx.auth.sessions().refresh(unknown.as_str(), &client()).await, Err(AuthError::InvalidToken)));
 }
 
 async fn concurrent_refreshes_have_exactly_one_winner(ctx: TestContext) {
@@ -275,7 +277,7 @@ async fn concurrent_refreshes_have_exactly_one_winner(ctx: TestContext) {
     let refresh = Arc::new(pair.refresh);
     let attempts = (0..8).map(|_| {
         let (auth, refresh) = (ctx.auth.clone(), refresh.clone());
-        tokio::spawn(async move { auth.refresh(&refresh, &client()).await })
+        tokio::spawn(async move { auth.sessions().refresh(&refresh, &client()).await })
     });
     let mut results = Vec::new();
     for attempt in attempts {
@@ -285,14 +287,14 @@ async fn concurrent_refreshes_have_exactly_one_winner(ctx: TestContext) {
     assert_eq!(winners.len(), 1, "{results:?}");
     assert!(results.iter().filter(|r| r.is_err()).all(|r| matches!(r, Err(AuthError::TokenReused))), "{results:?}");
     // Reuse revoked the family, the winner's new token included.
-    assert!(ctx.auth.refresh(&winners[0].refresh, &client()).await.is_err());
+    assert!(ctx.auth.sessions().refresh(&winners[0].refresh, &client()).await.is_err());
 }
 
 async fn refresh_respects_idle_and_absolute_lifetimes(ctx: TestContext) {
     ctx.verified_user("idle@example.com").await;
     let pair = ctx.login("idle@example.com").await;
     ctx.clock.advance(Duration::from_secs(25 * 3600));
-    assert!(matches!(ctx.auth.refresh(&pair.refresh, &client()).await, Err(AuthError::InvalidToken)));
+    assert!(matches!(ctx.auth.sessions().refresh(&pair.refresh, &client()).await, Err(AuthError::InvalidToken)));
 
     // Used every 20 hours, a session still ends 30 days after login.
     let mut pair = ctx.login("idle@example.com").await;
@@ -300,7 +302,7 @@ async fn refresh_respects_idle_and_absolute_lifetimes(ctx: TestContext) {
     loop {
         ctx.clock.advance(Duration::from_secs(20 * 3600));
         hours += 20;
-        match ctx.auth.refresh(&pair.refresh, &client()).await {
+        match ctx.auth.sessions().refresh(&pair.refresh, &client()).await {
             Ok(next) => pair = next,
             Err(error) => {
                 assert!(matches!(error, AuthError::InvalidToken));
@@ -315,14 +317,14 @@ async fn refresh_respects_idle_and_absolute_lifetimes(ctx: TestContext) {
 async fn reuse_grace_window_returns_the_same_successor(ctx: TestContext) {
     let auth = ctx.second_instance(|c| c.tokens.refresh_reuse_grace_secs = 10).await;
     ctx.verified_user("grace@example.com").await;
-    let pair = auth.login("grace@example.com", PASSWORD, None, &client()).await.unwrap();
-    let next = auth.refresh(&pair.refresh, &client()).await.unwrap();
+    let pair = auth.sessions().login("grace@example.com", PASSWORD, None, &client()).await.unwrap();
+    let next = auth.sessions().refresh(&pair.refresh, &client()).await.unwrap();
     ctx.clock.advance(Duration::from_secs(5));
-    let retried = auth.refresh(&pair.refresh, &client()).await.unwrap();
+    let retried = auth.sessions().refresh(&pair.refresh, &client()).await.unwrap();
     assert_eq!(retried.refresh, next.refresh, "a lost response is answered with the same successor");
     ctx.clock.advance(Duration::from_secs(10));
-    assert!(matches!(auth.refresh(&pair.refresh, &client()).await, Err(AuthError::TokenReused)));
-    assert!(auth.refresh(&next.refresh, &client()).await.is_err());
+    assert!(matches!(auth.sessions().refresh(&pair.refresh, &client()).await, Err(AuthError::TokenReused)));
+    assert!(auth.sessions().refresh(&next.refresh, &client()).await.is_err());
 }
 
 /// Issue #10.11: concurrent presentations of one token within the grace
@@ -331,11 +333,11 @@ async fn reuse_grace_window_returns_the_same_successor(ctx: TestContext) {
 async fn grace_window_races_leave_one_chain_and_a_used_successor_makes_reuse(ctx: TestContext) {
     let auth = ctx.second_instance(|c| c.tokens.refresh_reuse_grace_secs = 10).await;
     ctx.verified_user("grace-race@example.com").await;
-    let pair = auth.login("grace-race@example.com", PASSWORD, None, &client()).await.unwrap();
+    let pair = auth.sessions().login("grace-race@example.com", PASSWORD, None, &client()).await.unwrap();
     let refresh = Arc::new(pair.refresh.clone());
     let attempts = (0..8).map(|_| {
         let (auth, refresh) = (auth.clone(), refresh.clone());
-        tokio::spawn(async move { auth.refresh(&refresh, &client()).await })
+        tokio::spawn(async move { auth.sessions().refresh(&refresh, &client()).await })
     });
     let mut successors = std::collections::BTreeSet::new();
     for attempt in attempts {
@@ -346,12 +348,12 @@ async fn grace_window_races_leave_one_chain_and_a_used_successor_makes_reuse(ctx
     let chains = count(&ctx, "SELECT COUNT(*) FROM refresh_tokens WHERE consumed_at IS NULL").await;
     assert_eq!(chains, 1, "exactly one live token");
 
-    let next = auth.refresh(&successor, &client()).await.unwrap();
+    let next = auth.sessions().refresh(&successor, &client()).await.unwrap();
     assert!(
-        matches!(auth.refresh(&pair.refresh, &client()).await, Err(AuthError::TokenReused)),
+        matches!(auth.sessions().refresh(&pair.refresh, &client()).await, Err(AuthError::TokenReused)),
         "the old token after its successor was used is reuse, even within the grace window"
     );
-    assert!(matches!(auth.refresh(&next.refresh, &client()).await, Err(AuthError::InvalidToken)));
+    assert!(matches!(auth.sessions().refresh(&next.refresh, &client()).await, Err(AuthError::InvalidToken)));
     assert!(matches!(auth.verify_access(&next.access), Err(AuthError::InvalidToken)));
 }
 
@@ -359,12 +361,12 @@ async fn grace_window_races_leave_one_chain_and_a_used_successor_makes_reuse(ctx
 /// starting a session of its own; ending the login ends the tenant's tokens.
 async fn tenant_tokens_end_with_the_login_they_came_from(ctx: TestContext) {
     let owner = ctx.verified_user("login-owner@example.com").await;
-    let tenant = ctx.auth.create_tenant(owner, "Acme", &client()).await.unwrap();
+    let tenant = ctx.auth.tenants().create(owner, "Acme", &client()).await.unwrap();
     // A tenant-scoped pair from a login; `end` ends that login one way or another.
     let scoped_pair = async || {
         let login = ctx.login("login-owner@example.com").await;
         let claims = ctx.auth.verify_access(&login.access).unwrap();
-        let scoped = ctx.auth.tenant_token(&claims, tenant.id, &client()).await.unwrap();
+        let scoped = ctx.auth.tenants().token(&claims, tenant.id, &client()).await.unwrap();
         let scoped_claims = ctx.auth.verify_access(&scoped.access).unwrap();
         assert_eq!(scoped_claims.sid, claims.sid, "the scoped tokens belong to the login");
         assert_eq!(scoped_claims.tenant_id, Some(tenant.id));
@@ -372,53 +374,53 @@ async fn tenant_tokens_end_with_the_login_they_came_from(ctx: TestContext) {
     };
     let assert_ended = async |scoped: &auth_core::TokenPair, how: &str| {
         assert!(matches!(ctx.auth.verify_access(&scoped.access), Err(AuthError::InvalidToken)), "{how}");
-        assert!(matches!(ctx.auth.refresh(&scoped.refresh, &client()).await, Err(AuthError::InvalidToken)), "{how}");
+        assert!(matches!(ctx.auth.sessions().refresh(&scoped.refresh, &client()).await, Err(AuthError::InvalidToken)), "{how}");
     };
 
     let (login, claims, scoped) = scoped_pair().await;
-    let sessions = ctx.auth.sessions(&claims).await.unwrap();
+    let sessions = ctx.auth.sessions().list(&claims).await.unwrap();
     assert_eq!(sessions.len(), 1, "the login is listed once: {sessions:?}");
     // Both chains rotate independently within the one login.
-    let scoped = ctx.auth.refresh(&scoped.refresh, &client()).await.unwrap();
-    let login = ctx.auth.refresh(&login.refresh, &client()).await.unwrap();
-    ctx.auth.logout(&claims, &login.refresh, &client()).await.unwrap();
+    let scoped = ctx.auth.sessions().refresh(&scoped.refresh, &client()).await.unwrap();
+    let login = ctx.auth.sessions().refresh(&login.refresh, &client()).await.unwrap();
+    ctx.auth.sessions().logout(&claims, &login.refresh, &client()).await.unwrap();
     assert_ended(&scoped, "logout").await;
 
     let (login, _, scoped) = scoped_pair().await;
-    ctx.auth.refresh(&login.refresh, &client()).await.unwrap();
-    assert!(matches!(ctx.auth.refresh(&login.refresh, &client()).await, Err(AuthError::TokenReused)));
+    ctx.auth.sessions().refresh(&login.refresh, &client()).await.unwrap();
+    assert!(matches!(ctx.auth.sessions().refresh(&login.refresh, &client()).await, Err(AuthError::TokenReused)));
     assert_ended(&scoped, "reuse detection").await;
 
     let (_, claims, scoped) = scoped_pair().await;
-    ctx.auth.revoke_session(&claims, claims.sid, &client()).await.unwrap();
+    ctx.auth.sessions().revoke(&claims, claims.sid, &client()).await.unwrap();
     assert_ended(&scoped, "revoking the session").await;
 
     let (_, _, scoped) = scoped_pair().await;
     ctx.clock.advance(Duration::from_secs(25 * 3600));
-    assert!(matches!(ctx.auth.refresh(&scoped.refresh, &client()).await, Err(AuthError::InvalidToken)), "expiry");
+    assert!(matches!(ctx.auth.sessions().refresh(&scoped.refresh, &client()).await, Err(AuthError::InvalidToken)), "expiry");
 
     // A token of an ended login cannot start a tenant chain either.
     let (login, claims, _) = scoped_pair().await;
-    ctx.auth.logout(&claims, &login.refresh, &client()).await.unwrap();
-    assert!(matches!(ctx.auth.tenant_token(&claims, tenant.id, &client()).await, Err(AuthError::InvalidToken)));
+    ctx.auth.sessions().logout(&claims, &login.refresh, &client()).await.unwrap();
+    assert!(matches!(ctx.auth.tenants().token(&claims, tenant.id, &client()).await, Err(AuthError::InvalidToken)));
 }
 
 /// Issue #10.1: a new login past `tokens.max_sessions_per_user` ends the oldest.
 async fn a_user_holds_at_most_the_configured_number_of_sessions(ctx: TestContext) {
     let auth = ctx.second_instance(|c| c.tokens.max_sessions_per_user = 2).await;
     ctx.verified_user("many-devices@example.com").await;
-    let login = async || auth.login("many-devices@example.com", PASSWORD, None, &client()).await.unwrap();
+    let login = async || auth.sessions().login("many-devices@example.com", PASSWORD, None, &client()).await.unwrap();
     let first = login().await;
     ctx.clock.advance(Duration::from_millis(5));
     let second = login().await;
     ctx.clock.advance(Duration::from_millis(5));
     let third = login().await;
     assert!(matches!(auth.verify_access(&first.access), Err(AuthError::InvalidToken)), "the oldest session ended");
-    assert!(matches!(auth.refresh(&first.refresh, &client()).await, Err(AuthError::InvalidToken)));
+    assert!(matches!(auth.sessions().refresh(&first.refresh, &client()).await, Err(AuthError::InvalidToken)));
     let claims = auth.verify_access(&third.access).unwrap();
-    assert_eq!(auth.sessions(&claims).await.unwrap().len(), 2);
-    assert!(auth.refresh(&second.refresh, &client()).await.is_ok());
-    assert!(auth.refresh(&third.refresh, &client()).await.is_ok());
+    assert_eq!(auth.sessions().list(&claims).await.unwrap().len(), 2);
+    assert!(auth.sessions().refresh(&second.refresh, &client()).await.is_ok());
+    assert!(auth.sessions().refresh(&third.refresh, &client()).await.is_ok());
 }
 
 /// Issue #10.11, on PostgreSQL: a revocation that commits while a rotation is
@@ -439,7 +441,7 @@ async fn postgres_a_rotation_never_outlives_a_revocation_committed_meanwhile() {
         .await
         .unwrap();
     let auth = ctx.auth.clone();
-    let rotation = tokio::spawn(async move { auth.refresh(&pair.refresh, &client()).await });
+    let rotation = tokio::spawn(async move { auth.sessions().refresh(&pair.refresh, &client()).await });
     // Until the rotation waits for the revoker's row lock on the family.
     let mut waited = 0;
     loop {
@@ -465,33 +467,33 @@ async fn postgres_a_rotation_never_outlives_a_revocation_committed_meanwhile() {
 async fn tenant_scoped_refresh_rereads_the_membership(ctx: TestContext) {
     let owner = ctx.verified_user("owner@example.com").await;
     let admin = ctx.verified_user("admin@example.com").await;
-    let tenant = ctx.auth.create_tenant(owner, "Acme", &client()).await.unwrap();
-    ctx.auth.add_member(owner, tenant.id, "admin@example.com", "admin", &client()).await.unwrap();
+    let tenant = ctx.auth.tenants().create(owner, "Acme", &client()).await.unwrap();
+    ctx.auth.tenants().add_member(owner, tenant.id, "admin@example.com", "admin", &client()).await.unwrap();
 
-    let pair = ctx.auth.login("admin@example.com", PASSWORD, Some(tenant.id), &client()).await.unwrap();
+    let pair = ctx.auth.sessions().login("admin@example.com", PASSWORD, Some(tenant.id), &client()).await.unwrap();
     let claims = ctx.auth.verify_access(&pair.access).unwrap();
     assert_eq!((claims.tenant_id, claims.role.as_deref()), (Some(tenant.id), Some("admin")));
 
-    ctx.auth.set_member_role(owner, tenant.id, admin, "member", &client()).await.unwrap();
-    let pair = ctx.auth.refresh(&pair.refresh, &client()).await.unwrap();
+    ctx.auth.tenants().set_member_role(owner, tenant.id, admin, "member", &client()).await.unwrap();
+    let pair = ctx.auth.sessions().refresh(&pair.refresh, &client()).await.unwrap();
     assert_eq!(ctx.auth.verify_access(&pair.access).unwrap().role.as_deref(), Some("member"));
 
-    ctx.auth.remove_member(owner, tenant.id, admin, &client()).await.unwrap();
-    assert!(matches!(ctx.auth.refresh(&pair.refresh, &client()).await, Err(AuthError::InvalidToken)));
+    ctx.auth.tenants().remove_member(owner, tenant.id, admin, &client()).await.unwrap();
+    assert!(matches!(ctx.auth.sessions().refresh(&pair.refresh, &client()).await, Err(AuthError::InvalidToken)));
     assert!(ctx.auth.verify_access(&pair.access).is_err(), "the ended session's access token is revoked");
 
     // Tenant tokens from an unscoped session take the role from the membership.
     let owner_pair = ctx.login("owner@example.com").await;
     let owner_claims = ctx.auth.verify_access(&owner_pair.access).unwrap();
-    let scoped = ctx.auth.tenant_token(&owner_claims, tenant.id, &client()).await.unwrap();
+    let scoped = ctx.auth.tenants().token(&owner_claims, tenant.id, &client()).await.unwrap();
     let scoped_claims = ctx.auth.verify_access(&scoped.access).unwrap();
     assert_eq!((scoped_claims.tenant_id, scoped_claims.role.as_deref()), (Some(tenant.id), Some("owner")));
     let stranger = ctx.verified_user("stranger@example.com").await;
     let stranger_claims = ctx.auth.verify_access(&ctx.login("stranger@example.com").await.access).unwrap();
     assert_eq!(stranger_claims.sub, stranger);
-    assert!(matches!(ctx.auth.tenant_token(&stranger_claims, tenant.id, &client()).await, Err(AuthError::NotAMember)));
+    assert!(matches!(ctx.auth.tenants().token(&stranger_claims, tenant.id, &client()).await, Err(AuthError::NotAMember)));
     assert!(matches!(
-        ctx.auth.login("stranger@example.com", PASSWORD, Some(tenant.id), &client()).await,
+        ctx.auth.sessions().login("stranger@example.com", PASSWORD, Some(tenant.id), &client()).await,
         Err(AuthError::NotAMember)
     ));
 }
@@ -501,49 +503,49 @@ async fn tenant_rules_are_enforced(ctx: TestContext) {
     let admin = ctx.verified_user("a@example.com").await;
     let member = ctx.verified_user("m@example.com").await;
     ctx.verified_user("x@example.com").await;
-    let tenant = ctx.auth.create_tenant(owner, "  Tenant One ", &client()).await.unwrap();
+    let tenant = ctx.auth.tenants().create(owner, "  Tenant One ", &client()).await.unwrap();
     assert_eq!((tenant.name.as_str(), tenant.role.as_str()), ("Tenant One", "owner"));
     let c = client();
 
-    ctx.auth.add_member(owner, tenant.id, "a@example.com", "admin", &c).await.unwrap();
-    ctx.auth.add_member(admin, tenant.id, "m@example.com", "member", &c).await.unwrap();
-    let denied = ctx.auth.add_member(admin, tenant.id, "x@example.com", "owner", &c).await;
+    ctx.auth.tenants().add_member(owner, tenant.id, "a@example.com", "admin", &c).await.unwrap();
+    ctx.auth.tenants().add_member(admin, tenant.id, "m@example.com", "member", &c).await.unwrap();
+    let denied = ctx.auth.tenants().add_member(admin, tenant.id, "x@example.com", "owner", &c).await;
     assert!(matches!(denied, Err(AuthError::InsufficientRole)), "nobody grants above their own role");
     assert!(matches!(
-        ctx.auth.add_member(member, tenant.id, "x@example.com", "member", &c).await,
+        ctx.auth.tenants().add_member(member, tenant.id, "x@example.com", "member", &c).await,
         Err(AuthError::InsufficientRole)
     ));
     assert!(matches!(
-        ctx.auth.add_member(owner, tenant.id, "m@example.com", "member", &c).await,
+        ctx.auth.tenants().add_member(owner, tenant.id, "m@example.com", "member", &c).await,
         Err(AuthError::AlreadyMember)
     ));
     assert!(matches!(
-        ctx.auth.add_member(owner, tenant.id, "ghost@example.com", "member", &c).await,
+        ctx.auth.tenants().add_member(owner, tenant.id, "ghost@example.com", "member", &c).await,
         Err(AuthError::NotFound)
     ));
     assert!(matches!(
-        ctx.auth.add_member(owner, tenant.id, "x@example.com", "root", &c).await,
+        ctx.auth.tenants().add_member(owner, tenant.id, "x@example.com", "root", &c).await,
         Err(AuthError::Validation(_))
     ));
-    assert!(matches!(ctx.auth.remove_member(admin, tenant.id, owner, &c).await, Err(AuthError::InsufficientRole)));
+    assert!(matches!(ctx.auth.tenants().remove_member(admin, tenant.id, owner, &c).await, Err(AuthError::InsufficientRole)));
 
     // The last owner can be neither removed nor demoted; with two owners, one can go.
-    assert!(matches!(ctx.auth.remove_member(owner, tenant.id, owner, &c).await, Err(AuthError::LastOwner)));
-    assert!(matches!(ctx.auth.set_member_role(owner, tenant.id, owner, "admin", &c).await, Err(AuthError::LastOwner)));
-    ctx.auth.set_member_role(owner, tenant.id, admin, "owner", &c).await.unwrap();
-    ctx.auth.set_member_role(admin, tenant.id, owner, "member", &c).await.unwrap();
+    assert!(matches!(ctx.auth.tenants().remove_member(owner, tenant.id, owner, &c).await, Err(AuthError::LastOwner)));
+    assert!(matches!(ctx.auth.tenants().set_member_role(owner, tenant.id, owner, "admin", &c).await, Err(AuthError::LastOwner)));
+    ctx.auth.tenants().set_member_role(owner, tenant.id, admin, "owner", &c).await.unwrap();
+    ctx.auth.tenants().set_member_role(admin, tenant.id, owner, "member", &c).await.unwrap();
 
-    let members = ctx.auth.members(member, tenant.id).await.unwrap();
+    let members = ctx.auth.tenants().members(member, tenant.id).await.unwrap();
     let roles: Vec<_> = members.iter().map(|m| (m.email.as_str(), m.role.as_str())).collect();
     assert_eq!(roles, [("a@example.com", "owner"), ("m@example.com", "member"), ("o@example.com", "member")]);
     let outsider = ctx.verified_user("out@example.com").await;
-    assert!(matches!(ctx.auth.members(outsider, tenant.id).await, Err(AuthError::NotAMember)));
+    assert!(matches!(ctx.auth.tenants().members(outsider, tenant.id).await, Err(AuthError::NotAMember)));
     assert!(matches!(
-        ctx.auth.add_member(outsider, tenant.id, "x@example.com", "member", &c).await,
+        ctx.auth.tenants().add_member(outsider, tenant.id, "x@example.com", "member", &c).await,
         Err(AuthError::NotAMember)
     ));
-    assert_eq!(ctx.auth.tenants(member).await.unwrap().len(), 1);
-    assert!(matches!(ctx.auth.create_tenant(owner, " ", &c).await, Err(AuthError::Validation(_))));
+    assert_eq!(ctx.auth.tenants().list(member).await.unwrap().len(), 1);
+    assert!(matches!(ctx.auth.tenants().create(owner, " ", &c).await, Err(AuthError::Validation(_))));
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -577,12 +579,12 @@ async fn custom_role_sets_are_used(ctx: TestContext) {
         .unwrap();
     let editor = ctx.verified_user("editor@example.com").await;
     ctx.verified_user("writer@example.com").await;
-    let tenant = auth.create_tenant(editor, "Gazette", &client()).await.unwrap();
+    let tenant = auth.tenants().create(editor, "Gazette", &client()).await.unwrap();
     assert_eq!(tenant.role, "editor");
-    let member = auth.add_member(editor, tenant.id, "writer@example.com", "writer", &client()).await.unwrap();
+    let member = auth.tenants().add_member(editor, tenant.id, "writer@example.com", "writer", &client()).await.unwrap();
     assert_eq!(member.role, "writer");
     assert!(matches!(
-        auth.add_member(editor, tenant.id, "x@example.com", "admin", &client()).await,
+        auth.tenants().add_member(editor, tenant.id, "x@example.com", "admin", &client()).await,
         Err(AuthError::NotFound | AuthError::Validation(_))
     ));
 }
@@ -594,14 +596,14 @@ async fn logout_revokes_one_session_and_its_access_tokens(ctx: TestContext) {
     let b = ctx.login("out@example.com").await;
     let claims_a = ctx.auth.verify_access(&a.access).unwrap();
     let other = ctx.login("other@example.com").await;
-    assert!(matches!(ctx.auth.logout(&claims_a, &other.refresh, &client()).await, Err(AuthError::Forbidden)));
-    ctx.auth.refresh(&other.refresh, &client()).await.expect("another user's session is untouched");
+    assert!(matches!(ctx.auth.sessions().logout(&claims_a, &other.refresh, &client()).await, Err(AuthError::Forbidden)));
+    ctx.auth.sessions().refresh(&other.refresh, &client()).await.expect("another user's session is untouched");
 
-    ctx.auth.logout(&claims_a, &a.refresh, &client()).await.unwrap();
+    ctx.auth.sessions().logout(&claims_a, &a.refresh, &client()).await.unwrap();
     assert!(matches!(ctx.auth.verify_access(&a.access), Err(AuthError::InvalidToken)));
-    assert!(ctx.auth.refresh(&a.refresh, &client()).await.is_err());
+    assert!(ctx.auth.sessions().refresh(&a.refresh, &client()).await.is_err());
     ctx.auth.verify_access(&b.access).expect("the other session lives");
-    ctx.auth.refresh(&b.refresh, &client()).await.expect("the other session refreshes");
+    ctx.auth.sessions().refresh(&b.refresh, &client()).await.expect("the other session refreshes");
 }
 
 async fn logout_all_and_password_change_revoke_sessions(ctx: TestContext) {
@@ -611,30 +613,30 @@ async fn logout_all_and_password_change_revoke_sessions(ctx: TestContext) {
     let claims_a = ctx.auth.verify_access(&a.access).unwrap();
 
     // Password change keeps the current session and ends the others.
-    let wrong = ctx.auth.change_password(&claims_a, "not-it", "Another-Good-Passphrase-7", &client()).await;
+    let wrong = ctx.auth.accounts().change_password(&claims_a, "not-it", "Another-Good-Passphrase-7", &client()).await;
     assert!(matches!(wrong, Err(AuthError::WrongPassword)));
-    let weak = ctx.auth.change_password(&claims_a, PASSWORD, "password1", &client()).await;
+    let weak = ctx.auth.accounts().change_password(&claims_a, PASSWORD, "password1", &client()).await;
     assert!(matches!(&weak, Err(AuthError::Validation(f)) if f.get("new_password").is_some()), "{weak:?}");
-    ctx.auth.change_password(&claims_a, PASSWORD, "Another-Good-Passphrase-7", &client()).await.unwrap();
+    ctx.auth.accounts().change_password(&claims_a, PASSWORD, "Another-Good-Passphrase-7", &client()).await.unwrap();
     ctx.auth.verify_access(&a.access).expect("current session kept");
     assert!(ctx.auth.verify_access(&b.access).is_err());
-    assert!(ctx.auth.refresh(&b.refresh, &client()).await.is_err());
-    assert!(ctx.auth.login("all@example.com", PASSWORD, None, &client()).await.is_err());
-    let c = ctx.auth.login("all@example.com", "Another-Good-Passphrase-7", None, &client()).await.unwrap();
+    assert!(ctx.auth.sessions().refresh(&b.refresh, &client()).await.is_err());
+    assert!(ctx.auth.sessions().login("all@example.com", PASSWORD, None, &client()).await.is_err());
+    let c = ctx.auth.sessions().login("all@example.com", "Another-Good-Passphrase-7", None, &client()).await.unwrap();
 
-    ctx.auth.logout_all(&claims_a, &client()).await.unwrap();
+    ctx.auth.sessions().logout_all(&claims_a, &client()).await.unwrap();
     for pair in [&a, &c] {
         assert!(ctx.auth.verify_access(&pair.access).is_err());
-        assert!(ctx.auth.refresh(&pair.refresh, &client()).await.is_err());
+        assert!(ctx.auth.sessions().refresh(&pair.refresh, &client()).await.is_err());
     }
 }
 
 async fn deactivation_stops_everything_at_once(ctx: TestContext) {
     let id = ctx.verified_user("gone@example.com").await;
     let pair = ctx.login("gone@example.com").await;
-    ctx.auth.set_user_active(id, false, &client()).await.unwrap();
+    ctx.auth.operators().set_user_active(id, false, &client()).await.unwrap();
     assert!(ctx.auth.verify_access(&pair.access).is_err());
-    assert!(ctx.auth.refresh(&pair.refresh, &client()).await.is_err());
+    assert!(ctx.auth.sessions().refresh(&pair.refresh, &client()).await.is_err());
 }
 
 async fn revocation_reaches_other_instances_within_the_poll_interval(ctx: TestContext) {
@@ -642,7 +644,7 @@ async fn revocation_reaches_other_instances_within_the_poll_interval(ctx: TestCo
     ctx.verified_user("poll@example.com").await;
     let pair = ctx.login("poll@example.com").await;
     let claims = other.verify_access(&pair.access).unwrap();
-    ctx.auth.logout_all(&claims, &client()).await.unwrap();
+    ctx.auth.sessions().logout_all(&claims, &client()).await.unwrap();
     // Real time: the other instance polls every second.
     let mut refused = false;
     for _ in 0..30 {
@@ -679,7 +681,7 @@ async fn revocation_polls_read_only_rows_revoked_since_the_last_poll(ctx: TestCo
     let store = ctx.auth.store();
     assert!(store.revoke_family(before_cursor_claims.sid, user, "test", now - 270_000).await.unwrap());
     assert!(store.revoke_family(late_claims.sid, user, "test", now - 5_000).await.unwrap());
-    ctx.auth.logout(&logged_out_claims, &logged_out.refresh, &client()).await.unwrap();
+    ctx.auth.sessions().logout(&logged_out_claims, &logged_out.refresh, &client()).await.unwrap();
 
     let rows = store.revoked_since(now - 10_000).await.unwrap();
     let mut ids: Vec<_> = rows.iter().map(|(id, _)| *id).collect();
@@ -706,16 +708,16 @@ async fn revocation_polls_read_only_rows_revoked_since_the_last_poll(ctx: TestCo
 async fn email_verification_tokens_are_single_use_and_expire(ctx: TestContext) {
     ctx.register("verify@example.com").await;
     let token = ctx.token_mailed_to("verify@example.com").await;
-    assert!(matches!(ctx.auth.verify_email("bogus", &client()).await, Err(AuthError::InvalidOneTimeToken)));
-    ctx.auth.verify_email(&token, &client()).await.unwrap();
-    assert!(matches!(ctx.auth.verify_email(&token, &client()).await, Err(AuthError::InvalidOneTimeToken)));
+    assert!(matches!(ctx.auth.accounts().verify_email("bogus", &client()).await, Err(AuthError::InvalidOneTimeToken)));
+    ctx.auth.accounts().verify_email(&token, &client()).await.unwrap();
+    assert!(matches!(ctx.auth.accounts().verify_email(&token, &client()).await, Err(AuthError::InvalidOneTimeToken)));
 
     ctx.register("late@example.com").await;
     let late = ctx.token_mailed_to("late@example.com").await;
     ctx.clock.advance(Duration::from_secs(24 * 3600 + 1));
-    assert!(matches!(ctx.auth.verify_email(&late, &client()).await, Err(AuthError::InvalidOneTimeToken)));
+    assert!(matches!(ctx.auth.accounts().verify_email(&late, &client()).await, Err(AuthError::InvalidOneTimeToken)));
     // Resend issues a fresh link (and only for unverified accounts).
-    ctx.auth.resend_verification("late@example.com", &client()).await.unwrap();
+    ctx.auth.accounts().resend_verification("late@example.com", &client()).await.unwrap();
     let mut fresh = late.clone();
     for _ in 0..100 {
         fresh = ctx.token_mailed_to("late@example.com").await;
@@ -725,15 +727,15 @@ async fn email_verification_tokens_are_single_use_and_expire(ctx: TestContext) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_ne!(fresh, late);
-    ctx.auth.verify_email(&fresh, &client()).await.unwrap();
-    ctx.auth.resend_verification("nobody@example.com", &client()).await.expect("same answer for unknown accounts");
+    ctx.auth.accounts().verify_email(&fresh, &client()).await.unwrap();
+    ctx.auth.accounts().resend_verification("nobody@example.com", &client()).await.expect("same answer for unknown accounts");
 }
 
 async fn password_reset_flow(ctx: TestContext) {
     ctx.verified_user("reset@example.com").await;
     let before = ctx.login("reset@example.com").await;
-    ctx.auth.request_password_reset("reset@example.com", &client()).await.unwrap();
-    ctx.auth.request_password_reset("nobody@example.com", &client()).await.unwrap();
+    ctx.auth.accounts().request_password_reset("reset@example.com", &client()).await.unwrap();
+    ctx.auth.accounts().request_password_reset("nobody@example.com", &client()).await.unwrap();
     let mut token = String::new();
     for _ in 0..100 {
         if let Some(mail) = ctx.mail.last_to("reset@example.com").filter(|m| m.subject.contains("Reset")) {
@@ -746,19 +748,19 @@ async fn password_reset_flow(ctx: TestContext) {
     assert!(!token.is_empty(), "no reset email");
     assert!(ctx.mail.last_to("nobody@example.com").is_none());
 
-    let weak = ctx.auth.confirm_password_reset(&token, "reset@example.com", &client()).await;
+    let weak = ctx.auth.accounts().confirm_password_reset(&token, "reset@example.com", &client()).await;
     assert!(matches!(weak, Err(AuthError::Validation(_))));
-    ctx.auth.confirm_password_reset(&token, "Brand-New-Passphrase-9", &client()).await.unwrap();
+    ctx.auth.accounts().confirm_password_reset(&token, "Brand-New-Passphrase-9", &client()).await.unwrap();
     assert!(matches!(
-        ctx.auth.confirm_password_reset(&token, "Brand-New-Passphrase-10", &client()).await,
+        ctx.auth.accounts().confirm_password_reset(&token, "Brand-New-Passphrase-10", &client()).await,
         Err(AuthError::InvalidOneTimeToken)
     ));
     assert!(ctx.auth.verify_access(&before.access).is_err(), "every session is revoked");
-    assert!(ctx.auth.refresh(&before.refresh, &client()).await.is_err());
-    ctx.auth.login("reset@example.com", "Brand-New-Passphrase-9", None, &client()).await.unwrap();
+    assert!(ctx.auth.sessions().refresh(&before.refresh, &client()).await.is_err());
+    ctx.auth.sessions().login("reset@example.com", "Brand-New-Passphrase-9", None, &client()).await.unwrap();
 
     // Reset links expire after 30 minutes.
-    ctx.auth.request_password_reset("reset@example.com", &client()).await.unwrap();
+    ctx.auth.accounts().request_password_reset("reset@example.com", &client()).await.unwrap();
     let mut second = token.clone();
     for _ in 0..100 {
         second = common::token_in(&ctx.mail.last_to("reset@example.com").unwrap().text);
@@ -769,14 +771,14 @@ async fn password_reset_flow(ctx: TestContext) {
     }
     ctx.clock.advance(Duration::from_secs(31 * 60));
     assert!(matches!(
-        ctx.auth.confirm_password_reset(&second, "Brand-New-Passphrase-11", &client()).await,
+        ctx.auth.accounts().confirm_password_reset(&second, "Brand-New-Passphrase-11", &client()).await,
         Err(AuthError::InvalidOneTimeToken)
     ));
 }
 
 async fn reset_tokens_die_when_the_password_changes_otherwise(ctx: TestContext) {
     ctx.verified_user("twice@example.com").await;
-    ctx.auth.request_password_reset("twice@example.com", &client()).await.unwrap();
+    ctx.auth.accounts().request_password_reset("twice@example.com", &client()).await.unwrap();
     let mut token = None;
     for _ in 0..100 {
         token = ctx
@@ -792,9 +794,9 @@ async fn reset_tokens_die_when_the_password_changes_otherwise(ctx: TestContext) 
     let token = token.expect("reset email");
     let pair = ctx.login("twice@example.com").await;
     let claims = ctx.auth.verify_access(&pair.access).unwrap();
-    ctx.auth.change_password(&claims, PASSWORD, "Changed-Another-Way-5", &client()).await.unwrap();
+    ctx.auth.accounts().change_password(&claims, PASSWORD, "Changed-Another-Way-5", &client()).await.unwrap();
     assert!(matches!(
-        ctx.auth.confirm_password_reset(&token, "Brand-New-Passphrase-9", &client()).await,
+        ctx.auth.accounts().confirm_password_reset(&token, "Brand-New-Passphrase-9", &client()).await,
         Err(AuthError::InvalidOneTimeToken)
     ));
 }
@@ -805,7 +807,7 @@ async fn sessions_are_listed_and_revocable(ctx: TestContext) {
     let a = ctx.login("s@example.com").await;
     let b = ctx.login("s@example.com").await;
     let claims = ctx.auth.verify_access(&a.access).unwrap();
-    let sessions = ctx.auth.sessions(&claims).await.unwrap();
+    let sessions = ctx.auth.sessions().list(&claims).await.unwrap();
     assert_eq!(sessions.len(), 2);
     let current: Vec<_> = sessions.iter().filter(|s| s.current).collect();
     assert_eq!(current.len(), 1);
@@ -815,30 +817,54 @@ async fn sessions_are_listed_and_revocable(ctx: TestContext) {
 
     let other = sessions.iter().find(|s| !s.current).unwrap().id;
     let stranger = ctx.auth.verify_access(&ctx.login("t@example.com").await.access).unwrap();
-    assert!(matches!(ctx.auth.revoke_session(&stranger, other, &client()).await, Err(AuthError::NotFound)));
-    ctx.auth.revoke_session(&claims, other, &client()).await.unwrap();
+    assert!(matches!(ctx.auth.sessions().revoke(&stranger, other, &client()).await, Err(AuthError::NotFound)));
+    ctx.auth.sessions().revoke(&claims, other, &client()).await.unwrap();
     assert!(ctx.auth.verify_access(&b.access).is_err());
-    assert_eq!(ctx.auth.sessions(&claims).await.unwrap().len(), 1);
-    assert!(matches!(ctx.auth.revoke_session(&claims, other, &client()).await, Err(AuthError::NotFound)));
+    assert_eq!(ctx.auth.sessions().list(&claims).await.unwrap().len(), 1);
+    assert!(matches!(ctx.auth.sessions().revoke(&claims, other, &client()).await, Err(AuthError::NotFound)));
 }
 
 async fn profile_updates_are_validated(ctx: TestContext) {
     let id = ctx.verified_user("p@example.com").await;
     let update = ProfileUpdate { full_name: Some("New Name".into()), phone: Some(Some("555 0100".into())) };
-    let profile = ctx.auth.update_profile(id, &update, &client()).await.unwrap();
+    let profile = ctx.auth.accounts().update_profile(id, &update, &client()).await.unwrap();
     assert_eq!((profile.full_name.as_str(), profile.phone.as_deref()), ("New Name", Some("555 0100")));
     let bad = ProfileUpdate { full_name: Some("".into()), phone: None };
-    assert!(matches!(ctx.auth.update_profile(id, &bad, &client()).await, Err(AuthError::Validation(_))));
-    assert_eq!(ctx.auth.account(id).await.unwrap().profile, profile);
+    assert!(matches!(ctx.auth.accounts().update_profile(id, &bad, &client()).await, Err(AuthError::Validation(_))));
+    assert_eq!(ctx.auth.accounts().account(id).await.unwrap().profile, profile);
+}
+
+/// The CLI's `add-member` goes through this: the membership rules hold for
+/// an operator too, and the change is audited with the operator as its actor.
+async fn operators_change_memberships_under_the_rules_and_audited(ctx: TestContext) {
+    let owner = ctx.verified_user("owner@example.com").await;
+    let member = ctx.verified_user("member@example.com").await;
+    ctx.verified_user("other@example.com").await;
+    let tenant = ctx.auth.tenants().create(owner, "Acme", &client()).await.unwrap();
+    let operators = ctx.auth.operators();
+
+    let added = operators.add_member(tenant.id, "Member@Example.com", "admin").await.unwrap();
+    assert_eq!((added.user_id, added.role.as_str()), (member, "admin"));
+    assert!(matches!(operators.add_member(tenant.id, "member@example.com", "member").await, Err(AuthError::AlreadyMember)));
+    assert!(matches!(operators.add_member(tenant.id, "other@example.com", "emperor").await, Err(AuthError::Validation(_))));
+    assert!(matches!(operators.add_member(tenant.id, "nobody@example.com", "member").await, Err(AuthError::NotFound)));
+    assert!(matches!(operators.add_member(uuid::Uuid::new_v4(), "member@example.com", "member").await, Err(AuthError::NotAMember)));
+
+    let events = operators.audit_trail(None, 50).await.unwrap();
+    let added: Vec<_> = events.iter().filter(|e| e.event == "member_added").collect();
+    assert_eq!(added.len(), 1, "one change, one event: {events:?}");
+    assert_eq!(added[0].detail["actor"], "operator");
+    assert_eq!(added[0].detail["tenant_id"], tenant.id.to_string());
+    assert_eq!(added[0].user_id, None, "no user acted");
 }
 
 async fn audit_trail_records_events_without_secrets(ctx: TestContext) {
     let id = ctx.verified_user("audit@example.com").await;
     let pair = ctx.login("audit@example.com").await;
-    let _ = ctx.auth.login("audit@example.com", "Wrong-Password-123", None, &client()).await;
-    ctx.auth.refresh(&pair.refresh, &client()).await.unwrap();
-    let _ = ctx.auth.refresh(&pair.refresh, &client()).await;
-    let events = ctx.auth.audit_trail(Some(id), 50).await.unwrap();
+    let _ = ctx.auth.sessions().login("audit@example.com", "Wrong-Password-123", None, &client()).await;
+    ctx.auth.sessions().refresh(&pair.refresh, &client()).await.unwrap();
+    let _ = ctx.auth.sessions().refresh(&pair.refresh, &client()).await;
+    let events = ctx.auth.operators().audit_trail(Some(id), 50).await.unwrap();
     let names: Vec<_> = events.iter().map(|e| e.event.as_str()).collect();
     for expected in [
         "registered",
@@ -854,7 +880,7 @@ async fn audit_trail_records_events_without_secrets(ctx: TestContext) {
     let login = events.iter().find(|e| e.event == "login_succeeded").unwrap();
     assert_eq!(login.ip.as_deref(), Some("203.0.113.7"));
     assert_eq!(login.user_agent.as_deref(), Some("test-agent/1.0"));
-    let everything = serde_json::to_string(&ctx.auth.audit_trail(None, 500).await.unwrap()).unwrap();
+    let everything = serde_json::to_string(&ctx.auth.operators().audit_trail(None, 500).await.unwrap()).unwrap();
     for secret in [PASSWORD, "Wrong-Password-123", pair.refresh.as_str(), pair.access.as_str()] {
         assert!(!everything.contains(secret), "a secret reached the audit trail");
     }
@@ -864,28 +890,28 @@ async fn pruning_removes_ended_sessions(ctx: TestContext) {
     ctx.verified_user("prune@example.com").await;
     let ended = ctx.login("prune@example.com").await;
     let claims = ctx.auth.verify_access(&ended.access).unwrap();
-    ctx.auth.logout(&claims, &ended.refresh, &client()).await.unwrap();
-    assert_eq!(ctx.auth.prune().await.unwrap(), 0, "recently ended sessions are kept");
+    ctx.auth.sessions().logout(&claims, &ended.refresh, &client()).await.unwrap();
+    assert_eq!(ctx.auth.operators().prune().await.unwrap(), 0, "recently ended sessions are kept");
     ctx.clock.advance(Duration::from_secs(2 * 24 * 3600));
     let live = ctx.login("prune@example.com").await;
-    assert_eq!(ctx.auth.prune().await.unwrap(), 1);
-    ctx.auth.refresh(&live.refresh, &client()).await.expect("live sessions survive pruning");
+    assert_eq!(ctx.auth.operators().prune().await.unwrap(), 1);
+    ctx.auth.sessions().refresh(&live.refresh, &client()).await.expect("live sessions survive pruning");
 }
 
 /// Issue #10.10: `audit_events` was never pruned.
 async fn audit_events_past_their_retention_are_pruned(ctx: TestContext) {
     let auth = ctx.second_instance(|c| c.audit.retention_days = 30).await;
     let user = ctx.verified_user("retention@example.com").await;
-    let events = async || auth.audit_trail(Some(user), 100).await.unwrap().len();
+    let events = async || auth.operators().audit_trail(Some(user), 100).await.unwrap().len();
     let before = events().await;
     assert!(before >= 2, "registration and verification were audited");
     ctx.clock.advance(Duration::from_secs(20 * 24 * 3600));
-    auth.login("retention@example.com", PASSWORD, None, &client()).await.unwrap();
-    auth.prune().await.unwrap();
+    auth.sessions().login("retention@example.com", PASSWORD, None, &client()).await.unwrap();
+    auth.operators().prune().await.unwrap();
     assert_eq!(events().await, before + 1, "events within the retention are kept");
     ctx.clock.advance(Duration::from_secs(11 * 24 * 3600));
-    auth.prune().await.unwrap();
-    let left = auth.audit_trail(Some(user), 100).await.unwrap();
+    auth.operators().prune().await.unwrap();
+    let left = auth.operators().audit_trail(Some(user), 100).await.unwrap();
     assert_eq!(left.len(), 1, "only the login of 11 days ago is left: {left:?}");
     assert_eq!(left[0].event, "login_succeeded");
 }
@@ -894,8 +920,8 @@ async fn a_closed_store_is_unavailable(ctx: TestContext) {
     ctx.verified_user("down@example.com").await;
     let pair = ctx.login("down@example.com").await;
     ctx.auth.store().close().await;
-    assert!(matches!(ctx.auth.login("down@example.com", PASSWORD, None, &client()).await, Err(AuthError::Unavailable)));
-    assert!(matches!(ctx.auth.refresh(&pair.refresh, &client()).await, Err(AuthError::Unavailable)));
+    assert!(matches!(ctx.auth.sessions().login("down@example.com", PASSWORD, None, &client()).await, Err(AuthError::Unavailable)));
+    assert!(matches!(ctx.auth.sessions().refresh(&pair.refresh, &client()).await, Err(AuthError::Unavailable)));
     // Verifying access tokens needs no database.
     ctx.auth.verify_access(&pair.access).expect("protected requests do not touch the store");
 }

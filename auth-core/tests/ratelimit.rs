@@ -25,7 +25,7 @@ backend_tests!(
 );
 
 async fn login(auth: &Auth, email: &str, password: &str) -> Result<auth_core::TokenPair, AuthError> {
-    auth.login(email, password, None, &client()).await
+    auth.sessions().login(email, password, None, &client()).await
 }
 
 fn retry_after(result: Result<impl std::fmt::Debug, AuthError>) -> u64 {
@@ -40,7 +40,7 @@ fn invalid(result: Result<impl std::fmt::Debug, AuthError>) {
 }
 
 async fn rate_limited_events(ctx: &TestContext) -> Vec<serde_json::Value> {
-    let events = ctx.auth.audit_trail(None, 1000).await.unwrap();
+    let events = ctx.auth.operators().audit_trail(None, 1000).await.unwrap();
     events.into_iter().filter(|e| e.event == "rate_limited").map(|e| e.detail).collect()
 }
 
@@ -152,23 +152,23 @@ async fn reset_and_resend_mails_stop_at_the_per_account_quota(ctx: TestContext) 
     let before = settled_mail_count(&ctx, "reset@example.com", 1).await;
     for _ in 0..6 {
         // The answer never changes.
-        ctx.auth.request_password_reset("Reset@Example.com", &next()).await.unwrap();
+        ctx.auth.accounts().request_password_reset("Reset@Example.com", &next()).await.unwrap();
     }
     assert_eq!(settled_mail_count(&ctx, "reset@example.com", before + 3).await, before + 3);
     ctx.clock.advance(Duration::from_secs(15 * 60));
-    ctx.auth.request_password_reset("reset@example.com", &next()).await.unwrap();
+    ctx.auth.accounts().request_password_reset("reset@example.com", &next()).await.unwrap();
     assert_eq!(settled_mail_count(&ctx, "reset@example.com", before + 4).await, before + 4);
 
     ctx.register("unverified@example.com").await;
     assert_eq!(settled_mail_count(&ctx, "unverified@example.com", 1).await, 1);
     for _ in 0..5 {
-        ctx.auth.resend_verification("unverified@example.com", &next()).await.unwrap();
+        ctx.auth.accounts().resend_verification("unverified@example.com", &next()).await.unwrap();
     }
     assert_eq!(settled_mail_count(&ctx, "unverified@example.com", 4).await, 4);
 
     // Unknown addresses are counted too (nothing is sent to them anyway).
     for _ in 0..5 {
-        ctx.auth.request_password_reset("nobody@example.com", &next()).await.unwrap();
+        ctx.auth.accounts().request_password_reset("nobody@example.com", &next()).await.unwrap();
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let events = rate_limited_events(&ctx).await;
@@ -196,7 +196,7 @@ async fn disabled_limits_never_refuse() {
         ctx.auth.rate_limit(Action::PasswordReset, &client()).await.unwrap();
     }
     for _ in 0..5 {
-        ctx.auth.request_password_reset("free@example.com", &client()).await.unwrap();
+        ctx.auth.accounts().request_password_reset("free@example.com", &client()).await.unwrap();
     }
     assert_eq!(settled_mail_count(&ctx, "free@example.com", 6).await, 6);
 }
@@ -253,7 +253,7 @@ async fn a_failing_limiter_is_unavailable_not_a_bypass() {
     assert!(matches!(ctx.auth.rate_limit(Action::Login, &client()).await, Err(AuthError::Unavailable)));
     assert!(matches!(login(&ctx.auth, "any@example.com", PASSWORD).await, Err(AuthError::Unavailable)));
     // Each operation applies its own per-IP quota first: no mail without it.
-    let reset = ctx.auth.request_password_reset("any@example.com", &client()).await;
+    let reset = ctx.auth.accounts().request_password_reset("any@example.com", &client()).await;
     assert!(matches!(reset, Err(AuthError::Unavailable)));
 }
 

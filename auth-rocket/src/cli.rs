@@ -1,7 +1,9 @@
 //! The operators' command line, for any host app: `migrate`,
 //! `create-superuser`, `create-tenant`, `add-member` and `generate-key`
 //! beside `serve`. It ignites the host's own Rocket, so the commands see
-//! exactly the settings, database and roles the server would.
+//! exactly the settings, database and roles the server would, and it goes
+//! through the same operations as HTTP ([`Auth::operators`] and the others):
+//! the same rules, and every change in the audit trail.
 //!
 //! ```no_run
 //! #[rocket::main]
@@ -12,7 +14,7 @@
 
 use std::{io::IsTerminal, path::PathBuf, process::ExitCode};
 
-use auth_core::{Auth, AuthError, SigningAlgorithm, identity::Email, tokens::KeySet};
+use auth_core::{Auth, AuthError, ClientInfo, SigningAlgorithm, tokens::KeySet};
 use clap::{Parser, Subcommand, ValueEnum};
 use rocket::{Build, Rocket};
 use uuid::Uuid;
@@ -110,27 +112,21 @@ async fn execute(command: Command, rocket: Rocket<Build>) -> Result<(), String> 
     match command {
         Command::Migrate => {
             // Igniting connected and ran the migrations.
-            println!("database is up to date ({})", auth.store().backend_name());
+            println!("database is up to date ({})", auth.backend_name());
         }
         Command::CreateSuperuser { email, full_name } => {
             let password = read_password()?;
-            let user = auth.create_superuser(&email, &password, &full_name).await.map_err(describe)?;
+            let user = auth.operators().create_superuser(&email, &password, &full_name).await.map_err(describe)?;
             println!("superuser {} created with id {}", user.email, user.id);
         }
         Command::CreateTenant { name, owner_email } => {
             let owner = find_user(auth, &owner_email).await?;
-            let tenant = auth.create_tenant(owner, &name, &auth_core::ClientInfo::default()).await.map_err(describe)?;
+            let tenant = auth.tenants().create(owner, &name, &ClientInfo::default()).await.map_err(describe)?;
             println!("tenant {:?} created with id {}; {owner_email} is its {}", tenant.name, tenant.id, tenant.role);
         }
         Command::AddMember { tenant, email, role } => {
-            if !auth.roles().contains(&role) {
-                let known: Vec<_> = auth.roles().names().collect();
-                return Err(format!("unknown role {role:?}; use one of: {}", known.join(", ")));
-            }
-            let user = find_user(auth, &email).await?;
-            let now = chrono::Utc::now().timestamp_millis();
-            auth.store().insert_membership(tenant, user, &role, now).await.map_err(describe)?;
-            println!("{email} is now {role} of tenant {tenant}");
+            let member = auth.operators().add_member(tenant, &email, &role).await.map_err(describe)?;
+            println!("{} is now {} of tenant {tenant}", member.email, member.role);
         }
         Command::Serve | Command::GenerateKey { .. } => unreachable!("handled above"),
     }
@@ -138,10 +134,11 @@ async fn execute(command: Command, rocket: Rocket<Build>) -> Result<(), String> 
 }
 
 async fn find_user(auth: &Auth, email: &str) -> Result<Uuid, String> {
-    let email = Email::parse("email", email).map_err(|_| format!("{email:?} is not a valid email address"))?;
-    match auth.store().user_by_email(&email).await.map_err(describe)? {
-        Some((user, _)) => Ok(user.id),
-        None => Err(format!("no user with email {email}")),
+    match auth.operators().find_user(email).await {
+        Ok(Some(user)) => Ok(user.id),
+        Ok(None) => Err(format!("no user with email {email}")),
+        Err(AuthError::Validation(_)) => Err(format!("{email:?} is not a valid email address")),
+        Err(error) => Err(describe(error)),
     }
 }
 
@@ -149,6 +146,7 @@ fn describe(error: AuthError) -> String {
     match error {
         AuthError::Validation(fields) => format!("invalid input: {}", serde_json::json!(fields)),
         AuthError::NotFound => "not found (unknown tenant or user)".into(),
+        AuthError::NotAMember => "no such tenant".into(),
         other => other.to_string(),
     }
 }

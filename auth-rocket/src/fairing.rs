@@ -262,7 +262,7 @@ impl Fairing for AuthFairing {
     async fn on_liftoff(&self, rocket: &Rocket<Orbit>) {
         if let Some(auth) = rocket.state::<Auth>() {
             let keys = auth.keys();
-            tracing::info!(store = auth.store().backend_name(), kid = keys.signing_kid(), "auth platform ready");
+            tracing::info!(store = auth.backend_name(), kid = keys.signing_kid(), "auth platform ready");
         }
     }
 }

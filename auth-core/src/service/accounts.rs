@@ -3,7 +3,7 @@
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{Account, Auth, secs_to_ms};
+use super::{Account, Accounts, Auth, secs_to_ms};
 use crate::{
     audit::{AuditEvent, ClientInfo},
     config::MAX_PASSWORD_BYTES,
@@ -16,7 +16,7 @@ use crate::{
     tokens::{AccessClaims, OpaqueToken},
 };
 
-impl Auth {
+impl Accounts<'_> {
     // ----- registration ------------------------------------------------------
 
     /// Registers a user and their profile in one transaction and emails a
@@ -53,34 +53,9 @@ impl Auth {
         Ok((user, profile))
     }
 
-    /// Creates an active, verified staff superuser (for operators' CLIs).
-    pub async fn create_superuser(&self, email: &str, password: &str, full_name: &str) -> Result<User> {
-        let email = Email::parse("email", email).map_err(AuthError::Validation)?;
-        let profile = Profile::new(full_name, None).map_err(AuthError::Validation)?;
-        self.inner
-            .passwords
-            .check_policy("password", password, &[email.as_str(), email.local_part(), full_name])
-            .into_result()?;
-        let password_hash = self.inner.passwords.hash(password).await?;
-        let now = self.now();
-        let user = User {
-            id: Uuid::now_v7(),
-            email,
-            is_active: true,
-            is_staff: true,
-            is_superuser: true,
-            email_verified_at: Some(now),
-            date_joined: now,
-            last_login: None,
-        };
-        self.insert_account(&user, &password_hash, &profile).await?;
-        self.audit(AuditEvent::SuperuserCreated, Some(user.id), &ClientInfo::default(), json!({})).await;
-        Ok(user)
-    }
-
     /// Inserts a user and their profile in one transaction; a taken email is
     /// [`AuthError::EmailTaken`] and leaves nothing behind.
-    async fn insert_account(&self, user: &User, password_hash: &str, profile: &Profile) -> Result<()> {
+    pub(super) async fn insert_account(&self, user: &User, password_hash: &str, profile: &Profile) -> Result<()> {
         let mut tx = self.inner.store.begin().await?;
         if tx.insert_user(user, Some(password_hash)).await? == Inserted::Duplicate {
             return Err(AuthError::EmailTaken);
@@ -153,22 +128,6 @@ impl Auth {
         self.inner.passwords.check_policy("new_password", password, &context).into_result()
     }
 
-    /// Deactivates or reactivates a user; deactivation ends every session at once.
-    pub async fn set_user_active(&self, user_id: Uuid, active: bool, client: &ClientInfo) -> Result<()> {
-        let mut tx = self.inner.store.begin().await?;
-        tx.set_active(user_id, active).await?;
-        let revoked = if active {
-            Vec::new()
-        } else {
-            tx.revoke_user_families(user_id, None, "deactivated", self.inner.clock.now_ms()).await?
-        };
-        tx.commit().await?;
-        self.revoked(revoked);
-        let event = if active { AuditEvent::UserActivated } else { AuditEvent::UserDeactivated };
-        self.audit(event, Some(user_id), client, json!({})).await;
-        Ok(())
-    }
-
     // ----- recovery -------------------------------------------------------
 
     async fn send_verification(&self, user: &User, client: &ClientInfo) -> Result<()> {
@@ -204,7 +163,7 @@ impl Auth {
         self.rate_limit(Action::VerificationResend, client).await?;
         self.detach_email_link(Action::VerificationResend, email, client, |this, user, client| async move {
             if !user.email_verified() {
-                this.send_verification(&user, &client).await?;
+                this.accounts().send_verification(&user, &client).await?;
             }
             Ok(())
         })
@@ -219,7 +178,7 @@ impl Auth {
             let token = OpaqueToken::generate();
             let now = this.inner.clock.now_ms();
             let expires = now + secs_to_ms(this.inner.config.tokens.reset_ttl_secs);
-            this.issue_one_time(&token, OneTimePurpose::PasswordReset, user.id, now, expires).await?;
+            this.accounts().issue_one_time(&token, OneTimePurpose::PasswordReset, user.id, now, expires).await?;
             this.send(&recovery::reset_email(&this.inner.config, &user.email, &token)).await;
             this.audit(AuditEvent::PasswordResetRequested, Some(user.id), &client, json!({})).await;
             Ok(())
@@ -252,7 +211,7 @@ impl Auth {
         Fut: Future<Output = Result<()>> + Send,
     {
         let email = Email::parse("email", email).map_err(AuthError::Validation)?;
-        let this = self.clone();
+        let this = Auth::clone(self);
         let client = client.clone();
         self.detach(async move {
             if !this.account_quota_allows(action, &email, &client).await? {

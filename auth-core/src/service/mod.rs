@@ -2,6 +2,7 @@
 //! call these and translate [`AuthError`] to HTTP.
 
 mod accounts;
+mod operators;
 mod oauth;
 mod sessions;
 mod tenants;
@@ -248,6 +249,45 @@ async fn prune_hourly(inner: Weak<Inner>) {
     }
 }
 
+/// Defines a view of [`Auth`] for one use case: `auth.<accessor>()` returns it,
+/// and it derefs to the `Auth` it views, so its operations share the engine's
+/// helpers.
+macro_rules! views {
+    ($($(#[$doc:meta])* $view:ident => $accessor:ident),* $(,)?) => {$(
+        $(#[$doc])*
+        #[derive(Clone, Copy)]
+        pub struct $view<'a>(&'a Auth);
+
+        impl std::ops::Deref for $view<'_> {
+            type Target = Auth;
+
+            fn deref(&self) -> &Auth {
+                self.0
+            }
+        }
+
+        impl Auth {
+            $(#[$doc])*
+            pub fn $accessor(&self) -> $view<'_> {
+                $view(self)
+            }
+        }
+    )*};
+}
+
+views! {
+    /// Registration, the account and its profile, email verification, password change and reset.
+    Accounts => accounts,
+    /// Sign-in with a password, refresh, sign-out, and a user's sessions.
+    Sessions => sessions,
+    /// Tenants, their members, and tokens scoped to a tenant.
+    Tenants => tenants,
+    /// Sign-in with OpenID Connect providers, and linking them to an account.
+    OAuth => oauth,
+    /// What the platform's operators do (the CLI): superusers, deactivation, memberships, the audit trail.
+    Operators => operators,
+}
+
 impl std::fmt::Debug for Auth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Auth").field("store", &self.inner.store.backend_name()).finish_non_exhaustive()
@@ -272,6 +312,11 @@ impl Auth {
 
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn backend_name(&self) -> &'static str {
+        self.inner.store.backend_name()
     }
 
     pub fn roles(&self) -> &RoleSet {
@@ -508,20 +553,6 @@ impl Auth {
 
     fn revoked(&self, sessions: Vec<Uuid>) {
         self.inner.revocations.revoke(sessions, self.inner.clock.now_ms());
-    }
-
-    // ----- maintenance --------------------------------------------------------
-
-    /// Deletes sessions and one-time tokens that ended over a day ago, and
-    /// audit events older than `audit.retention_days`. Every instance runs it
-    /// hourly; returns the number of sessions deleted.
-    pub async fn prune(&self) -> Result<u64> {
-        self.inner.prune().await
-    }
-
-    /// The most recent audit events of `user_id` (or everyone), newest first.
-    pub async fn audit_trail(&self, user_id: Option<Uuid>, limit: i64) -> Result<Vec<crate::store::AuditRecord>> {
-        self.inner.store.audit_events(user_id, limit).await
     }
 }
 

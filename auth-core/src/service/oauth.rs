@@ -4,7 +4,7 @@
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{Auth, secs_to_ms};
+use super::{OAuth, secs_to_ms};
 use crate::{
     TokenPair,
     audit::{AuditEvent, ClientInfo},
@@ -28,9 +28,9 @@ pub const EXCHANGE_CODE_TTL_SECS: i64 = 60;
 /// The app's `app_state` is at most this long (URL-safe characters).
 const MAX_APP_STATE_LEN: usize = 128;
 
-impl Auth {
+impl OAuth<'_> {
     /// The names of the configured providers.
-    pub fn oauth_providers(&self) -> Vec<&str> {
+    pub fn providers(&self) -> Vec<&str> {
         self.inner.oauth.names().collect()
     }
 
@@ -46,7 +46,7 @@ impl Auth {
     /// that it started this sign-in (login CSRF). An unknown provider is
     /// [`AuthError::NotFound`]; an unreachable one (discovery failed)
     /// [`AuthError::Unavailable`].
-    pub async fn oauth_authorize(
+    pub async fn authorize(
         &self,
         provider: &str,
         login_hint: Option<&str>,
@@ -62,7 +62,7 @@ impl Auth {
     /// into the cookie. The callback then links the identity to that user
     /// (while that session lives) and signs nobody in. A caller who already
     /// has a link for this provider is [`AuthError::AlreadyLinked`].
-    pub async fn oauth_link_start(&self, provider: &str, caller: &AccessClaims) -> Result<OAuthStart> {
+    pub async fn link_start(&self, provider: &str, caller: &AccessClaims) -> Result<OAuthStart> {
         let provider = self.oauth_provider(provider)?;
         let links = self.inner.store.identity_links(caller.sub).await?;
         if links.iter().any(|link| link.issuer == provider.issuer()) {
@@ -87,7 +87,7 @@ impl Auth {
 
     /// The cookie that removes a pending sign-in with `provider`: the web
     /// layer sets it on every callback answer, so a state is used once.
-    pub fn oauth_clear_cookie(&self, provider: &str) -> Option<StateCookie> {
+    pub fn clear_cookie(&self, provider: &str) -> Option<StateCookie> {
         let provider = self.inner.oauth.get(provider)?;
         Some(StateCookie::new(provider, String::new(), 0))
     }
@@ -106,7 +106,7 @@ impl Auth {
     /// [`AuthError::EmailDomainNotAllowed`] (403). A verified email of an
     /// existing account from a provider without `trust_email`:
     /// [`AuthError::AccountExists`] (403). Each refusal is audited.
-    pub async fn oauth_callback(
+    pub async fn callback(
         &self,
         provider: &str,
         callback: &OAuthCallback<'_>,
@@ -139,7 +139,7 @@ impl Auth {
     /// platform's tokens, as after a password login. An unknown, used or
     /// expired code is [`AuthError::InvalidOneTimeToken`] (400); the session
     /// is created here, so a code that is never exchanged leaves none.
-    pub async fn oauth_exchange(&self, code: &str, client: &ClientInfo) -> Result<TokenPair> {
+    pub async fn exchange(&self, code: &str, client: &ClientInfo) -> Result<TokenPair> {
         self.rate_limit(Action::Login, client).await?;
         let code = OpaqueToken::parse(code).ok_or(AuthError::InvalidOneTimeToken)?;
         let store = &self.inner.store;
@@ -589,7 +589,7 @@ mod tests {
 
     use super::*;
     use crate::{
-        AuthConfig, Clock,
+        Auth, AuthConfig, Clock,
         config::{MailTransport, OAuthProvider, Secret},
         identity::Registration,
         mail::MemoryMailer,
@@ -666,9 +666,10 @@ mod tests {
 
     impl Harness {
         async fn sign_in(&self, identity: &Identity) -> Result<OAuthLogin> {
-            let provider = self.auth.oauth_provider("idp").unwrap();
+            let oauth = self.auth.oauth();
+            let provider = oauth.oauth_provider("idp").unwrap();
             for _ in 0..3 {
-                if let Some(login) = self.auth.oauth_sign_in(provider, identity, None, &client()).await? {
+                if let Some(login) = oauth.oauth_sign_in(provider, identity, None, &client()).await? {
                     return Ok(login);
                 }
             }
@@ -682,11 +683,11 @@ mod tests {
                 full_name: "Someone".into(),
                 phone: None,
             };
-            self.auth.register(&registration, &client()).await.unwrap().0.id
+            self.auth.accounts().register(&registration, &client()).await.unwrap().0.id
         }
 
         async fn events(&self) -> Vec<(String, serde_json::Value)> {
-            let trail = self.auth.audit_trail(None, 100).await.unwrap();
+            let trail = self.auth.operators().audit_trail(None, 100).await.unwrap();
             trail.into_iter().map(|record| (record.event, record.detail)).collect()
         }
     }
@@ -696,7 +697,7 @@ mod tests {
         let h = harness(&[]).await;
         let login = h.sign_in(&identity("sub-1", "Ada@Example.com", true)).await.unwrap();
         assert_eq!(login.origin, AccountOrigin::Created);
-        let account = h.auth.account(login.user_id).await.unwrap();
+        let account = h.auth.accounts().account(login.user_id).await.unwrap();
         assert!(account.user.email_verified() && account.user.is_active);
         assert!(!account.user.is_staff && !account.user.is_superuser && account.memberships.is_empty());
         assert_eq!(account.user.email.as_str(), "ada@example.com");
@@ -706,7 +707,7 @@ mod tests {
         assert_eq!(claims.sub, login.user_id);
         assert!(claims.tenant_id.is_none() && !claims.staff && !claims.superuser);
         // A password login is impossible: the account has no password.
-        let refused = h.auth.login("ada@example.com", PASSWORD, None, &client()).await.unwrap_err();
+        let refused = h.auth.sessions().login("ada@example.com", PASSWORD, None, &client()).await.unwrap_err();
         assert!(matches!(refused, AuthError::InvalidCredentials));
         let again = h.sign_in(&identity("sub-1", "ada@example.com", true)).await.unwrap();
         assert_eq!((again.user_id, again.origin), (login.user_id, AccountOrigin::Linked));
@@ -753,7 +754,7 @@ mod tests {
         let refused = h.sign_in(&identity("sub-1", "ada@example.com", true)).await.unwrap_err();
         assert!(matches!(refused, AuthError::AccountExists), "{refused:?}");
         assert!(h.auth.store().identity_links(local).await.unwrap().is_empty());
-        assert!(h.auth.account(local).await.unwrap().user.email_verified_at.is_none(), "nothing changed");
+        assert!(h.auth.accounts().account(local).await.unwrap().user.email_verified_at.is_none(), "nothing changed");
         assert!(
             h.events()
                 .await
@@ -772,9 +773,9 @@ mod tests {
         let local = h.register("ada@example.com").await;
         let login = h.sign_in(&identity("sub-1", "ada@example.com", true)).await.unwrap();
         assert_eq!((login.user_id, login.origin), (local, AccountOrigin::NewlyLinked));
-        let refused = h.auth.login("ada@example.com", PASSWORD, None, &client()).await.unwrap_err();
+        let refused = h.auth.sessions().login("ada@example.com", PASSWORD, None, &client()).await.unwrap_err();
         assert!(matches!(refused, AuthError::InvalidCredentials), "{refused:?}");
-        assert!(h.auth.account(local).await.unwrap().user.email_verified());
+        assert!(h.auth.accounts().account(local).await.unwrap().user.email_verified());
         let notice = h.mail.last_to("ada@example.com").unwrap();
         assert!(notice.subject.contains("Security notice") && notice.text.contains("password has been removed"));
         assert!(h.events().await.iter().any(|(event, detail)| event == "identity_linked"
@@ -789,20 +790,21 @@ mod tests {
         let token = crate::tokens::OpaqueToken::generate();
         let now = h.auth.inner.clock.now_ms();
         h.auth
+            .accounts()
             .issue_one_time(&token, crate::store::OneTimePurpose::EmailVerification, local, now, now + 60_000)
             .await
             .unwrap();
-        h.auth.verify_email(token.as_str(), &client()).await.unwrap();
+        h.auth.accounts().verify_email(token.as_str(), &client()).await.unwrap();
         let login = h.sign_in(&identity("sub-1", "ada@example.com", true)).await.unwrap();
         assert_eq!(login.origin, AccountOrigin::NewlyLinked);
-        h.auth.login("ada@example.com", PASSWORD, None, &client()).await.unwrap();
+        h.auth.sessions().login("ada@example.com", PASSWORD, None, &client()).await.unwrap();
         assert!(h.mail.last_to("ada@example.com").unwrap().text.contains("can now sign in with idp"));
     }
 
     #[tokio::test]
     async fn oauth_never_links_staff_accounts_and_respects_allowed_domains() {
         let h = harness(&["example.com"]).await;
-        h.auth.create_superuser("root@example.com", PASSWORD, "Root").await.unwrap();
+        h.auth.operators().create_superuser("root@example.com", PASSWORD, "Root").await.unwrap();
         let refused = h.sign_in(&identity("sub-1", "root@example.com", true)).await.unwrap_err();
         assert!(matches!(refused, AuthError::Forbidden), "{refused:?}");
         let refused = h.sign_in(&identity("sub-2", "eve@evil.example.org", true)).await.unwrap_err();
@@ -816,7 +818,7 @@ mod tests {
     async fn oauth_deactivated_accounts_cannot_sign_in() {
         let h = harness(&[]).await;
         let login = h.sign_in(&identity("sub-1", "ada@example.com", true)).await.unwrap();
-        h.auth.set_user_active(login.user_id, false, &client()).await.unwrap();
+        h.auth.operators().set_user_active(login.user_id, false, &client()).await.unwrap();
         let refused = h.sign_in(&identity("sub-1", "ada@example.com", true)).await.unwrap_err();
         assert!(matches!(refused, AuthError::AccountDisabled));
     }
@@ -826,14 +828,14 @@ mod tests {
         let h = harness(&[]).await;
         let callback = OAuthCallback { code: Some("code"), state: Some("state"), ..OAuthCallback::default() };
         for cookie in [None, Some(""), Some("forged")] {
-            let error = h.auth.oauth_callback("idp", &callback, cookie, &client()).await.unwrap_err();
+            let error = h.auth.oauth().callback("idp", &callback, cookie, &client()).await.unwrap_err();
             assert!(matches!(error, AuthError::OAuthFailed), "{error:?}");
         }
-        let unknown = h.auth.oauth_callback("nope", &callback, None, &client()).await.unwrap_err();
+        let unknown = h.auth.oauth().callback("nope", &callback, None, &client()).await.unwrap_err();
         assert!(matches!(unknown, AuthError::NotFound));
         let reasons: Vec<_> = h.events().await.into_iter().map(|(_, detail)| detail["reason"].clone()).collect();
         assert!(reasons.contains(&json!("missing_state_cookie")) && reasons.contains(&json!("invalid_state_cookie")));
-        let cleared = h.auth.oauth_clear_cookie("idp").unwrap();
+        let cleared = h.auth.oauth().clear_cookie("idp").unwrap();
         assert_eq!(
             (cleared.path.as_str(), cleared.max_age_secs, cleared.secure),
             ("/api/auth/oauth/idp/callback", 0, true)

@@ -3,7 +3,7 @@
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{Auth, TokenPair, secs_to_ms};
+use super::{Sessions, TokenPair, secs_to_ms};
 use crate::{
     audit::{AuditEvent, ClientInfo},
     config::MAX_PASSWORD_BYTES,
@@ -32,7 +32,7 @@ pub enum RotateOutcome {
     MembershipEnded { family_id: Uuid, user_id: Uuid, family_revoked: bool },
 }
 
-impl Auth {
+impl Sessions<'_> {
     /// Checks email and password and starts a session, scoped to `tenant_id`
     /// when given. An unknown email costs the same argon2 work as a wrong
     /// password and gets the same error.
@@ -194,7 +194,7 @@ impl Auth {
     }
 
     /// The caller's live sessions, the one of this token marked `current`.
-    pub async fn sessions(&self, caller: &AccessClaims) -> Result<Vec<Session>> {
+    pub async fn list(&self, caller: &AccessClaims) -> Result<Vec<Session>> {
         let idle = secs_to_ms(self.inner.config.tokens.refresh_idle_ttl_secs);
         let mut sessions = self.inner.store.live_sessions(caller.sub, self.inner.clock.now_ms(), idle).await?;
         for session in &mut sessions {
@@ -204,7 +204,7 @@ impl Auth {
     }
 
     /// Revokes one of the caller's sessions; another user's id is [`AuthError::NotFound`].
-    pub async fn revoke_session(&self, caller: &AccessClaims, session_id: Uuid, client: &ClientInfo) -> Result<()> {
+    pub async fn revoke(&self, caller: &AccessClaims, session_id: Uuid, client: &ClientInfo) -> Result<()> {
         self.user_quota(UserAction::SessionRevoke, caller.sub, client).await?;
         let now = self.inner.clock.now_ms();
         if !self.inner.store.revoke_family(session_id, caller.sub, "revoked_by_user", now).await? {

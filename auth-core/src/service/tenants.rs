@@ -3,7 +3,7 @@
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{Auth, TenantView, TokenPair, secs_to_ms};
+use super::{TenantView, Tenants, TokenPair, secs_to_ms};
 use crate::{
     audit::{AuditEvent, ClientInfo},
     error::{AuthError, Result},
@@ -14,19 +14,37 @@ use crate::{
     tokens::{AccessClaims, OpaqueToken},
 };
 
-/// A change to a tenant's members, made by another member (the actor).
+/// A change to a tenant's members, made by an [`Actor`].
 #[derive(Debug, Clone, Copy)]
-enum MembershipChange<'a> {
+pub(super) enum MembershipChange<'a> {
     Add { email: &'a Email, role: &'a str },
     Remove { user_id: Uuid },
     SetRole { user_id: Uuid, role: &'a str },
 }
 
-impl Auth {
+/// Who changes a membership: a member of the tenant (under their role there),
+/// or an operator, who acts with the tenant's highest role and no quota;
+/// the membership rules (known roles, the last owner) hold for both.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Actor {
+    Member(Uuid),
+    Operator,
+}
+
+impl Actor {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Member(_) => "member",
+            Self::Operator => "operator",
+        }
+    }
+}
+
+impl Tenants<'_> {
     // ----- tenants ----------------------------------------------------------
 
     /// Creates a tenant whose owner (highest role) is the caller.
-    pub async fn create_tenant(&self, owner: Uuid, name: &str, client: &ClientInfo) -> Result<TenantView> {
+    pub async fn create(&self, owner: Uuid, name: &str, client: &ClientInfo) -> Result<TenantView> {
         self.user_quota(UserAction::CreateTenant, owner, client).await?;
         let name = validate_tenant_name(name).map_err(AuthError::Validation)?;
         let tenant = Tenant { id: Uuid::now_v7(), name, created_at: self.now() };
@@ -41,7 +59,7 @@ impl Auth {
         Ok(TenantView { id: tenant.id, name: tenant.name, role: role.to_owned() })
     }
 
-    pub async fn tenants(&self, user_id: Uuid) -> Result<Vec<TenantView>> {
+    pub async fn list(&self, user_id: Uuid) -> Result<Vec<TenantView>> {
         let memberships = self.inner.store.tenants_of(user_id).await?;
         Ok(memberships.into_iter().map(|m| TenantView { id: m.tenant_id, name: m.tenant_name, role: m.role }).collect())
     }
@@ -62,12 +80,12 @@ impl Auth {
     ) -> Result<Member> {
         let email = Email::parse("email", email).map_err(AuthError::Validation)?;
         let change = MembershipChange::Add { email: &email, role };
-        let member = self.change_membership(actor, tenant_id, change, client).await?;
+        let member = self.change_membership(Actor::Member(actor), tenant_id, change, client).await?;
         member.ok_or_else(|| AuthError::internal("an added member was not returned"))
     }
 
     pub async fn remove_member(&self, actor: Uuid, tenant_id: Uuid, user_id: Uuid, client: &ClientInfo) -> Result<()> {
-        self.change_membership(actor, tenant_id, MembershipChange::Remove { user_id }, client).await?;
+        self.change_membership(Actor::Member(actor), tenant_id, MembershipChange::Remove { user_id }, client).await?;
         Ok(())
     }
 
@@ -80,18 +98,25 @@ impl Auth {
         client: &ClientInfo,
     ) -> Result<Member> {
         let change = MembershipChange::SetRole { user_id, role };
-        let member = self.change_membership(actor, tenant_id, change, client).await?;
+        let member = self.change_membership(Actor::Member(actor), tenant_id, change, client).await?;
         member.ok_or_else(|| AuthError::internal("a re-roled member was not returned"))
     }
 
-    async fn change_membership(
+    /// Applies `change` for `actor` and audits it (a refusal as a denial).
+    pub(super) async fn change_membership(
         &self,
-        actor: Uuid,
+        actor: Actor,
         tenant_id: Uuid,
         change: MembershipChange<'_>,
         client: &ClientInfo,
     ) -> Result<Option<Member>> {
-        self.user_quota(UserAction::MemberChange, actor, client).await?;
+        let actor_id = match actor {
+            Actor::Member(user_id) => {
+                self.user_quota(UserAction::MemberChange, user_id, client).await?;
+                Some(user_id)
+            }
+            Actor::Operator => None,
+        };
         let now = self.inner.clock.now_ms();
         let result = self.apply_membership_change(tenant_id, actor, change, now).await;
         let (event, target) = match change {
@@ -101,11 +126,11 @@ impl Auth {
                 (AuditEvent::MemberRoleChanged, json!({ "user_id": user_id, "role": role }))
             }
         };
+        let detail = json!({ "tenant_id": tenant_id, "target": target, "actor": actor.as_str() });
         match &result {
-            Ok(_) => self.audit(event, Some(actor), client, json!({ "tenant_id": tenant_id, "target": target })).await,
+            Ok(_) => self.audit(event, actor_id, client, detail).await,
             Err(AuthError::InsufficientRole | AuthError::NotAMember) => {
-                let detail = json!({ "tenant_id": tenant_id, "target": target });
-                self.record_denied(Some(actor), client, event.as_str(), detail);
+                self.record_denied(actor_id, client, event.as_str(), detail);
             }
             Err(_) => {}
         }
@@ -121,7 +146,7 @@ impl Auth {
     async fn apply_membership_change(
         &self,
         tenant_id: Uuid,
-        actor: Uuid,
+        actor: Actor,
         change: MembershipChange<'_>,
         now: i64,
     ) -> Result<Option<Member>> {
@@ -130,7 +155,10 @@ impl Auth {
         if !tx.lock_tenant(tenant_id, now).await? {
             return Err(AuthError::NotAMember);
         }
-        let actor_role = tx.role_in(actor, tenant_id).await?.ok_or(AuthError::NotAMember)?;
+        let actor_role = match actor {
+            Actor::Member(user_id) => tx.role_in(user_id, tenant_id).await?.ok_or(AuthError::NotAMember)?,
+            Actor::Operator => roles.highest().to_owned(),
+        };
         let (target, new_role) = match change {
             MembershipChange::Add { email, role } => {
                 (tx.user_id_by_email(email).await?.ok_or(AuthError::NotFound)?, Some(role))
@@ -171,7 +199,7 @@ impl Auth {
     /// membership. They belong to the caller's login: a token chain of its
     /// session, which that login's logout, reuse detection, revocation or
     /// expiry ends too (and `sessions` lists once).
-    pub async fn tenant_token(&self, caller: &AccessClaims, tenant_id: Uuid, client: &ClientInfo) -> Result<TokenPair> {
+    pub async fn token(&self, caller: &AccessClaims, tenant_id: Uuid, client: &ClientInfo) -> Result<TokenPair> {
         self.user_quota(UserAction::TenantToken, caller.sub, client).await?;
         let store = &self.inner.store;
         let role = store.role_in(caller.sub, tenant_id).await?;

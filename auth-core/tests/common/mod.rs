@@ -115,14 +115,14 @@ impl TestContext {
     pub async fn register(&self, email: &str) -> Uuid {
         let registration =
             Registration { email: email.into(), password: PASSWORD.into(), full_name: "Test User".into(), phone: None };
-        self.auth.register(&registration, &client()).await.expect("register").0.id
+        self.auth.accounts().register(&registration, &client()).await.expect("register").0.id
     }
 
     /// Registers and verifies through the emailed token.
     pub async fn verified_user(&self, email: &str) -> Uuid {
         let id = self.register(email).await;
         let token = self.token_mailed_to(email).await;
-        self.auth.verify_email(&token, &client()).await.expect("verify email");
+        self.auth.accounts().verify_email(&token, &client()).await.expect("verify email");
         id
     }
 
@@ -138,7 +138,7 @@ impl TestContext {
     }
 
     pub async fn login(&self, email: &str) -> auth_core::TokenPair {
-        self.auth.login(email, PASSWORD, None, &client()).await.expect("login")
+        self.auth.sessions().login(email, PASSWORD, None, &client()).await.expect("login")
     }
 }
 

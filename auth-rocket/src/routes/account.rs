@@ -27,7 +27,7 @@ pub async fn register(
     client: RemoteClient,
     body: JsonBody<RegisterRequest>,
 ) -> ApiResult<(Status, Json<Registered>)> {
-    let (user, profile) = auth.register(&body.into_inner().into(), &client.0).await?;
+    let (user, profile) = auth.accounts().register(&body.into_inner().into(), &client.0).await?;
     Ok((Status::Created, Json(Registered::new(&user, profile))))
 }
 
@@ -39,7 +39,7 @@ pub async fn verify_email(
     client: RemoteClient,
     body: JsonBody<TokenRequest>,
 ) -> ApiResult<Json<EmailVerified>> {
-    auth.verify_email(&body.0.token, &client.0).await?;
+    auth.accounts().verify_email(&body.0.token, &client.0).await?;
     Ok(Json(EmailVerified { email_verified: true }))
 }
 
@@ -53,7 +53,7 @@ pub async fn verify_email_link(
     query: SecretQuery,
 ) -> (Status, RawHtml<String>) {
     let result = match query.get("token") {
-        Some(token) => auth.verify_email(&token, &client.0).await,
+        Some(token) => auth.accounts().verify_email(&token, &client.0).await,
         None => Err(AuthError::InvalidOneTimeToken),
     };
     match result {
@@ -88,7 +88,7 @@ pub async fn resend_verification(
     client: RemoteClient,
     body: JsonBody<EmailRequest>,
 ) -> ApiResult<(Status, Json<Accepted>)> {
-    auth.resend_verification(&body.0.email, &client.0).await?;
+    auth.accounts().resend_verification(&body.0.email, &client.0).await?;
     Ok((Status::Accepted, Json(Accepted::default())))
 }
 
@@ -96,7 +96,7 @@ pub async fn resend_verification(
 #[requires(authenticated)]
 #[get("/me")]
 pub async fn me(auth: &State<Auth>, user: AuthUser) -> ApiResult<Json<AccountView>> {
-    Ok(Json(auth.account(user.id()).await?.into()))
+    Ok(Json(auth.accounts().account(user.id()).await?.into()))
 }
 
 #[utoipa::path(tag = "account", security(("bearer" = [])), request_body = ProfileRequest, responses((status = 200, body = Profile), (status = 422, body = ErrorBody), (status = 429, description = "Rate limited: the per-user quota", body = ErrorBody)))]
@@ -108,7 +108,7 @@ pub async fn update_profile(
     client: RemoteClient,
     body: JsonBody<ProfileRequest>,
 ) -> ApiResult<Json<Profile>> {
-    Ok(Json(auth.update_profile(user.id(), &body.into_inner().into(), &client.0).await?))
+    Ok(Json(auth.accounts().update_profile(user.id(), &body.into_inner().into(), &client.0).await?))
 }
 
 #[utoipa::path(tag = "account", security(("bearer" = [])), request_body = PasswordChangeRequest, responses((status = 204, description = "Changed; other sessions revoked"), (status = 400, description = "Wrong current password", body = ErrorBody), (status = 422, description = "Weak new password", body = ErrorBody), (status = 429, description = "Rate limited: the per-user quota, or the login back-off of this address", body = ErrorBody)))]
@@ -121,7 +121,7 @@ pub async fn change_password(
     body: JsonBody<PasswordChangeRequest>,
 ) -> ApiResult<Status> {
     let body = body.into_inner();
-    auth.change_password(user.claims(), &body.current_password, &body.new_password, &client.0).await?;
+    auth.accounts().change_password(user.claims(), &body.current_password, &body.new_password, &client.0).await?;
     Ok(Status::NoContent)
 }
 
@@ -133,7 +133,7 @@ pub async fn request_password_reset(
     client: RemoteClient,
     body: JsonBody<EmailRequest>,
 ) -> ApiResult<(Status, Json<Accepted>)> {
-    auth.request_password_reset(&body.0.email, &client.0).await?;
+    auth.accounts().request_password_reset(&body.0.email, &client.0).await?;
     Ok((Status::Accepted, Json(Accepted::default())))
 }
 
@@ -146,6 +146,6 @@ pub async fn confirm_password_reset(
     body: JsonBody<ResetConfirmRequest>,
 ) -> ApiResult<Status> {
     let body = body.into_inner();
-    auth.confirm_password_reset(&body.token, &body.new_password, &client.0).await?;
+    auth.accounts().confirm_password_reset(&body.token, &body.new_password, &client.0).await?;
     Ok(Status::NoContent)
 }

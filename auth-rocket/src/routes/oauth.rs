@@ -90,7 +90,7 @@ pub async fn oauth_authorize(
     query: SecretQuery,
 ) -> ApiResult<Redirect> {
     let (login_hint, app_state) = (query.get("login_hint"), query.get("app_state"));
-    let start = auth.oauth_authorize(provider, login_hint.as_deref(), app_state.as_deref()).await?;
+    let start = auth.oauth().authorize(provider, login_hint.as_deref(), app_state.as_deref()).await?;
     set_cookie(cookies, start.cookie);
     Ok(Redirect { status: Status::Found, location: start.location })
 }
@@ -108,7 +108,7 @@ pub async fn oauth_link(
     cookies: &CookieJar<'_>,
     provider: &str,
 ) -> ApiResult<NoStore<AuthorizeUrl>> {
-    let start = auth.oauth_link_start(provider, user.claims()).await?;
+    let start = auth.oauth().link_start(provider, user.claims()).await?;
     set_cookie(cookies, start.cookie);
     Ok(NoStore::ok(AuthorizeUrl { authorize_url: start.location }))
 }
@@ -123,7 +123,7 @@ pub async fn oauth_exchange(
     client: RemoteClient,
     body: JsonBody<CodeRequest>,
 ) -> ApiResult<NoStore<Tokens>> {
-    Ok(NoStore::ok(auth.oauth_exchange(&body.0.code, &client.0).await?.into()))
+    Ok(NoStore::ok(auth.oauth().exchange(&body.0.code, &client.0).await?.into()))
 }
 
 /// Where the provider sends the browser back: checks the state, exchanges the
@@ -141,13 +141,13 @@ pub async fn oauth_callback(
 ) -> ApiResult<Finished> {
     let state_cookie = cookies.get(STATE_COOKIE).map(|cookie| cookie.value().to_owned());
     // Whatever happens next, this state has been used.
-    if let Some(cleared) = auth.oauth_clear_cookie(provider) {
+    if let Some(cleared) = auth.oauth().clear_cookie(provider) {
         set_cookie(cookies, cleared);
     }
     let (code, state, iss, error) = (query.get("code"), query.get("state"), query.get("iss"), query.get("error"));
     let callback =
         OAuthCallback { code: code.as_deref(), state: state.as_deref(), iss: iss.as_deref(), error: error.as_deref() };
-    Ok(match auth.oauth_callback(provider, &callback, state_cookie.as_deref(), &client.0).await? {
+    Ok(match auth.oauth().callback(provider, &callback, state_cookie.as_deref(), &client.0).await? {
         OAuthDone::SignedIn(login) => match login.answer {
             SignInAnswer::Tokens(tokens) => Finished::Tokens(NoStore::ok(tokens.into())),
             SignInAnswer::Redirect(location) => see_other(location),

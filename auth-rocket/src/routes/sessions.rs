@@ -24,7 +24,7 @@ pub async fn login(
     body: JsonBody<LoginRequest>,
 ) -> ApiResult<NoStore<Tokens>> {
     let body = body.into_inner();
-    let pair = auth.login(&body.email, &body.password, body.tenant_id, &client.0).await?;
+    let pair = auth.sessions().login(&body.email, &body.password, body.tenant_id, &client.0).await?;
     Ok(NoStore::ok(pair.into()))
 }
 
@@ -36,7 +36,7 @@ pub async fn refresh(
     client: RemoteClient,
     body: JsonBody<RefreshRequest>,
 ) -> ApiResult<NoStore<Tokens>> {
-    Ok(NoStore::ok(auth.refresh(&body.0.refresh, &client.0).await?.into()))
+    Ok(NoStore::ok(auth.sessions().refresh(&body.0.refresh, &client.0).await?.into()))
 }
 
 #[utoipa::path(tag = "session", request_body = RefreshRequest, security(("bearer" = [])), responses((status = 204, description = "That session is revoked"), (status = 401, body = ErrorBody), (status = 403, description = "Another user's refresh token", body = ErrorBody), (status = 429, description = "Rate limited: the per-user quota", body = ErrorBody)))]
@@ -48,7 +48,7 @@ pub async fn logout(
     client: RemoteClient,
     body: JsonBody<RefreshRequest>,
 ) -> ApiResult<Status> {
-    auth.logout(user.claims(), &body.0.refresh, &client.0).await?;
+    auth.sessions().logout(user.claims(), &body.0.refresh, &client.0).await?;
     Ok(Status::NoContent)
 }
 
@@ -56,7 +56,7 @@ pub async fn logout(
 #[requires(authenticated)]
 #[post("/logout-all")]
 pub async fn logout_all(auth: &State<Auth>, user: AuthUser, client: RemoteClient) -> ApiResult<Status> {
-    auth.logout_all(user.claims(), &client.0).await?;
+    auth.sessions().logout_all(user.claims(), &client.0).await?;
     Ok(Status::NoContent)
 }
 
@@ -64,7 +64,7 @@ pub async fn logout_all(auth: &State<Auth>, user: AuthUser, client: RemoteClient
 #[requires(authenticated)]
 #[get("/sessions")]
 pub async fn sessions(auth: &State<Auth>, user: AuthUser) -> ApiResult<Json<Vec<Session>>> {
-    Ok(Json(auth.sessions(user.claims()).await?))
+    Ok(Json(auth.sessions().list(user.claims()).await?))
 }
 
 #[utoipa::path(tag = "session", security(("bearer" = [])), params(("id" = String, Path, description = "Session id")), responses((status = 204, description = "Revoked"), (status = 404, description = "Not one of the caller's sessions", body = ErrorBody), (status = 429, description = "Rate limited: the per-user quota", body = ErrorBody)))]
@@ -73,6 +73,6 @@ pub async fn sessions(auth: &State<Auth>, user: AuthUser) -> ApiResult<Json<Vec<
 pub async fn revoke_session(auth: &State<Auth>, user: AuthUser, client: RemoteClient, id: &str) -> ApiResult<Status> {
     // Any id that is not one of the caller's sessions, malformed ones included, is 404.
     let id = id.parse::<Uuid>().map_err(|_| AuthError::NotFound)?;
-    auth.revoke_session(user.claims(), id, &client.0).await?;
+    auth.sessions().revoke(user.claims(), id, &client.0).await?;
     Ok(Status::NoContent)
 }

@@ -25,21 +25,21 @@ pub async fn create_tenant(
     client: RemoteClient,
     body: JsonBody<TenantRequest>,
 ) -> ApiResult<(Status, Json<TenantView>)> {
-    Ok((Status::Created, Json(auth.create_tenant(user.id(), &body.0.name, &client.0).await?)))
+    Ok((Status::Created, Json(auth.tenants().create(user.id(), &body.0.name, &client.0).await?)))
 }
 
 #[utoipa::path(tag = "tenants", security(("bearer" = [])), responses((status = 200, body = Vec<TenantView>)))]
 #[requires(authenticated)]
 #[get("/tenants")]
 pub async fn tenants(auth: &State<Auth>, user: AuthUser) -> ApiResult<Json<Vec<TenantView>>> {
-    Ok(Json(auth.tenants(user.id()).await?))
+    Ok(Json(auth.tenants().list(user.id()).await?))
 }
 
 #[utoipa::path(tag = "tenants", security(("bearer" = [])), params(("tenant_id" = String, Path)), responses((status = 200, body = Vec<Member>), (status = 403, description = "Token not scoped to this tenant", body = ErrorBody)))]
 #[requires(tenant)]
 #[get("/tenants/<tenant_id>/members")]
 pub async fn members(auth: &State<Auth>, scope: TenantScope, tenant_id: Uuid) -> ApiResult<Json<Vec<Member>>> {
-    Ok(Json(auth.members(scope.user.id(), tenant_id).await?))
+    Ok(Json(auth.tenants().members(scope.user.id(), tenant_id).await?))
 }
 
 // The token's role gates member changes; the operation re-checks the current
@@ -55,7 +55,7 @@ pub async fn add_member(
     body: JsonBody<MemberRequest>,
 ) -> ApiResult<(Status, Json<Member>)> {
     let body = body.into_inner();
-    let member = auth.add_member(scope.user.id(), tenant_id, &body.email, &body.role, &client.0).await?;
+    let member = auth.tenants().add_member(scope.user.id(), tenant_id, &body.email, &body.role, &client.0).await?;
     Ok((Status::Created, Json(member)))
 }
 
@@ -70,7 +70,7 @@ pub async fn remove_member(
     user_id: &str,
 ) -> ApiResult<Status> {
     let user_id = user_id.parse::<Uuid>().map_err(|_| AuthError::NotFound)?;
-    auth.remove_member(scope.user.id(), tenant_id, user_id, &client.0).await?;
+    auth.tenants().remove_member(scope.user.id(), tenant_id, user_id, &client.0).await?;
     Ok(Status::NoContent)
 }
 
@@ -83,5 +83,5 @@ pub async fn tenant_token(
     client: RemoteClient,
     body: JsonBody<TenantTokenRequest>,
 ) -> ApiResult<NoStore<Tokens>> {
-    Ok(NoStore::ok(auth.tenant_token(user.claims(), body.0.tenant_id, &client.0).await?.into()))
+    Ok(NoStore::ok(auth.tenants().token(user.claims(), body.0.tenant_id, &client.0).await?.into()))
 }

@@ -84,8 +84,8 @@ fn raw_verifier(auth: &Auth) -> RawVerifier {
 
 async fn setup(auth: &Auth, path: &str) {
     let email = format!("bench-{}@example.com", uuid::Uuid::new_v4().simple());
-    let user = auth.create_superuser(&email, PASSWORD, "Load Test").await.expect("bench user");
-    let tenant = auth.create_tenant(user.id, "Load Test", &ClientInfo::default()).await.expect("bench tenant");
+    let user = auth.operators().create_superuser(&email, PASSWORD, "Load Test").await.expect("bench user");
+    let tenant = auth.tenants().create(user.id, "Load Test", &ClientInfo::default()).await.expect("bench tenant");
     let setup = serde_json::json!({ "email": email, "password": PASSWORD, "tenant_id": tenant.id });
     std::fs::write(path, setup.to_string()).expect("write BENCH_SETUP_FILE");
 }
