@@ -22,7 +22,7 @@ async fn database_down_is_503_and_protected_routes_still_work(backend: Backend) 
     let tenant_id = app.kit.create_tenant(&tokens.access).await;
     let scoped = app.kit.scoped(&tokens.access, &tenant_id).await;
 
-    app.auth().store().close().await;
+    auth_core::testing::store(app.auth()).close().await;
 
     let login = app.kit.post("/login", None, &json!({ "email": user.email, "password": PASSWORD })).await;
     assert_unavailable(&login);

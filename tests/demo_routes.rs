@@ -256,7 +256,8 @@ async fn staff_route_is_for_staff_only(backend: Backend) {
     app.get("/api/staff", None).await.expect_error(401, "missing_token");
 
     let email = app.kit.unique_email("root");
-    let superuser = app.auth().operators().create_superuser(&email, NEW_PASSWORD, "Super User").await.expect("create a superuser");
+    let superuser =
+        app.auth().operators().create_superuser(&email, NEW_PASSWORD, "Super User").await.expect("create a superuser");
     let login = app.kit.post("/login", None, &json!({ "email": email, "password": NEW_PASSWORD })).await;
     login.expect(200);
     let access = login.str("/access").to_owned();

@@ -333,12 +333,12 @@ impl App {
 
     /// The identity links of the user with id `user`.
     async fn links(&self, user: &str) -> Vec<auth_core::store::IdentityLink> {
-        self.auth().store().identity_links(user.parse().expect("a uuid")).await.expect("the store")
+        auth_core::testing::store(self.auth()).identity_links(user.parse().expect("a uuid")).await.expect("the store")
     }
 
     async fn user_exists(&self, email: &str) -> bool {
         let email = Email::parse("email", email).expect("an email");
-        self.auth().store().user_by_email(&email).await.expect("the store").is_some()
+        auth_core::testing::store(self.auth()).user_by_email(&email).await.expect("the store").is_some()
     }
 }
 
@@ -505,7 +505,7 @@ async fn full_flow(backend: Backend) {
     let second = app.kit.send(Method::Get, "/api/protected", Some(again.answer.str("/access")), None, &[]).await;
     assert_eq!(second.str("/user_id"), user_id);
     let user = user_id.parse().expect("a uuid");
-    let links = app.auth().store().identity_links(user).await.expect("links");
+    let links = auth_core::testing::store(app.auth()).identity_links(user).await.expect("links");
     assert_eq!(links.len(), 1);
     assert_eq!((links[0].issuer.as_str(), links[0].subject.as_str()), (provider.issuer.as_str(), sub.as_str()));
     let trail = app.auth().operators().audit_trail(Some(user), 50).await.expect("audit");
@@ -557,9 +557,14 @@ async fn oidc_success_redirect_carries_a_one_time_code_and_no_token() {
     assert_eq!(fields["app_state"], "app-chosen.state_42~");
     let code = fields["code"].clone();
     // No session exists until the code is exchanged.
-    let user = app.auth().store().user_by_email(&Email::parse("e", &email).unwrap()).await.unwrap().unwrap().0;
+    let user = auth_core::testing::store(app.auth())
+        .user_by_email(&Email::parse("e", &email).unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .0;
     let now = clock.now().timestamp_millis();
-    assert!(app.auth().store().live_sessions(user.id, now, i64::MAX / 2).await.unwrap().is_empty());
+    assert!(auth_core::testing::store(app.auth()).live_sessions(user.id, now, i64::MAX / 2).await.unwrap().is_empty());
 
     let exchanged = app.exchange(&code).await;
     exchanged.answer.expect(200);
@@ -806,7 +811,10 @@ async fn unverified_collision(backend: Backend) {
     answer.expect_error(403, "email_not_verified");
     app.assert_refused_for("unverified_email_collision").await;
     let user = local.id.parse().expect("a uuid");
-    assert!(app.auth().store().identity_links(user).await.expect("links").is_empty(), "nothing linked");
+    assert!(
+        auth_core::testing::store(app.auth()).identity_links(user).await.expect("links").is_empty(),
+        "nothing linked"
+    );
     app.kit.sign_in(&local).await; // the owner's password still works
     // An unverified email without a local account creates nothing either.
     let (sub, email) = unique("unverified");
@@ -874,7 +882,10 @@ async fn untrusted_provider_and_existing_account(backend: Backend) {
     assert!(answer.str("/error/message").contains("link"), "says what to do: {answer}");
     app.assert_refused_for("account_exists_untrusted_provider").await;
     let owner_id = owner.id.parse().expect("a uuid");
-    assert!(app.auth().store().identity_links(owner_id).await.expect("links").is_empty(), "nothing linked");
+    assert!(
+        auth_core::testing::store(app.auth()).identity_links(owner_id).await.expect("links").is_empty(),
+        "nothing linked"
+    );
     app.kit.sign_in(&owner).await; // the owner's password still works
 
     // An account that never verified its address is not taken over either:
@@ -883,9 +894,10 @@ async fn untrusted_provider_and_existing_account(backend: Backend) {
     let (sub, _) = unique("claimant");
     app.sign_in(&account(&sub, &squatted.email, true)).await.answer.expect_error(403, "account_exists");
     let email = Email::parse("email", &squatted.email).expect("an email");
-    let (user, hash) = app.auth().store().user_by_email(&email).await.expect("the store").expect("the account");
+    let (user, hash) =
+        auth_core::testing::store(app.auth()).user_by_email(&email).await.expect("the store").expect("the account");
     assert!(hash.is_some() && !user.email_verified(), "untouched");
-    assert!(app.auth().store().identity_links(user.id).await.expect("links").is_empty());
+    assert!(auth_core::testing::store(app.auth()).identity_links(user.id).await.expect("links").is_empty());
 
     // A new address is a new account, from any provider.
     let (sub, email) = unique("newcomer");

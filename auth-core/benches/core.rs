@@ -159,7 +159,8 @@ async fn engine(database_url: String) -> (Auth, String) {
     let auth = Auth::builder(bench_config(database_url)).build().await.expect("engine");
     let email = format!("bench-{}@example.com", Uuid::new_v4().simple());
     auth.operators().create_superuser(&email, "correct horse battery staple 42", "Bench").await.expect("superuser");
-    let pair = auth.sessions().login(&email, "correct horse battery staple 42", None, &ClientInfo::default()).await.unwrap();
+    let pair =
+        auth.sessions().login(&email, "correct horse battery staple 42", None, &ClientInfo::default()).await.unwrap();
     (auth, pair.refresh)
 }
 
@@ -189,7 +190,7 @@ fn rotation(c: &mut Criterion) {
         group.bench_function(format!("store_rotate/{name}"), |b| {
             b.iter_batched(
                 || chrono::Utc::now().timestamp_millis(),
-                |now| match rt.block_on(auth.sessions().rotate_refresh(&token, now, idle, grace)).unwrap() {
+                |now| match rt.block_on(auth_core::testing::rotate_refresh(&auth, &token, now, idle, grace)).unwrap() {
                     RotateOutcome::Rotated { successor, .. } => token = successor,
                     other => panic!("rotation failed: {other:?}"),
                 },
@@ -323,7 +324,7 @@ fn revocation_engine(c: &mut Criterion) {
         });
         // A poll that finds the 101 latest rows, and what every poll read
         // before: the whole window.
-        let store = auth.store();
+        let store = auth_core::testing::store(&auth);
         let since = now - 1_000;
         assert_eq!(rt.block_on(store.revoked_since(since)).unwrap().len(), 101);
         group.bench_function(format!("poll_query/sqlite/{name}"), |b| {

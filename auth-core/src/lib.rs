@@ -23,7 +23,10 @@ pub mod password;
 pub mod ratelimit;
 pub mod recovery;
 mod service;
+#[cfg(feature = "testing")]
 pub mod store;
+#[cfg(not(feature = "testing"))]
+mod store;
 pub mod tenancy;
 pub mod tokens;
 
@@ -31,7 +34,10 @@ pub use audit::ClientInfo;
 pub use clock::Clock;
 pub use config::{AuthConfig, ConfigError, Secret, SigningAlgorithm};
 pub use error::{AuthError, FieldErrors, Result};
+#[cfg(feature = "testing")]
+pub use service::testing;
 pub use service::{
     Account, Accounts, Auth, AuthBuilder, BuildError, OAuth, Operators, RotateOutcome, Sessions, TenantView, Tenants,
     TokenPair,
 };
+pub use store::{AuditRecord, Session};

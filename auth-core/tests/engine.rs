@@ -171,7 +171,8 @@ async fn passwords_are_argon2id_and_rehashed_when_parameters_change(ctx: TestCon
 async fn login_failures_look_the_same(ctx: TestContext) {
     ctx.verified_user("known@example.com").await;
     let unknown = ctx.auth.sessions().login("nobody@example.com", PASSWORD, None, &client()).await.unwrap_err();
-    let wrong = ctx.auth.sessions().login("known@example.com", "Wrong-Password-123", None, &client()).await.unwrap_err();
+    let wrong =
+        ctx.auth.sessions().login("known@example.com", "Wrong-Password-123", None, &client()).await.unwrap_err();
     assert!(matches!(unknown, AuthError::InvalidCredentials));
     assert!(matches!(wrong, AuthError::InvalidCredentials));
     assert_eq!(unknown.to_string(), wrong.to_string());
@@ -374,7 +375,10 @@ async fn tenant_tokens_end_with_the_login_they_came_from(ctx: TestContext) {
     };
     let assert_ended = async |scoped: &auth_core::TokenPair, how: &str| {
         assert!(matches!(ctx.auth.verify_access(&scoped.access), Err(AuthError::InvalidToken)), "{how}");
-        assert!(matches!(ctx.auth.sessions().refresh(&scoped.refresh, &client()).await, Err(AuthError::InvalidToken)), "{how}");
+        assert!(
+            matches!(ctx.auth.sessions().refresh(&scoped.refresh, &client()).await, Err(AuthError::InvalidToken)),
+            "{how}"
+        );
     };
 
     let (login, claims, scoped) = scoped_pair().await;
@@ -397,7 +401,10 @@ async fn tenant_tokens_end_with_the_login_they_came_from(ctx: TestContext) {
 
     let (_, _, scoped) = scoped_pair().await;
     ctx.clock.advance(Duration::from_secs(25 * 3600));
-    assert!(matches!(ctx.auth.sessions().refresh(&scoped.refresh, &client()).await, Err(AuthError::InvalidToken)), "expiry");
+    assert!(
+        matches!(ctx.auth.sessions().refresh(&scoped.refresh, &client()).await, Err(AuthError::InvalidToken)),
+        "expiry"
+    );
 
     // A token of an ended login cannot start a tenant chain either.
     let (login, claims, _) = scoped_pair().await;
@@ -491,7 +498,10 @@ async fn tenant_scoped_refresh_rereads_the_membership(ctx: TestContext) {
     let stranger = ctx.verified_user("stranger@example.com").await;
     let stranger_claims = ctx.auth.verify_access(&ctx.login("stranger@example.com").await.access).unwrap();
     assert_eq!(stranger_claims.sub, stranger);
-    assert!(matches!(ctx.auth.tenants().token(&stranger_claims, tenant.id, &client()).await, Err(AuthError::NotAMember)));
+    assert!(matches!(
+        ctx.auth.tenants().token(&stranger_claims, tenant.id, &client()).await,
+        Err(AuthError::NotAMember)
+    ));
     assert!(matches!(
         ctx.auth.sessions().login("stranger@example.com", PASSWORD, Some(tenant.id), &client()).await,
         Err(AuthError::NotAMember)
@@ -527,11 +537,17 @@ async fn tenant_rules_are_enforced(ctx: TestContext) {
         ctx.auth.tenants().add_member(owner, tenant.id, "x@example.com", "root", &c).await,
         Err(AuthError::Validation(_))
     ));
-    assert!(matches!(ctx.auth.tenants().remove_member(admin, tenant.id, owner, &c).await, Err(AuthError::InsufficientRole)));
+    assert!(matches!(
+        ctx.auth.tenants().remove_member(admin, tenant.id, owner, &c).await,
+        Err(AuthError::InsufficientRole)
+    ));
 
     // The last owner can be neither removed nor demoted; with two owners, one can go.
     assert!(matches!(ctx.auth.tenants().remove_member(owner, tenant.id, owner, &c).await, Err(AuthError::LastOwner)));
-    assert!(matches!(ctx.auth.tenants().set_member_role(owner, tenant.id, owner, "admin", &c).await, Err(AuthError::LastOwner)));
+    assert!(matches!(
+        ctx.auth.tenants().set_member_role(owner, tenant.id, owner, "admin", &c).await,
+        Err(AuthError::LastOwner)
+    ));
     ctx.auth.tenants().set_member_role(owner, tenant.id, admin, "owner", &c).await.unwrap();
     ctx.auth.tenants().set_member_role(admin, tenant.id, owner, "member", &c).await.unwrap();
 
@@ -596,7 +612,10 @@ async fn logout_revokes_one_session_and_its_access_tokens(ctx: TestContext) {
     let b = ctx.login("out@example.com").await;
     let claims_a = ctx.auth.verify_access(&a.access).unwrap();
     let other = ctx.login("other@example.com").await;
-    assert!(matches!(ctx.auth.sessions().logout(&claims_a, &other.refresh, &client()).await, Err(AuthError::Forbidden)));
+    assert!(matches!(
+        ctx.auth.sessions().logout(&claims_a, &other.refresh, &client()).await,
+        Err(AuthError::Forbidden)
+    ));
     ctx.auth.sessions().refresh(&other.refresh, &client()).await.expect("another user's session is untouched");
 
     ctx.auth.sessions().logout(&claims_a, &a.refresh, &client()).await.unwrap();
@@ -678,7 +697,7 @@ async fn revocation_polls_read_only_rows_revoked_since_the_last_poll(ctx: TestCo
     // that read the clock and then waited for the database, is: it lies in the
     // overlap. The third session is logged out normally on the first instance.
     let now = ctx.clock.now().timestamp_millis();
-    let store = ctx.auth.store();
+    let store = auth_core::testing::store(&ctx.auth);
     assert!(store.revoke_family(before_cursor_claims.sid, user, "test", now - 270_000).await.unwrap());
     assert!(store.revoke_family(late_claims.sid, user, "test", now - 5_000).await.unwrap());
     ctx.auth.sessions().logout(&logged_out_claims, &logged_out.refresh, &client()).await.unwrap();
@@ -728,7 +747,11 @@ async fn email_verification_tokens_are_single_use_and_expire(ctx: TestContext) {
     }
     assert_ne!(fresh, late);
     ctx.auth.accounts().verify_email(&fresh, &client()).await.unwrap();
-    ctx.auth.accounts().resend_verification("nobody@example.com", &client()).await.expect("same answer for unknown accounts");
+    ctx.auth
+        .accounts()
+        .resend_verification("nobody@example.com", &client())
+        .await
+        .expect("same answer for unknown accounts");
 }
 
 async fn password_reset_flow(ctx: TestContext) {
@@ -845,10 +868,19 @@ async fn operators_change_memberships_under_the_rules_and_audited(ctx: TestConte
 
     let added = operators.add_member(tenant.id, "Member@Example.com", "admin").await.unwrap();
     assert_eq!((added.user_id, added.role.as_str()), (member, "admin"));
-    assert!(matches!(operators.add_member(tenant.id, "member@example.com", "member").await, Err(AuthError::AlreadyMember)));
-    assert!(matches!(operators.add_member(tenant.id, "other@example.com", "emperor").await, Err(AuthError::Validation(_))));
+    assert!(matches!(
+        operators.add_member(tenant.id, "member@example.com", "member").await,
+        Err(AuthError::AlreadyMember)
+    ));
+    assert!(matches!(
+        operators.add_member(tenant.id, "other@example.com", "emperor").await,
+        Err(AuthError::Validation(_))
+    ));
     assert!(matches!(operators.add_member(tenant.id, "nobody@example.com", "member").await, Err(AuthError::NotFound)));
-    assert!(matches!(operators.add_member(uuid::Uuid::new_v4(), "member@example.com", "member").await, Err(AuthError::NotAMember)));
+    assert!(matches!(
+        operators.add_member(uuid::Uuid::new_v4(), "member@example.com", "member").await,
+        Err(AuthError::NotAMember)
+    ));
 
     let events = operators.audit_trail(None, 50).await.unwrap();
     let added: Vec<_> = events.iter().filter(|e| e.event == "member_added").collect();
@@ -919,8 +951,11 @@ async fn audit_events_past_their_retention_are_pruned(ctx: TestContext) {
 async fn a_closed_store_is_unavailable(ctx: TestContext) {
     ctx.verified_user("down@example.com").await;
     let pair = ctx.login("down@example.com").await;
-    ctx.auth.store().close().await;
-    assert!(matches!(ctx.auth.sessions().login("down@example.com", PASSWORD, None, &client()).await, Err(AuthError::Unavailable)));
+    auth_core::testing::store(&ctx.auth).close().await;
+    assert!(matches!(
+        ctx.auth.sessions().login("down@example.com", PASSWORD, None, &client()).await,
+        Err(AuthError::Unavailable)
+    ));
     assert!(matches!(ctx.auth.sessions().refresh(&pair.refresh, &client()).await, Err(AuthError::Unavailable)));
     // Verifying access tokens needs no database.
     ctx.auth.verify_access(&pair.access).expect("protected requests do not touch the store");

@@ -2,10 +2,12 @@
 //! call these and translate [`AuthError`] to HTTP.
 
 mod accounts;
-mod operators;
 mod oauth;
+mod operators;
 mod sessions;
 mod tenants;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use sessions::RotateOutcome;
 
@@ -308,10 +310,6 @@ impl Auth {
 
     pub fn config(&self) -> &AuthConfig {
         &self.inner.config
-    }
-
-    pub fn store(&self) -> &Store {
-        &self.inner.store
     }
 
     /// `sqlite` or `postgres`.

@@ -711,7 +711,7 @@ mod tests {
         assert!(matches!(refused, AuthError::InvalidCredentials));
         let again = h.sign_in(&identity("sub-1", "ada@example.com", true)).await.unwrap();
         assert_eq!((again.user_id, again.origin), (login.user_id, AccountOrigin::Linked));
-        let links = h.auth.store().identity_links(login.user_id).await.unwrap();
+        let links = h.auth.inner.store.identity_links(login.user_id).await.unwrap();
         assert_eq!(links.len(), 1);
         assert_eq!((links[0].subject.as_str(), links[0].email.as_str()), ("sub-1", "ada@example.com"));
     }
@@ -734,7 +734,7 @@ mod tests {
         let local = h.register("ada@example.com").await;
         let refused = h.sign_in(&identity("sub-1", "ada@example.com", false)).await.unwrap_err();
         assert!(matches!(refused, AuthError::EmailNotVerified), "{refused:?}");
-        assert!(h.auth.store().identity_links(local).await.unwrap().is_empty());
+        assert!(h.auth.inner.store.identity_links(local).await.unwrap().is_empty());
         assert!(
             h.events()
                 .await
@@ -744,7 +744,9 @@ mod tests {
         // Without a local account, an unverified email creates nothing either.
         let refused = h.sign_in(&identity("sub-2", "new@example.com", false)).await.unwrap_err();
         assert!(matches!(refused, AuthError::EmailNotVerified));
-        assert!(h.auth.store().user_by_email(&Email::parse("e", "new@example.com").unwrap()).await.unwrap().is_none());
+        assert!(
+            h.auth.inner.store.user_by_email(&Email::parse("e", "new@example.com").unwrap()).await.unwrap().is_none()
+        );
     }
 
     #[tokio::test]
@@ -753,7 +755,7 @@ mod tests {
         let local = h.register("ada@example.com").await;
         let refused = h.sign_in(&identity("sub-1", "ada@example.com", true)).await.unwrap_err();
         assert!(matches!(refused, AuthError::AccountExists), "{refused:?}");
-        assert!(h.auth.store().identity_links(local).await.unwrap().is_empty());
+        assert!(h.auth.inner.store.identity_links(local).await.unwrap().is_empty());
         assert!(h.auth.accounts().account(local).await.unwrap().user.email_verified_at.is_none(), "nothing changed");
         assert!(
             h.events()

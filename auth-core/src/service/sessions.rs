@@ -153,7 +153,7 @@ impl Sessions<'_> {
     /// others find it consumed, which is reuse: within `grace_ms` of the
     /// rotation, and while the successor is unused, they get the same
     /// successor back (one chain, never two); otherwise the family is revoked.
-    pub async fn rotate_refresh(
+    pub(crate) async fn rotate_refresh(
         &self,
         presented: &OpaqueToken,
         now: i64,

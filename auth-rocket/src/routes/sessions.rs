@@ -1,9 +1,8 @@
 //! Sign-in with a password, refresh, sign-out and the caller's sessions.
 
 use auth_core::{
-    Auth, AuthError,
+    Auth, AuthError, Session,
     contract::{ErrorBody, LoginRequest, RefreshRequest, Tokens},
-    store::Session,
 };
 use auth_macros::{public, requires};
 use rocket::{State, delete, get, http::Status, post, serde::json::Json};

@@ -1,0 +1,23 @@
+//! Internals for the platform's own suites and benchmarks (feature
+//! `testing`): what a test inspects or a benchmark times below the
+//! operations. Never enable it in an app.
+
+use super::{Auth, RotateOutcome};
+use crate::{Result, store::Store, tokens::OpaqueToken};
+
+/// The storage behind `auth`.
+pub fn store(auth: &Auth) -> &Store {
+    &auth.inner.store
+}
+
+/// One refresh rotation's transaction alone, without minting or audit
+/// (the floor `refresh` is measured against).
+pub async fn rotate_refresh(
+    auth: &Auth,
+    presented: &OpaqueToken,
+    now: i64,
+    idle_ms: i64,
+    grace_ms: i64,
+) -> Result<RotateOutcome> {
+    auth.sessions().rotate_refresh(presented, now, idle_ms, grace_ms).await
+}
