@@ -19,7 +19,7 @@ use auth_core::password::PasswordHasher;
 use auth_core::store::RotateOutcome;
 use auth_core::tenancy::{DefaultRoles, MANAGE_MEMBERS, RoleSet};
 use auth_core::tokens::{AccessGrant, AccessTokens, KeySet, OpaqueToken, RevocationList};
-use auth_core::{Auth, AuthConfig, ClientInfo, SigningAlgorithm};
+use auth_core::{Auth, AuthConfig, ClientInfo, Clock, SigningAlgorithm};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use jsonwebtoken::{EncodingKey, Header, encode};
 use uuid::Uuid;
@@ -35,7 +35,7 @@ fn access_tokens(algorithm: SigningAlgorithm) -> AccessTokens {
     let spec = KeySet::generate(algorithm, "bench").expect("key generation");
     let settings = TokenSettings { algorithm, signing_key: Some(spec), ..TokenSettings::default() };
     let keys = KeySet::from_settings(&settings).expect("keys");
-    AccessTokens::new(keys, "https://auth.example.com", "bench-api", &settings)
+    AccessTokens::new(keys, "https://auth.example.com", "bench-api", &settings, Clock::system())
 }
 
 fn grant(tenant: bool) -> AccessGrant {
@@ -270,7 +270,7 @@ fn revocation_engine(c: &mut Criterion) {
         (user.id, pair.access)
     });
     let keys = KeySet::from_settings(&config.tokens).unwrap();
-    let minter = AccessTokens::new(keys, &config.issuer, &config.audience, &config.tokens);
+    let minter = AccessTokens::new(keys, &config.issuer, &config.audience, &config.tokens, Clock::system());
     let pool = rt.block_on(sqlx::SqlitePool::connect(&config.database_url)).unwrap();
     let mut group = c.benchmark_group("revocation");
     group.sample_size(10);

@@ -25,6 +25,7 @@ backend_tests!(
     login_requires_a_verified_email_and_an_active_account,
     superusers_are_created_verified_and_staff,
     access_tokens_carry_the_contract_claims_and_no_pii,
+    access_tokens_expire_and_are_dated_by_the_engine_clock,
     refresh_rotates_and_detects_reuse,
     concurrent_refreshes_have_exactly_one_winner,
     refresh_respects_idle_and_absolute_lifetimes,
@@ -249,6 +250,24 @@ async fn access_tokens_carry_the_contract_claims_and_no_pii(ctx: TestContext) {
     // A refresh token is not an access token and vice versa.
     assert!(matches!(ctx.auth.verify_access(&pair.refresh), Err(AuthError::InvalidToken)));
     assert!(matches!(ctx.auth.refresh(&pair.access, &client()).await, Err(AuthError::InvalidToken)));
+}
+
+/// Access tokens are minted and checked by the engine's clock, like sessions
+/// and one-time tokens: moving a manual clock past exp and the leeway is enough.
+async fn access_tokens_expire_and_are_dated_by_the_engine_clock(ctx: TestContext) {
+    ctx.verified_user("clock@example.com").await;
+    let first = ctx.login("clock@example.com").await;
+    let claims = ctx.auth.verify_access(&first.access).unwrap();
+    let t = &ctx.config.tokens;
+    ctx.clock.advance(Duration::from_secs(t.access_ttl_secs + t.leeway_secs + 1));
+    assert!(matches!(ctx.auth.verify_access(&first.access), Err(AuthError::InvalidToken)));
+
+    let second = ctx.auth.refresh(&first.refresh, &client()).await.unwrap();
+    let fresh = ctx.auth.verify_access(&second.access).unwrap();
+    let advanced = i64::try_from(t.access_ttl_secs + t.leeway_secs + 1).unwrap();
+    assert!(fresh.iat >= claims.iat + advanced, "iat {} is not the clock's time", fresh.iat);
+    assert_eq!(fresh.exp, fresh.iat + i64::try_from(t.access_ttl_secs).unwrap());
+    assert_eq!(fresh.nbf, fresh.iat);
 }
 
 async fn refresh_rotates_and_detects_reuse(ctx: TestContext) {

@@ -143,7 +143,7 @@ impl AuthBuilder {
         let store = Store::connect(&config.database_url).await?;
         let audit = AuditLog::new(store.clone());
         let inner = Arc::new(Inner {
-            tokens: AccessTokens::new(keys, &config.issuer, &config.audience, &config.tokens),
+            tokens: AccessTokens::new(keys, &config.issuer, &config.audience, &config.tokens, self.clock.clone()),
             passwords: PasswordHasher::new(&config.password)?,
             revocations: RevocationList::new(
                 config.tokens.revocation_max_entries,
