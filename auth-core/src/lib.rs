@@ -21,6 +21,7 @@ pub mod oauth;
 pub mod password;
 pub mod ratelimit;
 pub mod recovery;
+mod secret;
 mod service;
 pub mod store;
 pub mod tenancy;
@@ -28,6 +29,7 @@ pub mod tokens;
 
 pub use audit::ClientInfo;
 pub use clock::Clock;
-pub use config::{AuthConfig, ConfigError, Secret, SigningAlgorithm};
+pub use config::{AuthConfig, ConfigError, SigningAlgorithm};
 pub use error::{AuthError, FieldErrors, Result};
+pub use secret::Secret;
 pub use service::{Account, Auth, AuthBuilder, BuildError, TenantView, TokenPair};

@@ -30,6 +30,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use crate::{
     config::{ConfigError, MAX_PASSWORD_BYTES, PasswordSettings},
     error::{AuthError, FieldErrors},
+    secret::Secret,
 };
 
 /// Salt length in bytes (the PHC string format's recommendation).
@@ -86,9 +87,10 @@ struct Job {
     permit: OwnedSemaphorePermit,
 }
 
+/// The password travels to the thread as a [`Secret`]: wiped once hashed.
 enum Work {
-    Hash { password: String, reply: oneshot::Sender<Result<String, AuthError>> },
-    Verify { password: String, stored: Option<String>, reply: oneshot::Sender<Verification> },
+    Hash { password: Secret, reply: oneshot::Sender<Result<String, AuthError>> },
+    Verify { password: Secret, stored: Option<String>, reply: oneshot::Sender<Verification> },
 }
 
 impl PasswordHasher {
@@ -145,7 +147,7 @@ impl PasswordHasher {
         if password.len() > MAX_PASSWORD_BYTES {
             return Err(FieldErrors::single("password", too_many_bytes()));
         }
-        let password = password.to_owned();
+        let password = Secret::new(password);
         self.run(|reply| Work::Hash { password, reply }).await?
     }
 
@@ -162,7 +164,7 @@ impl PasswordHasher {
         if password.len() > MAX_PASSWORD_BYTES {
             return Ok(Verification::Invalid);
         }
-        let password = password.to_owned();
+        let password = Secret::new(password);
         let stored = stored.map(str::to_owned);
         self.run(|reply| Work::Verify { password, stored, reply }).await
     }
@@ -323,15 +325,15 @@ impl Worker {
     fn handle(&mut self, Job { work, permit }: Job) {
         match work {
             Work::Hash { password, reply } => {
-                let result = self.hash(password.as_bytes());
+                let result = self.hash(password.expose().as_bytes());
                 self.finish(permit);
                 let _ = reply.send(result);
             }
             Work::Verify { password, stored, reply } => {
                 let result = match stored {
-                    Some(stored) => self.verify(password.as_bytes(), &stored),
+                    Some(stored) => self.verify(password.expose().as_bytes(), &stored),
                     None => {
-                        self.dummy_verify(password.as_bytes());
+                        self.dummy_verify(password.expose().as_bytes());
                         Verification::Invalid
                     }
                 };

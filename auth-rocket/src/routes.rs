@@ -63,8 +63,12 @@ pub async fn register(
 ) -> ApiResult<(Status, Json<Value>)> {
     auth.rate_limit(Action::Register, &client.0).await?;
     let body = body.into_inner();
-    let registration =
-        Registration { email: body.email, password: body.password, full_name: body.full_name, phone: body.phone };
+    let registration = Registration {
+        email: body.email,
+        password: body.password.into(),
+        full_name: body.full_name,
+        phone: body.phone,
+    };
     let (user, profile) = auth.register(&registration, &client.0).await?;
     let answer = json!({
         "id": user.id,

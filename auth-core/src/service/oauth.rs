@@ -15,6 +15,7 @@ use crate::{
         PendingLogin, Provider, SignInAnswer, StateCookie, redirect_with,
     },
     recovery,
+    secret::Secret,
     store::{DeliberateLink, LinkOutcome, LinkRefusal, OneTimePurpose, VerifiedIdentity},
     tokens::{AccessClaims, OpaqueToken},
 };
@@ -88,7 +89,7 @@ impl Auth {
     /// layer sets it on every callback answer, so a state is used once.
     pub fn oauth_clear_cookie(&self, provider: &str) -> Option<StateCookie> {
         let provider = self.inner.oauth.get(provider)?;
-        Some(StateCookie::new(provider, String::new(), 0))
+        Some(StateCookie::new(provider, Secret::default(), 0))
     }
 
     /// Finishes a sign-in: checks the state against `state_cookie`, exchanges
@@ -206,7 +207,9 @@ impl Auth {
             return Err(AuthError::AccountDisabled);
         }
         let answer = match provider.settings().success_redirect.as_deref() {
-            Some(target) => SignInAnswer::Redirect(self.oauth_exchange_code(&user, target, app_state).await?),
+            Some(target) => {
+                SignInAnswer::Redirect(Secret::new(self.oauth_exchange_code(&user, target, app_state).await?))
+            }
             None => {
                 let detail = json!({ "method": "oauth", "provider": provider.name(), "origin": origin });
                 SignInAnswer::Tokens(self.oauth_session(&user, detail, client).await?)
@@ -554,7 +557,7 @@ mod tests {
         assert_eq!(account.user.email.as_str(), "ada@example.com");
         assert_eq!(account.profile.full_name, "Ada Lovelace");
         let SignInAnswer::Tokens(tokens) = &login.answer else { panic!("tokens without success_redirect") };
-        let claims = h.auth.verify_access(&tokens.access).unwrap();
+        let claims = h.auth.verify_access(tokens.access.expose()).unwrap();
         assert_eq!(claims.sub, login.user_id);
         assert!(claims.tenant_id.is_none() && !claims.staff && !claims.superuser);
         // A password login is impossible: the account has no password.
