@@ -87,7 +87,6 @@ impl StateKey {
     pub(crate) fn seal(&self, pending: &PendingLogin) -> String {
         let mut nonce = [0u8; NONCE_LEN];
         rand::fill(&mut nonce).expect("the operating system's random number generator failed");
-        // Sealed in place: the plaintext is overwritten by the ciphertext.
         let mut sealed = serde_json::to_vec(pending).expect("a PendingLogin serialises");
         self.key
             .seal_in_place_append_tag(
