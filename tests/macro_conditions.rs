@@ -11,7 +11,7 @@ mod common;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use auth_core::{
-    Auth, AuthConfig,
+    Auth, AuthConfig, Clock,
     config::{MailTransport, Secret},
     identity::AccountFlags,
     tokens::{AccessGrant, AccessTokens},
@@ -209,7 +209,8 @@ impl App {
         let client = Client::tracked(build(figment(&config))).await.expect("the app ignites");
         let auth = client.rocket().state::<Auth>().expect("the app manages an Auth");
         let config = auth.config();
-        let tokens = AccessTokens::new(auth.keys().clone(), &config.issuer, &config.audience, &config.tokens);
+        let tokens =
+            AccessTokens::new(auth.keys().clone(), &config.issuer, &config.audience, &config.tokens, Clock::system());
         Self { client, tokens, _db: db }
     }
 

@@ -6,6 +6,8 @@ use std::{collections::BTreeMap, fmt, path::PathBuf, time::Duration};
 use serde::{Deserialize, Serialize};
 
 pub use crate::oauth::{OAuthPreset, OAuthProvider};
+pub use crate::secret::Secret;
+use crate::secret::exposed;
 
 /// Passwords longer than this many bytes are rejected before any hashing, so a
 /// huge body cannot buy a long argon2 run.
@@ -14,26 +16,6 @@ pub const MAX_PASSWORD_BYTES: usize = 1024;
 pub const MAX_ACCESS_TTL_SECS: u64 = 15 * 60;
 /// The shortest HS256 secret accepted, in bytes (RFC 7518 §3.2: at least the hash size).
 pub const MIN_HMAC_SECRET_BYTES: usize = 32;
-
-/// A string that never appears in `Debug` output or logs.
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
 
 /// Where the platform runs, when a deployment says so on purpose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,7 +30,11 @@ pub enum Environment {
 }
 
 /// Settings of the whole platform. Every field has a secure default.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+///
+/// `Debug` hides every secret and the database URL's credentials. Serialising
+/// writes the secrets in full: it is for handing a configuration to figment
+/// (tests, tools), never for a log or an answer.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
     /// Unset: production, except a debug build on Rocket's debug profile.
@@ -130,10 +116,12 @@ pub struct KeySpec {
     /// Defaults to `tokens.algorithm`.
     pub algorithm: Option<SigningAlgorithm>,
     /// A PKCS#8 private key or SPKI public key in PEM form.
+    #[serde(serialize_with = "exposed::serialize_option")]
     pub pem: Option<Secret>,
     /// A file holding `pem`.
     pub pem_file: Option<PathBuf>,
     /// The HS256 secret (at least 32 bytes).
+    #[serde(serialize_with = "exposed::serialize_option")]
     pub secret: Option<Secret>,
 }
 
@@ -296,6 +284,7 @@ pub enum MailTransport {
         #[serde(default = "default_smtp_port")]
         port: u16,
         username: Option<String>,
+        #[serde(serialize_with = "exposed::serialize_option")]
         password: Option<Secret>,
         /// Plain-text SMTP, for a local relay only; refused in production.
         #[serde(default)]
@@ -446,10 +435,51 @@ impl RateLimitSettings {
     }
 }
 
-/// A Redis URL may hold a password: shown without its user-info part.
+/// The database URL may hold a password: shown without its user-info part and query.
+impl fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Destructured so that a new field cannot be forgotten here.
+        let Self {
+            environment,
+            issuer,
+            audience,
+            public_url,
+            database_url,
+            verify_email_path,
+            reset_password_path,
+            require_verified_email,
+            tokens,
+            password,
+            mail,
+            http,
+            rate_limits,
+            audit,
+            oauth,
+        } = self;
+        f.debug_struct("AuthConfig")
+            .field("environment", environment)
+            .field("issuer", issuer)
+            .field("audience", audience)
+            .field("public_url", public_url)
+            .field("database_url", &redact_url(database_url))
+            .field("verify_email_path", verify_email_path)
+            .field("reset_password_path", reset_password_path)
+            .field("require_verified_email", require_verified_email)
+            .field("tokens", tokens)
+            .field("password", password)
+            .field("mail", mail)
+            .field("http", http)
+            .field("rate_limits", rate_limits)
+            .field("audit", audit)
+            .field("oauth", oauth)
+            .finish()
+    }
+}
+
+/// A Redis URL may hold a password: shown without its user-info part and query.
 impl fmt::Debug for RateLimitSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let redis_url = self.redis_url.as_deref().map(redact_user_info);
+        let redis_url = self.redis_url.as_deref().map(redact_url);
         f.debug_struct("RateLimitSettings")
             .field("enabled", &self.enabled)
             .field("login_failures_per_account", &self.login_failures_per_account)
@@ -480,13 +510,19 @@ impl fmt::Debug for RateLimitSettings {
     }
 }
 
-/// `scheme://user:pass@host/…` becomes `scheme://***@host/…`.
-fn redact_user_info(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+/// `scheme://user:pass@host/path?query` becomes `scheme://***@host/path?***`:
+/// credentials can sit in the user-info part or (PostgreSQL's `password=`)
+/// in the query. A URL that does not parse so is hidden whole.
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return "***".to_owned() };
+    let (rest, query) = match rest.split_once(['?', '#']) {
+        Some((rest, _)) => (rest, "?***"),
+        None => (rest, ""),
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
     match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{scheme}://***{}", &rest[at..]),
-        None => url.to_owned(),
+        Some(at) => format!("{scheme}://***{}{query}", &rest[at..]),
+        None => format!("{scheme}://{rest}{query}"),
     }
 }
 
@@ -824,7 +860,7 @@ mod tests {
         let debug = format!("{config:?}");
         assert!(!debug.contains("hunter2"), "{debug}");
         assert!(debug.contains("redis://***@redis.internal:6379/0"), "{debug}");
-        assert_eq!(redact_user_info("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert_eq!(redact_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
     }
 
     #[test]
@@ -833,6 +869,20 @@ mod tests {
         config.rate_limits.enabled = false;
         let error = config.check_production().unwrap_err();
         assert!(error.0.iter().any(|p| p.field == "rate_limits.enabled"));
+    }
+
+    #[test]
+    fn database_passwords_do_not_appear_in_debug_output() {
+        let config = AuthConfig {
+            database_url: "postgres://app:hunter2@db.internal:5432/auth?sslmode=require".into(),
+            ..AuthConfig::default()
+        };
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(debug.contains("postgres://***@db.internal:5432/auth?***"), "{debug}");
+        assert_eq!(redact_url("postgres://db/auth?user=app&password=hunter2"), "postgres://db/auth?***");
+        assert_eq!(redact_url("sqlite://auth.db?mode=rwc"), "sqlite://auth.db?***");
+        assert_eq!(redact_url("not a url hunter2"), "***");
     }
 
     #[test]

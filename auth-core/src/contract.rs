@@ -13,8 +13,9 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
-    FieldErrors,
+    FieldErrors, Secret,
     identity::{Profile, User},
+    secret::exposed,
     tenancy::TenantMembership,
 };
 
@@ -199,8 +200,12 @@ impl Default for Accepted {
 /// Access and refresh tokens (RFC 6749 §5.1).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Tokens {
-    pub access: String,
-    pub refresh: String,
+    #[serde(serialize_with = "exposed::serialize")]
+    #[schema(value_type = String)]
+    pub access: Secret,
+    #[serde(serialize_with = "exposed::serialize")]
+    #[schema(value_type = String)]
+    pub refresh: Secret,
     /// Always `Bearer`.
     pub token_type: &'static str,
     /// Seconds until the access token expires.
@@ -259,7 +264,8 @@ impl From<crate::TokenPair> for Tokens {
 
 impl From<RegisterRequest> for crate::identity::Registration {
     fn from(request: RegisterRequest) -> Self {
-        Self { email: request.email, password: request.password, full_name: request.full_name, phone: request.phone }
+        let password = Secret::new(request.password);
+        Self { email: request.email, password, full_name: request.full_name, phone: request.phone }
     }
 }
 

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::error::FieldErrors;
+use crate::{error::FieldErrors, secret::Secret};
 
 /// RFC 5321's limit on a forward path.
 const MAX_EMAIL_LEN: usize = 254;
@@ -160,7 +160,7 @@ fn validate_phone(phone: Option<&str>, errors: &mut FieldErrors) -> Result<Optio
 #[derive(Debug, Clone)]
 pub struct Registration {
     pub email: String,
-    pub password: String,
+    pub password: Secret,
     pub full_name: String,
     pub phone: Option<String>,
 }

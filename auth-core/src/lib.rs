@@ -22,6 +22,7 @@ pub mod oauth;
 pub mod password;
 pub mod ratelimit;
 pub mod recovery;
+mod secret;
 mod service;
 #[cfg(feature = "testing")]
 pub mod store;
@@ -32,8 +33,9 @@ pub mod tokens;
 
 pub use audit::ClientInfo;
 pub use clock::Clock;
-pub use config::{AuthConfig, ConfigError, Secret, SigningAlgorithm};
+pub use config::{AuthConfig, ConfigError, SigningAlgorithm};
 pub use error::{AuthError, FieldErrors, Result};
+pub use secret::Secret;
 #[cfg(feature = "testing")]
 pub use service::testing;
 pub use service::{

@@ -3,6 +3,7 @@
 //! message, so header injection is refused the same way everywhere.
 
 use std::{
+    fmt,
     io::{self, Write as _},
     path::{Path, PathBuf},
     sync::{Arc, Mutex, PoisonError},
@@ -27,12 +28,19 @@ const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
 /// The implicit-TLS submission port (RFC 8314); other ports use STARTTLS.
 const SMTPS_PORT: u16 = 465;
 
-/// One plain-text email.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One plain-text email. `Debug` leaves the body out: it carries the
+/// one-time links.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Email {
     pub to: String,
     pub subject: String,
     pub text: String,
+}
+
+impl fmt::Debug for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Email").field("to", &self.to).field("subject", &self.subject).finish_non_exhaustive()
+    }
 }
 
 /// Why an email was not sent. Messages name no address, body or credential.

@@ -35,10 +35,12 @@ mod provider;
 mod settings;
 mod state;
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, fmt};
 
 use serde::Serialize;
 use uuid::Uuid;
+
+use crate::secret::Secret;
 
 pub use http::HttpError;
 pub(crate) use provider::{Failure, Provider};
@@ -55,8 +57,8 @@ pub const STATE_COOKIE: &str = "auth_oauth_state";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateCookie {
     pub name: &'static str,
-    /// Empty when the cookie is being removed.
-    pub value: String,
+    /// The sealed pending sign-in; empty when the cookie is being removed.
+    pub value: Secret,
     /// The path of the provider's `redirect_url`: the browser sends it to
     /// the callback only.
     pub path: String,
@@ -67,14 +69,25 @@ pub struct StateCookie {
 
 /// The answer to `GET /oauth/<provider>/authorize`: redirect the browser to
 /// `location` (302) and set `cookie`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct OAuthStart {
     pub location: String,
     pub cookie: StateCookie,
 }
 
+/// The location's query carries `state` and `nonce`: shown without it.
+impl fmt::Debug for OAuthStart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OAuthStart")
+            .field("location", &crate::config::redact_url(&self.location))
+            .field("cookie", &self.cookie)
+            .finish()
+    }
+}
+
 /// The query of the provider's redirect to `/oauth/<provider>/callback`.
-#[derive(Debug, Clone, Copy, Default)]
+/// `Debug` hides the code and the state.
+#[derive(Clone, Copy, Default)]
 pub struct OAuthCallback<'a> {
     pub code: Option<&'a str>,
     pub state: Option<&'a str>,
@@ -82,6 +95,18 @@ pub struct OAuthCallback<'a> {
     pub iss: Option<&'a str>,
     /// The provider's error code (e.g. `access_denied`) instead of a code.
     pub error: Option<&'a str>,
+}
+
+impl fmt::Debug for OAuthCallback<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hidden = |value: Option<&str>| value.map(|_| "***");
+        f.debug_struct("OAuthCallback")
+            .field("code", &hidden(self.code))
+            .field("state", &hidden(self.state))
+            .field("iss", &self.iss)
+            .field("error", &self.error)
+            .finish()
+    }
 }
 
 /// How the account of a sign-in was found.
@@ -121,7 +146,7 @@ pub enum SignInAnswer {
     Tokens(TokenPair),
     /// `success_redirect` with a one-time code (and the app's `app_state`)
     /// in its fragment; no session exists until the code is exchanged.
-    Redirect(String),
+    Redirect(Secret),
 }
 
 /// A deliberate link: no tokens change hands.
@@ -171,7 +196,7 @@ impl Providers {
 }
 
 impl StateCookie {
-    pub(crate) fn new(provider: &Provider, value: String, max_age_secs: i64) -> Self {
+    pub(crate) fn new(provider: &Provider, value: Secret, max_age_secs: i64) -> Self {
         let redirect = provider.redirect_url();
         let path =
             openidconnect::url::Url::parse(redirect).map(|url| url.path().to_owned()).unwrap_or_else(|_| "/".into());

@@ -29,6 +29,7 @@ use super::{
 use crate::{
     config::{ConfigError, ConfigProblem},
     error::AuthError,
+    secret::Secret,
 };
 
 /// The discovery document (with its JWKS) is fetched again after this long.
@@ -225,7 +226,7 @@ impl Provider {
         link: Option<LinkTarget>,
         app_state: Option<String>,
         now_ms: i64,
-    ) -> Result<(String, String), Failure> {
+    ) -> Result<(String, Secret), Failure> {
         let discovered = self.metadata().await?;
         let client = self.client(&discovered.metadata);
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
@@ -240,14 +241,14 @@ impl Provider {
         }
         let (url, state, nonce) = request.url();
         let pending = PendingLogin {
-            state: state.into_secret(),
-            nonce: nonce.secret().clone(),
-            pkce_verifier: verifier.into_secret(),
+            state: Secret::new(state.into_secret()),
+            nonce: Secret::new(nonce.secret().as_str()),
+            pkce_verifier: Secret::new(verifier.into_secret()),
             expires_at: now_ms + STATE_TTL_SECS * 1000,
             link,
             app_state,
         };
-        Ok((url.to_string(), self.state_key.seal(&pending)))
+        Ok((url.to_string(), Secret::new(self.state_key.seal(&pending))))
     }
 
     /// Opens the state cookie of this provider; `None` if it was not sealed by it.
@@ -273,7 +274,7 @@ impl Provider {
         let response = client
             .exchange_code(AuthorizationCode::new(code.to_owned()))
             .map_err(|error| Failure::unreachable("no_token_endpoint", error))?
-            .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier.clone()))
+            .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier.expose().to_owned()))
             .request_async(&self.http)
             .await
             .map_err(|error| match error {
@@ -284,7 +285,7 @@ impl Provider {
                 other => Failure::detailed("token_response_invalid", other),
             })?;
         let id_token = response.id_token().ok_or_else(|| Failure::invalid("no_id_token"))?;
-        let nonce = Nonce::new(pending.nonce.clone());
+        let nonce = Nonce::new(pending.nonce.expose().to_owned());
         let access_token = response.access_token();
         let verified = match self.verify(&client, id_token, access_token, &nonce, now, leeway) {
             Err(Rejected::UnknownKey) => {

@@ -5,6 +5,7 @@ use openidconnect::url::{Host, Url};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ConfigProblem, Secret};
+use crate::secret::exposed;
 
 /// Scopes asked for when none are configured (`openid` is always added).
 const DEFAULT_SCOPES: [&str; 2] = ["email", "profile"];
@@ -32,6 +33,7 @@ pub struct OAuthProvider {
     /// the production checklist refuses.
     pub issuer_url: String,
     pub client_id: String,
+    #[serde(serialize_with = "exposed::serialize")]
     pub client_secret: Secret,
     /// Scopes to request besides `openid`; default `email profile`.
     pub scopes: Vec<String>,

@@ -16,8 +16,11 @@ use aws_lc_rs::{
     constant_time, hkdf, rand,
 };
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use secrecy::zeroize::Zeroizing;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+use crate::secret::{Secret, exposed};
 
 /// The cookie is refused after this long: a sign-in at the provider takes a
 /// minute or two.
@@ -26,15 +29,16 @@ pub(crate) const STATE_TTL_SECS: i64 = 5 * 60;
 const MAX_SEALED_LEN: usize = 1024;
 const HKDF_SALT: &[u8] = b"auth-platform/oauth-state/v1";
 
-/// What the callback needs to finish the sign-in this browser started.
+/// What the callback needs to finish the sign-in this browser started. Its
+/// secrets are serialised only to be sealed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct PendingLogin {
-    #[serde(rename = "s")]
-    pub state: String,
-    #[serde(rename = "n")]
-    pub nonce: String,
-    #[serde(rename = "v")]
-    pub pkce_verifier: String,
+    #[serde(rename = "s", serialize_with = "exposed::serialize")]
+    pub state: Secret,
+    #[serde(rename = "n", serialize_with = "exposed::serialize")]
+    pub nonce: Secret,
+    #[serde(rename = "v", serialize_with = "exposed::serialize")]
+    pub pkce_verifier: Secret,
     /// Unix milliseconds after which the cookie is refused.
     #[serde(rename = "e")]
     pub expires_at: i64,
@@ -60,7 +64,7 @@ pub(crate) struct LinkTarget {
 impl PendingLogin {
     /// Whether `state` (from the callback's query) is this sign-in's, in constant time.
     pub(crate) fn state_matches(&self, state: &str) -> bool {
-        constant_time::verify_slices_are_equal(self.state.as_bytes(), state.as_bytes()).is_ok()
+        constant_time::verify_slices_are_equal(self.state.expose().as_bytes(), state.as_bytes()).is_ok()
     }
 }
 
@@ -107,7 +111,8 @@ impl StateKey {
         }
         let (nonce, sealed) = bytes.split_at(NONCE_LEN);
         let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
-        let mut sealed = sealed.to_vec();
+        // Opened in place: the plaintext holds the secrets, wiped on return.
+        let mut sealed = Zeroizing::new(sealed.to_vec());
         let plain = self.key.open_in_place(nonce, Aad::from(self.provider.as_bytes()), &mut sealed).ok()?;
         serde_json::from_slice(plain).ok()
     }
@@ -158,6 +163,21 @@ mod tests {
         }
         for junk in ["", "!!!", "AAAA", &"A".repeat(2000)] {
             assert_eq!(key.open(junk), None);
+        }
+    }
+
+    #[test]
+    fn debug_hides_state_nonce_and_verifier() {
+        let pending = PendingLogin {
+            state: "state-value".into(),
+            nonce: "nonce-value".into(),
+            pkce_verifier: "verifier-value".into(),
+            ..pending()
+        };
+        for rendered in [format!("{pending:?}"), format!("{pending:#?}")] {
+            for secret in ["state-value", "nonce-value", "verifier-value"] {
+                assert!(!rendered.contains(secret), "{secret} shows in {rendered}");
+            }
         }
     }
 

@@ -31,12 +31,12 @@ impl Accounts<'_> {
         if let Some(email) = &email {
             context.extend([email.as_str(), email.local_part()]);
         }
-        errors.merge(self.inner.passwords.check_policy("password", &registration.password, &context));
+        errors.merge(self.inner.passwords.check_policy("password", registration.password.expose(), &context));
         let (Some(email), Some(profile), true) = (email, profile, errors.is_empty()) else {
             return Err(AuthError::Validation(errors));
         };
 
-        let password_hash = self.inner.passwords.hash(&registration.password).await?;
+        let password_hash = self.inner.passwords.hash(registration.password.expose()).await?;
         let user = User {
             id: Uuid::now_v7(),
             email,

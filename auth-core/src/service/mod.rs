@@ -32,6 +32,7 @@ use crate::{
     ratelimit::{
         self, Action, Decision, LockScope, MemoryRateLimiter, Quota, RateLimiter, RedisRateLimiter, UserAction,
     },
+    secret::{Secret, exposed},
     store::{Family, NewFamily, Store},
     tenancy::{RoleSet, Roles, TenantMembership},
     tokens::{AccessClaims, AccessGrant, AccessTokens, KeySet, OpaqueToken, RevocationList},
@@ -42,11 +43,14 @@ use crate::{
 /// its session's revocation, so every instance has seen the revocation.
 const PRUNE_RETENTION_MS: i64 = 24 * 3600 * 1000;
 
-/// The answer to a login or refresh, shaped as the contract's body.
+/// The answer to a login or refresh, shaped as the contract's body. Its
+/// `Debug` hides both tokens; serialising it is handing them to the client.
 #[derive(Debug, Clone, Serialize)]
 pub struct TokenPair {
-    pub access: String,
-    pub refresh: String,
+    #[serde(serialize_with = "exposed::serialize")]
+    pub access: Secret,
+    #[serde(serialize_with = "exposed::serialize")]
+    pub refresh: Secret,
     pub token_type: &'static str,
     pub expires_in: u64,
 }
@@ -148,7 +152,7 @@ impl AuthBuilder {
         let store = Store::connect(&config.database_url).await?;
         let audit = AuditLog::new(store.clone());
         let inner = Arc::new(Inner {
-            tokens: AccessTokens::new(keys, &config.issuer, &config.audience, &config.tokens),
+            tokens: AccessTokens::new(keys, &config.issuer, &config.audience, &config.tokens, self.clock.clone()),
             passwords: PasswordHasher::new(&config.password)?,
             revocations: RevocationList::new(
                 config.tokens.revocation_max_entries,
@@ -497,8 +501,8 @@ impl Auth {
 
     fn pair(&self, access: String, refresh: &OpaqueToken) -> TokenPair {
         TokenPair {
-            access,
-            refresh: refresh.as_str().to_owned(),
+            access: Secret::new(access),
+            refresh: Secret::new(refresh.as_str()),
             token_type: "Bearer",
             expires_in: self.inner.tokens.ttl_secs(),
         }

@@ -16,6 +16,7 @@ use crate::{
     },
     ratelimit::Action,
     recovery,
+    secret::Secret,
     store::{Inserted, OneTimePurpose, Transaction},
     tokens::{AccessClaims, OpaqueToken},
 };
@@ -89,7 +90,7 @@ impl OAuth<'_> {
     /// layer sets it on every callback answer, so a state is used once.
     pub fn clear_cookie(&self, provider: &str) -> Option<StateCookie> {
         let provider = self.inner.oauth.get(provider)?;
-        Some(StateCookie::new(provider, String::new(), 0))
+        Some(StateCookie::new(provider, Secret::default(), 0))
     }
 
     /// Finishes a sign-in: checks the state against `state_cookie`, exchanges
@@ -209,7 +210,9 @@ impl OAuth<'_> {
             return Err(AuthError::AccountDisabled);
         }
         let answer = match provider.settings().success_redirect.as_deref() {
-            Some(target) => SignInAnswer::Redirect(self.oauth_exchange_code(&user, target, app_state).await?),
+            Some(target) => {
+                SignInAnswer::Redirect(Secret::new(self.oauth_exchange_code(&user, target, app_state).await?))
+            }
             None => {
                 let detail = json!({ "method": "oauth", "provider": provider.name(), "origin": origin });
                 SignInAnswer::Tokens(self.oauth_session(&user, detail, client).await?)
@@ -703,7 +706,7 @@ mod tests {
         assert_eq!(account.user.email.as_str(), "ada@example.com");
         assert_eq!(account.profile.full_name, "Ada Lovelace");
         let SignInAnswer::Tokens(tokens) = &login.answer else { panic!("tokens without success_redirect") };
-        let claims = h.auth.verify_access(&tokens.access).unwrap();
+        let claims = h.auth.verify_access(tokens.access.expose()).unwrap();
         assert_eq!(claims.sub, login.user_id);
         assert!(claims.tenant_id.is_none() && !claims.staff && !claims.superuser);
         // A password login is impossible: the account has no password.

@@ -7,11 +7,12 @@ use std::collections::HashMap;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, Header, Validation, decode, decode_header, get_current_timestamp};
+use jsonwebtoken::{Algorithm, Header, Validation, decode, decode_header};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::keys::{KeySet, jwt_algorithm};
+use crate::clock::Clock;
 use crate::config::TokenSettings;
 use crate::error::AuthError;
 use crate::identity::AccountFlags;
@@ -72,10 +73,11 @@ pub struct AccessGrant {
     pub account: AccountFlags,
 }
 
-/// Mints and verifies access tokens.
+/// Mints and verifies access tokens, with every time read from one [`Clock`].
 #[derive(Debug, Clone)]
 pub struct AccessTokens {
     keys: KeySet,
+    clock: Clock,
     issuer: String,
     audience: String,
     ttl_secs: u64,
@@ -88,11 +90,12 @@ pub struct AccessTokens {
 }
 
 impl AccessTokens {
-    pub fn new(keys: KeySet, issuer: &str, audience: &str, settings: &TokenSettings) -> Self {
+    /// Tokens are issued at, and checked against, `clock`'s now.
+    pub fn new(keys: KeySet, issuer: &str, audience: &str, settings: &TokenSettings, clock: Clock) -> Self {
         let validations = keys
             .verification_algorithms()
             .map(jwt_algorithm)
-            .map(|algorithm| (algorithm, validation(algorithm, issuer, audience, settings.leeway_secs)))
+            .map(|algorithm| (algorithm, validation(algorithm, issuer, audience)))
             .collect();
         let mut header = Header::new(jwt_algorithm(keys.algorithm()));
         header.typ = Some(TOKEN_TYPE.to_owned());
@@ -101,6 +104,7 @@ impl AccessTokens {
         let encoded_header = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).unwrap_or_default());
         Self {
             keys,
+            clock,
             encoded_header,
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
@@ -113,7 +117,7 @@ impl AccessTokens {
     /// Signs a new access token for `grant`, valid from now for the configured
     /// lifetime. Returns the compact JWS and its claims.
     pub fn mint(&self, grant: &AccessGrant) -> Result<(String, AccessClaims), AuthError> {
-        let now = now();
+        let now = self.now();
         let (tenant_id, role) = match &grant.tenant {
             Some((tenant_id, role)) => (Some(*tenant_id), Some(role.clone())),
             None => (None, None),
@@ -155,6 +159,11 @@ impl AccessTokens {
             tracing::debug!(reason, "access token rejected");
             AuthError::InvalidToken
         })
+    }
+
+    /// Seconds since the epoch, by the platform's clock.
+    fn now(&self) -> i64 {
+        self.clock.now().timestamp()
     }
 
     /// The lifetime of new tokens.
@@ -200,8 +209,16 @@ impl AccessTokens {
         let claims = decode::<AccessClaims>(token, key.decoding_key(), validation)
             .map_err(|error| describe(error.kind()))?
             .claims;
-        // jsonwebtoken checks exp and nbf but not iat.
-        if claims.iat > now().saturating_add(seconds(self.leeway_secs)) {
+        // The times, against our clock (jsonwebtoken's own checks read the system time).
+        let now = self.now();
+        let leeway = seconds(self.leeway_secs);
+        if claims.exp < now.saturating_sub(leeway) {
+            return Err("expired");
+        }
+        if claims.nbf > now.saturating_add(leeway) {
+            return Err("not yet valid (nbf)");
+        }
+        if claims.iat > now.saturating_add(leeway) {
             return Err("issued in the future");
         }
         if claims.tenant_id.is_some() != claims.role.is_some() {
@@ -211,16 +228,17 @@ impl AccessTokens {
     }
 }
 
-fn validation(algorithm: Algorithm, issuer: &str, audience: &str, leeway_secs: u64) -> Validation {
+fn validation(algorithm: Algorithm, issuer: &str, audience: &str) -> Validation {
     let mut validation = Validation::new(algorithm);
-    // jsonwebtoken enforces all but `iat`, whose presence serde enforces.
+    // jsonwebtoken enforces the presence and number format of all but `iat`,
+    // whose presence serde enforces.
     validation.set_required_spec_claims(&["exp", "iat", "nbf", "iss", "aud", "sub"]);
     validation.set_issuer(&[issuer]);
     validation.set_audience(&[audience]);
-    validation.validate_exp = true;
-    validation.validate_nbf = true;
+    // `check` compares exp, nbf and iat with the platform's clock instead.
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
     validation.validate_aud = true;
-    validation.leeway = leeway_secs;
     validation
 }
 
@@ -229,8 +247,6 @@ fn validation(algorithm: Algorithm, issuer: &str, audience: &str, leeway_secs: u
 fn describe(kind: &ErrorKind) -> &'static str {
     match kind {
         ErrorKind::InvalidSignature => "bad signature",
-        ErrorKind::ExpiredSignature => "expired",
-        ErrorKind::ImmatureSignature => "not yet valid (nbf)",
         ErrorKind::InvalidIssuer => "wrong issuer",
         ErrorKind::InvalidAudience => "wrong audience",
         ErrorKind::MissingRequiredClaim(_) => "missing a required claim",
@@ -241,11 +257,6 @@ fn describe(kind: &ErrorKind) -> &'static str {
     }
 }
 
-/// Seconds since the epoch, from the clock jsonwebtoken validates with.
-fn now() -> i64 {
-    seconds(get_current_timestamp())
-}
-
 /// Saturates instead of wrapping; only a misconfiguration could reach `i64::MAX`.
 fn seconds(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
@@ -253,6 +264,8 @@ fn seconds(value: u64) -> i64 {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use jsonwebtoken::jwk::{JwkSet, PublicKeyUse};
     use jsonwebtoken::{DecodingKey, EncodingKey, encode};
     use serde_json::{Value, json};
@@ -265,8 +278,16 @@ mod tests {
     const AUD: &str = "example-api";
 
     fn tokens(signing: KeySpec, verification: Vec<KeySpec>) -> AccessTokens {
+        tokens_with_clock(signing, verification, Clock::system())
+    }
+
+    fn tokens_with_clock(signing: KeySpec, verification: Vec<KeySpec>, clock: Clock) -> AccessTokens {
         let settings = settings(signing, verification);
-        AccessTokens::new(KeySet::from_settings(&settings).unwrap(), ISS, AUD, &settings)
+        AccessTokens::new(KeySet::from_settings(&settings).unwrap(), ISS, AUD, &settings, clock)
+    }
+
+    fn now() -> i64 {
+        Clock::system().now().timestamp()
     }
 
     fn ed_tokens() -> AccessTokens {
@@ -405,7 +426,7 @@ mod tests {
 
             // jsonwebtoken verifies the cached signer's token, and we verify the library's.
             let key = tokens.keys().verification_key("k1").unwrap().decoding_key();
-            let validation = validation(jwt_algorithm(algorithm), ISS, AUD, 30);
+            let validation = validation(jwt_algorithm(algorithm), ISS, AUD);
             assert_eq!(decode::<AccessClaims>(&cached, key, &validation).unwrap().claims, claims, "{algorithm:?}");
             assert_eq!(tokens.verify(&library).unwrap(), claims, "{algorithm:?}");
 
@@ -575,6 +596,29 @@ mod tests {
         tokens.verify(&sign(&tokens, &our_header(&tokens), &claims)).unwrap();
         claims["exp"] = json!(now - 45);
         assert!(rejected(&tokens, &sign(&tokens, &our_header(&tokens), &claims)));
+    }
+
+    /// Issuing and every time check read the token service's clock, not the
+    /// system time: moving a manual clock expires a token and dates new ones.
+    #[test]
+    fn times_come_from_the_clock() {
+        let clock = Clock::manual();
+        let spec = key(SigningAlgorithm::EdDsa, "k1");
+        let tokens = tokens_with_clock(spec.clone(), vec![], clock.clone());
+        let (token, minted) = tokens.mint(&grant()).unwrap();
+        let (ttl, leeway) = (300, 30);
+
+        clock.advance(Duration::from_secs(ttl + leeway - 5));
+        assert_eq!(tokens.verify(&token).unwrap(), minted, "still within the leeway");
+        clock.advance(Duration::from_secs(6));
+        assert!(rejected(&tokens, &token), "past exp + leeway by the clock");
+
+        let (fresh, claims) = tokens.mint(&grant()).unwrap();
+        assert!(claims.iat >= minted.iat + seconds(ttl + leeway + 1), "iat follows the clock");
+        assert_eq!(claims.exp, claims.iat + seconds(ttl));
+        assert_eq!(tokens.verify(&fresh).unwrap(), claims);
+        // By the system time, the new token is not valid yet.
+        assert!(rejected(&self::tokens(spec, vec![]), &fresh));
     }
 
     #[test]

@@ -13,6 +13,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+use secrecy::zeroize::Zeroizing;
 
 use crate::config::{
     ConfigError, ConfigProblem, KeySpec, MIN_HMAC_SECRET_BYTES, Secret, SigningAlgorithm, TokenSettings,
@@ -36,12 +37,13 @@ pub(crate) fn jwt_algorithm(algorithm: SigningAlgorithm) -> Algorithm {
 struct SigningKey {
     kid: String,
     algorithm: SigningAlgorithm,
-    /// jsonwebtoken's form of the key, which the tests sign crafted tokens with.
-    #[cfg_attr(not(test), expect(dead_code, reason = "only the tests sign through jsonwebtoken"))]
-    key: EncodingKey,
-    /// The same key parsed once for aws-lc-rs: jsonwebtoken's `encode` parses
-    /// the DER on every call, which for RSA costs about as much as the signature.
+    /// The key parsed once for aws-lc-rs: jsonwebtoken's `encode` parses the
+    /// DER on every call, which for RSA costs about as much as the signature.
     signer: Signer,
+    /// jsonwebtoken's form of the key, which the tests sign crafted tokens
+    /// with; a running platform keeps no second copy of its private key.
+    #[cfg(test)]
+    key: EncodingKey,
 }
 
 /// A private key parsed once, signing JWS messages directly with aws-lc-rs.
@@ -178,7 +180,13 @@ impl KeySet {
                         continue;
                     }
                 };
-                signing = Some(SigningKey { kid: spec.kid.clone(), algorithm, key, signer });
+                signing = Some(SigningKey {
+                    kid: spec.kid.clone(),
+                    algorithm,
+                    signer,
+                    #[cfg(test)]
+                    key,
+                });
             }
             verification.insert(spec.kid.clone(), loaded.public);
         }
@@ -284,8 +292,9 @@ fn load(spec: &KeySpec, algorithm: SigningAlgorithm, field: &str) -> Result<Load
     }
     let leaf = pem_leaf(spec);
     let text = match (&spec.pem, &spec.pem_file) {
-        (Some(pem), None) => pem.expose().as_bytes().to_vec(),
+        (Some(pem), None) => Zeroizing::new(pem.expose().as_bytes().to_vec()),
         (None, Some(path)) => std::fs::read(path)
+            .map(Zeroizing::new)
             .map_err(|error| problem(field, leaf, format!("cannot read {}: {error}", path.display())))?,
         _ => {
             return Err(problem(field, "pem", "set exactly one of pem and pem_file".into()));

@@ -7,17 +7,20 @@ use std::fmt;
 use aws_lc_rs::{digest, hmac, rand};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 
+use crate::secret::Secret;
+
 const SECRET_BYTES: usize = 32;
 /// base64url length of [`SECRET_BYTES`] without padding.
 const ENCODED_LEN: usize = 43;
 
-/// A client-held secret. Its `Debug` never shows the value.
+/// A client-held secret. Its `Debug` never shows the value; it is compared
+/// in constant time and wiped from memory when dropped.
 #[derive(Clone, PartialEq, Eq)]
-pub struct OpaqueToken(String);
+pub struct OpaqueToken(Secret);
 
 impl OpaqueToken {
     pub fn generate() -> Self {
-        Self(URL_SAFE_NO_PAD.encode(random_bytes()))
+        Self(Secret::new(URL_SAFE_NO_PAD.encode(random_bytes())))
     }
 
     /// Accepts only strings of the exact shape this type generates, so junk
@@ -25,16 +28,16 @@ impl OpaqueToken {
     pub fn parse(value: &str) -> Option<Self> {
         let well_formed =
             value.len() == ENCODED_LEN && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        well_formed.then(|| Self(value.to_owned()))
+        well_formed.then(|| Self(Secret::new(value)))
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        self.0.expose()
     }
 
     /// What the store keeps and looks up.
     pub fn hash(&self) -> Vec<u8> {
-        digest::digest(&digest::SHA256, self.0.as_bytes()).as_ref().to_vec()
+        digest::digest(&digest::SHA256, self.as_str().as_bytes()).as_ref().to_vec()
     }
 
     /// The token that replaces this one at rotation: HMAC-SHA256 keyed by a
@@ -43,7 +46,7 @@ impl OpaqueToken {
     /// and the server can re-derive it to answer a retried refresh.
     pub fn successor(&self, salt: &[u8]) -> Self {
         let key = hmac::Key::new(hmac::HMAC_SHA256, salt);
-        Self(URL_SAFE_NO_PAD.encode(hmac::sign(&key, self.0.as_bytes())))
+        Self(Secret::new(URL_SAFE_NO_PAD.encode(hmac::sign(&key, self.as_str().as_bytes()))))
     }
 }
 

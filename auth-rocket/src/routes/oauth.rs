@@ -67,7 +67,7 @@ fn see_other(location: String) -> Finished {
 }
 
 fn set_cookie(jar: &CookieJar<'_>, cookie: StateCookie) {
-    let builder = Cookie::build((cookie.name, cookie.value))
+    let builder = Cookie::build((cookie.name, cookie.value.expose().to_owned()))
         .path(cookie.path)
         .http_only(true)
         .same_site(SameSite::Lax)
@@ -150,7 +150,7 @@ pub async fn oauth_callback(
     Ok(match auth.oauth().callback(provider, &callback, state_cookie.as_deref(), &client.0).await? {
         OAuthDone::SignedIn(login) => match login.answer {
             SignInAnswer::Tokens(tokens) => Finished::Tokens(NoStore::ok(tokens.into())),
-            SignInAnswer::Redirect(location) => see_other(location),
+            SignInAnswer::Redirect(location) => see_other(location.expose().to_owned()),
         },
         OAuthDone::Linked(linked) => match linked.redirect {
             Some(location) => see_other(location),

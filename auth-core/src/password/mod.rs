@@ -12,34 +12,28 @@
 use std::{
     fmt,
     num::NonZero,
-    panic::{AssertUnwindSafe, catch_unwind},
     sync::{
-        Arc, Mutex, PoisonError,
+        Arc, Mutex,
         atomic::{AtomicU64, Ordering},
         mpsc,
     },
     time::Duration,
 };
 
-use argon2::{
-    ARGON2ID_IDENT, Algorithm, Argon2, Block, Params, PasswordHash, Version,
-    password_hash::phc::{Output, ParamsString, Salt},
-};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use argon2::{Algorithm, Argon2, Params, Version};
+use tokio::sync::{Semaphore, oneshot};
 
 use crate::{
     config::{ConfigError, MAX_PASSWORD_BYTES, PasswordSettings},
     error::{AuthError, FieldErrors},
+    secret::Secret,
 };
 
-/// Salt length in bytes (the PHC string format's recommendation).
-const SALT_LEN: usize = 16;
+mod phc;
+mod policy;
+mod workers;
 
-/// Stored hashes asking for more than this are refused instead of verified, so
-/// a corrupt or tampered row cannot make a worker allocate gigabytes or spin
-/// for minutes. Far above anything this platform would configure.
-const MAX_STORED_MEMORY_KIB: u32 = 1024 * 1024;
-const MAX_STORED_ITERATIONS: u32 = 64;
+use workers::{Job, Memory, Work, Worker};
 
 /// The outcome of checking a password against a stored hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,19 +70,6 @@ impl fmt::Debug for PasswordHasher {
             .field("queue_timeout", &self.queue_timeout)
             .finish_non_exhaustive()
     }
-}
-
-/// One unit of work for a hashing thread. The permit travels with the job and
-/// is released by the worker, so a caller that gives up (its future dropped)
-/// still counts against the bound until its job has really finished.
-struct Job {
-    work: Work,
-    permit: OwnedSemaphorePermit,
-}
-
-enum Work {
-    Hash { password: String, reply: oneshot::Sender<Result<String, AuthError>> },
-    Verify { password: String, stored: Option<String>, reply: oneshot::Sender<Verification> },
 }
 
 impl PasswordHasher {
@@ -145,7 +126,7 @@ impl PasswordHasher {
         if password.len() > MAX_PASSWORD_BYTES {
             return Err(FieldErrors::single("password", too_many_bytes()));
         }
-        let password = password.to_owned();
+        let password = Secret::new(password);
         self.run(|reply| Work::Hash { password, reply }).await?
     }
 
@@ -162,7 +143,7 @@ impl PasswordHasher {
         if password.len() > MAX_PASSWORD_BYTES {
             return Ok(Verification::Invalid);
         }
-        let password = password.to_owned();
+        let password = Secret::new(password);
         let stored = stored.map(str::to_owned);
         self.run(|reply| Work::Verify { password, stored, reply }).await
     }
@@ -188,55 +169,6 @@ impl PasswordHasher {
             .map_err(|_| AuthError::internal("password hashing threads are gone"))?;
         answer.await.map_err(|_| AuthError::internal("password hashing job failed"))
     }
-
-    /// Checks a candidate password against the policy; the messages are keyed by
-    /// `field` ("password", "new_password", …). `user_inputs` are the account's
-    /// own words (email, its local part, full name), which make a password weak.
-    pub fn check_policy(&self, field: &str, password: &str, user_inputs: &[&str]) -> FieldErrors {
-        let mut errors = FieldErrors::new();
-        let settings = &self.settings;
-        // Bytes first: counting characters or running zxcvbn on a huge body is work
-        // an attacker should not be able to buy.
-        if password.len() > MAX_PASSWORD_BYTES {
-            errors.add(field, too_many_bytes());
-            return errors;
-        }
-        let chars = password.chars().count();
-        if chars < settings.min_length {
-            errors.add(field, format!("use at least {} characters", settings.min_length));
-        }
-        if chars > settings.max_length {
-            errors.add(field, format!("use at most {} characters", settings.max_length));
-        }
-        if !errors.is_empty() {
-            return errors;
-        }
-
-        let lowered = password.to_lowercase();
-        for email in user_inputs.iter().filter(|input| input.contains('@')) {
-            let email = email.to_lowercase();
-            let local = email.rsplit_once('@').map_or("", |(local, _)| local);
-            if lowered == email || (local.chars().count() >= 3 && lowered.contains(local)) {
-                errors.add(field, "do not use your email address in your password");
-                return errors;
-            }
-        }
-
-        // zxcvbn is the costly check, so it runs last (and it only reads the first
-        // 100 characters).
-        let entropy = zxcvbn::zxcvbn(password, user_inputs);
-        if u8::from(entropy.score()) < settings.min_strength {
-            // zxcvbn's warnings are generic ("This is a very common password."), never
-            // the password itself.
-            let hint = entropy
-                .feedback()
-                .and_then(|feedback| feedback.warning())
-                .map(|warning| format!(". {warning}"))
-                .unwrap_or_default();
-            errors.add(field, format!("too easy to guess; try a few unrelated words{hint}"));
-        }
-        errors
-    }
 }
 
 /// The hashing pool size when none is configured: every CPU but one, at least one.
@@ -248,191 +180,13 @@ fn too_many_bytes() -> String {
     format!("use at most {MAX_PASSWORD_BYTES} bytes")
 }
 
-/// The PHC string of one argon2id computation.
-fn phc_string(params: &Params, salt: &[u8], output: &[u8]) -> Result<String, argon2::password_hash::Error> {
-    let hash = PasswordHash {
-        algorithm: ARGON2ID_IDENT,
-        version: Some(Version::V0x13.into()),
-        params: ParamsString::try_from(params)?,
-        salt: Some(Salt::new(salt)?),
-        hash: Some(Output::new(output)?),
-    };
-    Ok(hash.to_string())
-}
-
-/// argon2's working memory (19 MiB with the default parameters), kept by each
-/// hashing thread for its whole life instead of being allocated per hash. With
-/// an allocator that returns large blocks to the OS (musl, or glibc with a
-/// fixed mmap threshold) every hash would fault in fresh pages, ~75 % slower
-/// here; with glibc's defaults the gain is ~1 % (BENCHMARKS.md). It is cleared
-/// after every job, so no password's argon2 state outlives its job.
-struct Memory {
-    blocks: Vec<Block>,
-    /// The configured cost in blocks, allocated on the thread's first job.
-    configured: usize,
-}
-
-impl Memory {
-    fn new(configured: &Params) -> Self {
-        Self { blocks: Vec::new(), configured: configured.block_count() }
-    }
-
-    /// Runs `argon2` into `output`. A stored hash asking for more memory than
-    /// configured (an older, costlier setting) grows the memory for that job
-    /// only, so it cannot make the thread hold more for good.
-    fn hash_into(&mut self, argon2: &Argon2, password: &[u8], salt: &[u8], output: &mut [u8]) -> argon2::Result<()> {
-        let needed = argon2.params().block_count();
-        self.blocks.resize(needed.max(self.configured), Block::default());
-        let blocks = &mut self.blocks[..needed];
-        let result = argon2.hash_password_into_with_memory(password, salt, output, &mut *blocks);
-        blocks.fill(Block::default());
-        if self.blocks.len() > self.configured {
-            self.blocks.truncate(self.configured);
-            self.blocks.shrink_to_fit();
-        }
-        result
-    }
-}
-
-/// The state of one hashing thread: one long-lived loop that owns its state.
-struct Worker {
-    argon2: Argon2<'static>,
-    memory: Memory,
-    completed: Arc<AtomicU64>,
-}
-
-impl Worker {
-    fn run(mut self, jobs: &Mutex<mpsc::Receiver<Job>>) {
-        loop {
-            // The lock is held only while waiting for a job, so busy workers do not
-            // hold up idle ones. Poisoning is harmless: the receiver has no invariant.
-            let next = {
-                let receiver = jobs.lock().unwrap_or_else(PoisonError::into_inner);
-                receiver.recv()
-            };
-            // The channel closes when the hasher is dropped.
-            let Ok(job) = next else { return };
-            // A panic must not kill the thread (that would shrink the pool for
-            // good). Unwinding drops the reply sender, so the caller gets an error.
-            if catch_unwind(AssertUnwindSafe(|| self.handle(job))).is_err() {
-                tracing::error!("password hashing job panicked");
-            }
-        }
-    }
-
-    fn handle(&mut self, Job { work, permit }: Job) {
-        match work {
-            Work::Hash { password, reply } => {
-                let result = self.hash(password.as_bytes());
-                self.finish(permit);
-                let _ = reply.send(result);
-            }
-            Work::Verify { password, stored, reply } => {
-                let result = match stored {
-                    Some(stored) => self.verify(password.as_bytes(), &stored),
-                    None => {
-                        self.dummy_verify(password.as_bytes());
-                        Verification::Invalid
-                    }
-                };
-                self.finish(permit);
-                let _ = reply.send(result);
-            }
-        }
-    }
-
-    /// Counts the job and frees its slot before answering, so a caller that
-    /// sees the answer also sees the count.
-    fn finish(&self, permit: OwnedSemaphorePermit) {
-        self.completed.fetch_add(1, Ordering::Relaxed);
-        drop(permit);
-    }
-
-    fn hash(&mut self, password: &[u8]) -> Result<String, AuthError> {
-        let mut salt = [0u8; SALT_LEN];
-        aws_lc_rs::rand::fill(&mut salt).map_err(AuthError::internal)?;
-        let mut output = [0u8; Params::DEFAULT_OUTPUT_LEN];
-        self.memory.hash_into(&self.argon2, password, &salt, &mut output).map_err(AuthError::internal)?;
-        phc_string(self.argon2.params(), &salt, &output).map_err(AuthError::internal)
-    }
-
-    fn verify(&mut self, password: &[u8], stored: &str) -> Verification {
-        let stored = match StoredHash::parse(stored, self.argon2.params()) {
-            Ok(stored) => stored,
-            Err(reason) => {
-                tracing::warn!(reason, "stored password hash is not usable");
-                // Same cost as a real check: a broken row must not stand out by timing.
-                self.dummy_verify(password);
-                return Verification::Invalid;
-            }
-        };
-        let mut buffer = [0u8; Output::MAX_LENGTH];
-        let output = &mut buffer[..stored.output.len()];
-        if let Err(error) = self.memory.hash_into(&stored.argon2, password, &stored.salt, output) {
-            // Only inputs argon2 checks before any hashing fail here.
-            tracing::warn!(%error, "stored password hash cannot be verified");
-            self.dummy_verify(password);
-            return Verification::Invalid;
-        }
-        // `Output`'s equality is constant-time.
-        if Output::new(output).is_ok_and(|computed| computed == stored.output) {
-            Verification::Valid { needs_rehash: stored.needs_rehash }
-        } else {
-            Verification::Invalid
-        }
-    }
-
-    /// The work of a real check with the configured parameters, for a caller
-    /// that has no usable hash (unknown user, broken row); nothing can match.
-    fn dummy_verify(&mut self, password: &[u8]) {
-        let mut output = [0u8; Params::DEFAULT_OUTPUT_LEN];
-        // The outcome is irrelevant: only the work matters.
-        let _ = self.memory.hash_into(&self.argon2, password, &[0; SALT_LEN], &mut output);
-    }
-}
-
-/// A stored PHC string, parsed: the hasher it was made with, its salt and output.
-struct StoredHash {
-    argon2: Argon2<'static>,
-    salt: Salt,
-    output: Output,
-    /// Made with other parameters than `wanted`: hash the password again.
-    needs_rehash: bool,
-}
-
-impl StoredHash {
-    /// Refuses hashes that are not argon2, lack a salt or output, or whose cost
-    /// is absurd (a tampered row must not make a thread allocate gigabytes).
-    fn parse(stored: &str, wanted: &Params) -> Result<Self, &'static str> {
-        let hash = PasswordHash::new(stored).map_err(|_| "malformed PHC string")?;
-        let algorithm = Algorithm::try_from(hash.algorithm.as_str()).map_err(|_| "not an argon2 hash")?;
-        let version = match hash.version {
-            Some(version) => Version::try_from(version).map_err(|_| "unknown argon2 version")?,
-            None => Version::default(),
-        };
-        let params = Params::try_from(&hash).map_err(|_| "invalid argon2 parameters")?;
-        if params.m_cost() > MAX_STORED_MEMORY_KIB || params.t_cost() > MAX_STORED_ITERATIONS {
-            return Err("argon2 cost out of bounds");
-        }
-        let (Some(salt), Some(output)) = (hash.salt, hash.hash) else {
-            return Err("no salt or no output");
-        };
-        let needs_rehash = algorithm != Algorithm::Argon2id
-            || version != Version::V0x13
-            || params.m_cost() != wanted.m_cost()
-            || params.t_cost() != wanted.t_cost()
-            || params.p_cost() != wanted.p_cost()
-            || output.len() != wanted.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
-        Ok(Self { argon2: Argon2::new(algorithm, version, params), salt, output, needs_rehash })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::AtomicBool;
 
-    use argon2::{PasswordVerifier as _, password_hash::PasswordHasher as _};
+    use argon2::{PasswordHash, PasswordVerifier as _, password_hash::PasswordHasher as _};
 
+    use super::workers::SALT_LEN;
     use super::*;
 
     fn settings(memory_kib: u32, iterations: u32, threads: usize) -> PasswordSettings {
