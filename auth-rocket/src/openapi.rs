@@ -1,12 +1,23 @@
 //! The OpenAPI 3 document of the routes, generated from the handlers'
 //! `#[utoipa::path]` annotations and served at `<mount>/openapi.json` with
 //! every path under the mount point the host chose.
+//!
+//! The annotations say what is particular to a route; [`SharedAnswers`] adds
+//! what every route of a kind answers (a JSON body: 400, 413, 422; a bearer
+//! token: 401; every route: 503), and [`PasswordPolicy`] writes the
+//! deployment's password lengths into the schemas, so the served document is
+//! exact for the running configuration.
 
+use auth_core::{Auth, config::PasswordSettings};
 use auth_macros::public;
-use rocket::{Route, get, serde::json::Json};
+use rocket::{Route, State, get, serde::json::Json};
 use utoipa::{
     Modify, OpenApi,
-    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+    openapi::{
+        ContentBuilder, HeaderBuilder, ObjectBuilder, Ref, RefOr, ResponseBuilder, Schema, Type,
+        path::Operation,
+        security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+    },
 };
 
 use crate::routes::{account, keys, oauth, sessions, tenants};
@@ -20,6 +31,92 @@ impl Modify for BearerAuth {
             .components
             .get_or_insert_with(Default::default)
             .add_security_scheme("bearer", SecurityScheme::Http(scheme));
+    }
+}
+
+/// The error answers a route has because of its kind, added where its
+/// annotation does not describe them itself, and the headers of every JSON
+/// error answer: `WWW-Authenticate` on 401 (RFC 6750), `Retry-After` on 429
+/// and 503. (utoipa 6 cannot mark a response header required, so the
+/// document lists them without `required`.)
+struct SharedAnswers;
+
+impl Modify for SharedAnswers {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete];
+            for operation in operations.into_iter().flatten() {
+                add_shared_answers(operation);
+            }
+        }
+    }
+}
+
+fn add_shared_answers(operation: &mut Operation) {
+    let mut shared = Vec::new();
+    // The keys are served from memory; every other route reads or writes a store.
+    if !operation.tags.iter().flatten().any(|tag| tag == "keys") {
+        shared.push(("503", "A backing store is unavailable or overloaded (unavailable)"));
+    }
+    if operation.request_body.is_some() {
+        shared.extend([
+            ("400", "The body is not JSON (malformed_request)"),
+            ("413", "The body is over `http.max_body_bytes` (payload_too_large)"),
+            ("422", "Well-formed JSON that fails validation; `fields` names each offending field (validation_error)"),
+        ]);
+    }
+    if operation.security.is_some() {
+        shared.push(("401", "Missing, invalid, expired or revoked access token"));
+    }
+    let answers = &mut operation.responses.responses;
+    for (status, description) in shared {
+        answers.entry(status.to_owned()).or_insert_with(|| error_answer(description));
+    }
+    for (status, answer) in answers.iter_mut() {
+        let RefOr::T(answer) = answer else { continue };
+        if !answer.content.contains_key("application/json") {
+            continue; // the HTML pages of emailed links say it in words
+        }
+        let header = match status.as_str() {
+            "401" => {
+                ("WWW-Authenticate", r#"The challenge: `Bearer`, or `Bearer error="invalid_token"`"#, "^Bearer( |$)")
+            }
+            "429" | "503" => ("Retry-After", "Seconds to wait before trying again", "^[1-9][0-9]*$"),
+            _ => continue,
+        };
+        let (name, description, pattern) = header;
+        let schema = ObjectBuilder::new().schema_type(Type::String).pattern(Some(pattern));
+        let header = HeaderBuilder::new().schema(Some(schema)).description(Some(description)).build();
+        answer.headers.entry(name.to_owned()).or_insert(RefOr::T(header));
+    }
+}
+
+/// A failure with the contract's error body.
+fn error_answer(description: &str) -> RefOr<utoipa::openapi::Response> {
+    let body = ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build();
+    RefOr::T(ResponseBuilder::new().description(description).content("application/json", body).build())
+}
+
+/// The password fields that the policy checks (`password.min_length` and
+/// `max_length`, in characters); other password fields take any string.
+const POLICY_PASSWORDS: [(&str, &str); 3] = [
+    ("RegisterRequest", "password"),
+    ("PasswordChangeRequest", "new_password"),
+    ("ResetConfirmRequest", "new_password"),
+];
+
+struct PasswordPolicy<'a>(&'a PasswordSettings);
+
+impl Modify for PasswordPolicy<'_> {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let Some(components) = openapi.components.as_mut() else { return };
+        for (schema, field) in POLICY_PASSWORDS {
+            let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(schema) else { continue };
+            if let Some(RefOr::T(Schema::Object(password))) = object.properties.get_mut(field) {
+                password.min_length = Some(self.0.min_length);
+                password.max_length = Some(self.0.max_length);
+            }
+        }
     }
 }
 
@@ -54,13 +151,15 @@ impl Modify for BearerAuth {
         oauth::oauth_link,
         oauth::oauth_exchange,
     ),
-    modifiers(&BearerAuth)
+    modifiers(&BearerAuth, &SharedAnswers)
 )]
 struct ApiDoc;
 
-/// The document with every path prefixed by `base` (the mount point).
-pub fn document(base: &str) -> utoipa::openapi::OpenApi {
+/// The document for a deployment with `password` settings, with every path
+/// prefixed by `base` (the mount point).
+pub fn document(base: &str, password: &PasswordSettings) -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
+    PasswordPolicy(password).modify(&mut doc);
     let base = base.trim_end_matches('/');
     let paths = std::mem::take(&mut doc.paths.paths);
     doc.paths.paths = paths.into_iter().map(|(path, item)| (format!("{base}{path}"), item)).collect();
@@ -69,6 +168,6 @@ pub fn document(base: &str) -> utoipa::openapi::OpenApi {
 
 #[public]
 #[get("/openapi.json")]
-pub fn openapi_json(route: &Route) -> Json<utoipa::openapi::OpenApi> {
-    Json(document(route.uri.base()))
+pub fn openapi_json(auth: &State<Auth>, route: &Route) -> Json<utoipa::openapi::OpenApi> {
+    Json(document(route.uri.base(), &auth.config().password))
 }
