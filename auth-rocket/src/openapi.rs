@@ -171,3 +171,86 @@ pub fn document(base: &str, password: &PasswordSettings) -> utoipa::openapi::Ope
 pub fn openapi_json(auth: &State<Auth>, route: &Route) -> Json<utoipa::openapi::OpenApi> {
     Json(document(route.uri.base(), &auth.config().password))
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::*;
+
+    fn served(password: &PasswordSettings) -> Value {
+        serde_json::to_value(document("/api/auth", password)).expect("the document serializes")
+    }
+
+    /// Every (method, path, operation) of the document.
+    fn operations(doc: &Value) -> Vec<(String, String, Value)> {
+        let paths = doc["paths"].as_object().expect("paths");
+        let mut all = Vec::new();
+        for (path, item) in paths {
+            for (method, operation) in item.as_object().expect("a path item") {
+                all.push((method.to_uppercase(), path.clone(), operation.clone()));
+            }
+        }
+        all
+    }
+
+    fn is_error_body(answer: &Value) -> bool {
+        answer["content"]["application/json"]["schema"]["$ref"] == "#/components/schemas/ErrorBody"
+    }
+
+    #[test]
+    fn every_route_says_the_answers_its_kind_shares() {
+        let doc = served(&PasswordSettings::default());
+        for (method, path, operation) in operations(&doc) {
+            let answers = &operation["responses"];
+            let mut shared = Vec::new();
+            if !operation["requestBody"].is_null() {
+                shared.extend(["400", "413", "422"]);
+            }
+            if !operation["security"].is_null() {
+                shared.push("401");
+            }
+            if !path.ends_with("/jwks.json") {
+                shared.push("503");
+            }
+            for status in shared {
+                // The page behind an emailed link answers HTML, its errors too.
+                let html = answers[status]["content"]["text/html"].is_object();
+                assert!(is_error_body(&answers[status]) || html, "{method} {path}: no {status} with ErrorBody");
+            }
+            for (status, answer) in answers.as_object().expect("responses") {
+                assert!(answer["description"].as_str().is_some_and(|d| !d.is_empty()), "{method} {path} {status}");
+                let header = match status.as_str() {
+                    "401" => "WWW-Authenticate",
+                    "429" | "503" => "Retry-After",
+                    _ => continue,
+                };
+                if is_error_body(answer) {
+                    assert!(answer["headers"][header].is_object(), "{method} {path} {status}: no {header}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn password_lengths_are_the_deployments() {
+        let settings = PasswordSettings { min_length: 12, max_length: 80, ..PasswordSettings::default() };
+        let doc = served(&settings);
+        for (schema, field) in POLICY_PASSWORDS {
+            let password = &doc["components"]["schemas"][schema]["properties"][field];
+            assert_eq!(
+                (password["minLength"].as_u64(), password["maxLength"].as_u64()),
+                (Some(12), Some(80)),
+                "{schema}"
+            );
+        }
+        // A sign-in takes any password: the policy applies to new ones only.
+        assert!(doc["components"]["schemas"]["LoginRequest"]["properties"]["password"]["minLength"].is_null());
+    }
+
+    #[test]
+    fn paths_are_under_the_mount_point() {
+        let doc = served(&PasswordSettings::default());
+        assert!(operations(&doc).iter().all(|(_, path, _)| path.starts_with("/api/auth/")));
+    }
+}
