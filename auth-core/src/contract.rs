@@ -9,7 +9,13 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
-use utoipa::ToSchema;
+use utoipa::{
+    ToSchema,
+    openapi::{
+        KnownFormat, Object, ObjectBuilder, SchemaFormat, Type,
+        schema::{AnyOfBuilder, Schema, SchemaType},
+    },
+};
 use uuid::Uuid;
 
 use crate::{
@@ -73,12 +79,87 @@ impl ErrorBody {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RegisterRequest {
-    #[schema(format = Email)]
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
+    /// Its length limits are the deployment's `password.min_length` and
+    /// `max_length`; it must also not contain the email address.
     #[schema(format = Password)]
     pub password: String,
+    #[schema(schema_with = name)]
     pub full_name: String,
+    #[schema(schema_with = phone, required = false)]
     pub phone: Option<String>,
+}
+
+// The request schemas' patterns say what the checks of `identity` and
+// `tenancy` say, which trim white space (Unicode `White_Space`, what
+// `str::trim` removes) first: the lengths are those of the trimmed value.
+
+/// Control characters (`char::is_control`), for a character class.
+const CONTROL: &str = r"\x00-\x1f\x7f-\x9f";
+/// White space that is not a control character, for a character class.
+const SPACE: &str = r" \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
+
+/// Any run of white space, what `str::trim` removes.
+fn padding() -> String {
+    format!(r"[\t-\r\x85{SPACE}]*")
+}
+
+/// A name (`full_name`, a tenant's `name`) as `identity::Profile::new` and
+/// `tenancy::validate_tenant_name` check it: 1 to 255 characters once trimmed,
+/// none of them a control character.
+fn name() -> Object {
+    name_builder().build()
+}
+
+/// [`name`], or `null` for "unchanged".
+fn optional_name() -> Object {
+    name_builder().schema_type(SchemaType::from_iter([Type::String, Type::Null])).build()
+}
+
+fn name_builder() -> ObjectBuilder {
+    let (edge, inner, padding) = (format!("[^{CONTROL}{SPACE}]"), format!("[^{CONTROL}]"), padding());
+    let pattern = format!("^{padding}{edge}(?:{inner}{{0,253}}{edge})?{padding}$");
+    ObjectBuilder::new().schema_type(Type::String).pattern(Some(pattern))
+}
+
+/// A phone number as `identity::Profile::new` checks it: once trimmed, at most
+/// 32 of digits, spaces and `+ - ( ) .`, at least 3 of them digits; blank or
+/// `null` for none.
+fn phone() -> Schema {
+    let padding = padding();
+    let at_most_32 = format!(r"(?=[+().0-9-](?:[ +().0-9-]{{0,30}}[+().0-9-])?{padding}$)");
+    let three_digits = r"(?:[+().-][ +().-]*)?[0-9](?:[ +().0-9-]*[0-9]){2}(?:[ +().-]*[+().-])?";
+    let any_of = AnyOfBuilder::new()
+        .item(ObjectBuilder::new().schema_type(Type::Null))
+        .item(ObjectBuilder::new().schema_type(Type::String).pattern(Some(format!("^{padding}$"))))
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(format!("^{padding}{at_most_32}{three_digits}{padding}$"))),
+        );
+    Schema::AnyOf(any_of.build())
+}
+
+/// A UUID as serde reads it (`Uuid::parse_str` also takes the braced and
+/// `urn:uuid:` forms, which the document leaves out).
+fn uuid() -> Object {
+    uuid_builder().build()
+}
+
+/// [`uuid`], or `null` for none.
+fn optional_uuid() -> Object {
+    uuid_builder().schema_type(SchemaType::from_iter([Type::String, Type::Null])).build()
+}
+
+fn uuid_builder() -> ObjectBuilder {
+    let hex = |n: usize| format!("[0-9A-Fa-f]{{{n}}}");
+    let hyphenated = [8, 4, 4, 4, 12].map(hex).join("-");
+    let pattern = format!("^(?:{hyphenated}|{})$", hex(32));
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)))
+        .pattern(Some(pattern))
 }
 
 /// An emailed one-time token.
@@ -89,17 +170,18 @@ pub struct TokenRequest {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct EmailRequest {
-    #[schema(format = Email)]
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct LoginRequest {
-    #[schema(format = Email)]
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
     #[schema(format = Password)]
     pub password: String,
     /// Sign in straight into this tenant (the caller must be a member).
+    #[schema(schema_with = optional_uuid, required = false)]
     pub tenant_id: Option<Uuid>,
 }
 
@@ -110,10 +192,11 @@ pub struct RefreshRequest {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ProfileRequest {
+    #[schema(schema_with = optional_name, required = false)]
     pub full_name: Option<String>,
     /// Absent: unchanged; `null`: cleared.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = phone, required = false)]
     pub phone: Option<Option<String>>,
 }
 
@@ -126,6 +209,7 @@ fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Option<S
 pub struct PasswordChangeRequest {
     #[schema(format = Password)]
     pub current_password: String,
+    /// Its length limits are the deployment's `password.min_length` and `max_length`.
     #[schema(format = Password)]
     pub new_password: String,
 }
@@ -133,24 +217,27 @@ pub struct PasswordChangeRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ResetConfirmRequest {
     pub token: String,
+    /// Its length limits are the deployment's `password.min_length` and `max_length`.
     #[schema(format = Password)]
     pub new_password: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct TenantRequest {
+    #[schema(schema_with = name)]
     pub name: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct MemberRequest {
-    #[schema(format = Email)]
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
     pub role: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct TenantTokenRequest {
+    #[schema(schema_with = uuid)]
     pub tenant_id: Uuid,
 }
 

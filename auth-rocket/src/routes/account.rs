@@ -31,7 +31,7 @@ pub async fn register(
     Ok((Status::Created, Json(Registered::new(&user, profile))))
 }
 
-#[utoipa::path(tag = "account", request_body = TokenRequest, responses((status = 200, description = "Verified", body = EmailVerified), (status = 400, description = "Unknown, expired or used token", body = ErrorBody)))]
+#[utoipa::path(tag = "account", request_body = TokenRequest, responses((status = 200, description = "Verified", body = EmailVerified), (status = 400, description = "Unknown, expired or used token", body = ErrorBody), (status = 429, description = "Rate limited: the verification quota of this address", body = ErrorBody)))]
 #[public]
 #[post("/verify-email", data = "<body>")]
 pub async fn verify_email(
@@ -44,7 +44,7 @@ pub async fn verify_email(
 }
 
 /// The page behind the emailed link.
-#[utoipa::path(tag = "account", params(("token" = Option<String>, Query, description = "The emailed token")), responses((status = 200, description = "HTML page: verified", content_type = "text/html"), (status = 400, description = "HTML page: invalid link", content_type = "text/html")))]
+#[utoipa::path(tag = "account", params(("token" = Option<String>, Query, description = "The emailed token")), responses((status = 200, description = "HTML page: verified", content_type = "text/html"), (status = 400, description = "HTML page: invalid link", content_type = "text/html"), (status = 429, description = "HTML page: too many attempts", content_type = "text/html"), (status = 503, description = "HTML page: the service is busy", content_type = "text/html")))]
 #[public]
 #[get("/verify-email")]
 pub async fn verify_email_link(
@@ -92,14 +92,14 @@ pub async fn resend_verification(
     Ok((Status::Accepted, Json(Accepted::default())))
 }
 
-#[utoipa::path(tag = "account", security(("bearer" = [])), responses((status = 200, body = AccountView), (status = 401, body = ErrorBody)))]
+#[utoipa::path(tag = "account", security(("bearer" = [])), responses((status = 200, description = "The caller's account", body = AccountView)))]
 #[requires(authenticated)]
 #[get("/me")]
 pub async fn me(auth: &State<Auth>, user: AuthUser) -> ApiResult<Json<AccountView>> {
     Ok(Json(auth.accounts().account(user.id()).await?.into()))
 }
 
-#[utoipa::path(tag = "account", security(("bearer" = [])), request_body = ProfileRequest, responses((status = 200, body = Profile), (status = 422, body = ErrorBody), (status = 429, description = "Rate limited: the per-user quota", body = ErrorBody)))]
+#[utoipa::path(tag = "account", security(("bearer" = [])), request_body = ProfileRequest, responses((status = 200, description = "The profile as saved", body = Profile), (status = 422, description = "Invalid full_name or phone", body = ErrorBody), (status = 429, description = "Rate limited: the per-user quota", body = ErrorBody)))]
 #[requires(authenticated)]
 #[patch("/me/profile", data = "<body>")]
 pub async fn update_profile(
@@ -137,7 +137,7 @@ pub async fn request_password_reset(
     Ok((Status::Accepted, Json(Accepted::default())))
 }
 
-#[utoipa::path(tag = "account", request_body = ResetConfirmRequest, responses((status = 204, description = "Password set; every session revoked"), (status = 400, description = "Invalid token", body = ErrorBody), (status = 422, description = "Weak password", body = ErrorBody)))]
+#[utoipa::path(tag = "account", request_body = ResetConfirmRequest, responses((status = 204, description = "Password set; every session revoked"), (status = 400, description = "Invalid token", body = ErrorBody), (status = 422, description = "Weak password", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
 #[public]
 #[post("/password/reset/confirm", data = "<body>")]
 pub async fn confirm_password_reset(

@@ -14,7 +14,7 @@ use crate::{
     json::JsonBody,
 };
 
-#[utoipa::path(tag = "session", request_body = LoginRequest, responses((status = 200, body = Tokens), (status = 401, description = "Invalid credentials", body = ErrorBody), (status = 403, description = "Email not verified, or not a member of tenant_id", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
+#[utoipa::path(tag = "session", request_body = LoginRequest, responses((status = 200, description = "Signed in", body = Tokens), (status = 401, description = "Invalid credentials", body = ErrorBody), (status = 403, description = "Email not verified, or not a member of tenant_id", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
 #[public]
 #[post("/login", data = "<body>")]
 pub async fn login(
@@ -27,7 +27,7 @@ pub async fn login(
     Ok(NoStore::ok(pair.into()))
 }
 
-#[utoipa::path(tag = "session", request_body = RefreshRequest, responses((status = 200, body = Tokens), (status = 401, description = "Invalid or reused refresh token", body = ErrorBody)))]
+#[utoipa::path(tag = "session", request_body = RefreshRequest, responses((status = 200, description = "Rotated: a new pair", body = Tokens), (status = 401, description = "Invalid or reused refresh token", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
 #[public]
 #[post("/refresh", data = "<body>")]
 pub async fn refresh(
@@ -38,7 +38,7 @@ pub async fn refresh(
     Ok(NoStore::ok(auth.sessions().refresh(&body.0.refresh, &client.0).await?.into()))
 }
 
-#[utoipa::path(tag = "session", request_body = RefreshRequest, security(("bearer" = [])), responses((status = 204, description = "That session is revoked"), (status = 401, body = ErrorBody), (status = 403, description = "Another user's refresh token", body = ErrorBody), (status = 429, description = "Rate limited: the per-user quota", body = ErrorBody)))]
+#[utoipa::path(tag = "session", request_body = RefreshRequest, security(("bearer" = [])), responses((status = 204, description = "That session is revoked"), (status = 401, description = "Missing, invalid, expired or revoked access token, or an invalid refresh token", body = ErrorBody), (status = 403, description = "Another user's refresh token", body = ErrorBody), (status = 429, description = "Rate limited: the per-user quota", body = ErrorBody)))]
 #[requires(authenticated)]
 #[post("/logout", data = "<body>")]
 pub async fn logout(
@@ -51,7 +51,7 @@ pub async fn logout(
     Ok(Status::NoContent)
 }
 
-#[utoipa::path(tag = "session", security(("bearer" = [])), responses((status = 204, description = "Every session is revoked"), (status = 401, body = ErrorBody), (status = 429, description = "Rate limited: the per-user quota", body = ErrorBody)))]
+#[utoipa::path(tag = "session", security(("bearer" = [])), responses((status = 204, description = "Every session is revoked"), (status = 429, description = "Rate limited: the per-user quota", body = ErrorBody)))]
 #[requires(authenticated)]
 #[post("/logout-all")]
 pub async fn logout_all(auth: &State<Auth>, user: AuthUser, client: RemoteClient) -> ApiResult<Status> {
@@ -59,14 +59,14 @@ pub async fn logout_all(auth: &State<Auth>, user: AuthUser, client: RemoteClient
     Ok(Status::NoContent)
 }
 
-#[utoipa::path(tag = "session", security(("bearer" = [])), responses((status = 200, body = Vec<Session>), (status = 401, body = ErrorBody)))]
+#[utoipa::path(tag = "session", security(("bearer" = [])), responses((status = 200, description = "The caller's live sessions", body = Vec<Session>)))]
 #[requires(authenticated)]
 #[get("/sessions")]
 pub async fn sessions(auth: &State<Auth>, user: AuthUser) -> ApiResult<Json<Vec<Session>>> {
     Ok(Json(auth.sessions().list(user.claims()).await?))
 }
 
-#[utoipa::path(tag = "session", security(("bearer" = [])), params(("id" = String, Path, description = "Session id")), responses((status = 204, description = "Revoked"), (status = 404, description = "Not one of the caller's sessions", body = ErrorBody), (status = 429, description = "Rate limited: the per-user quota", body = ErrorBody)))]
+#[utoipa::path(tag = "session", security(("bearer" = [])), params(("id" = Uuid, Path, description = "Session id")), responses((status = 204, description = "Revoked"), (status = 404, description = "Not one of the caller's sessions", body = ErrorBody), (status = 429, description = "Rate limited: the per-user quota", body = ErrorBody)))]
 #[requires(authenticated)]
 #[delete("/sessions/<id>")]
 pub async fn revoke_session(auth: &State<Auth>, user: AuthUser, client: RemoteClient, id: &str) -> ApiResult<Status> {

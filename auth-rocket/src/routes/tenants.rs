@@ -16,7 +16,7 @@ use crate::{
     policy::PlatformPermissions,
 };
 
-#[utoipa::path(tag = "tenants", security(("bearer" = [])), request_body = TenantRequest, responses((status = 201, body = TenantView), (status = 422, body = ErrorBody), (status = 429, description = "Rate limited: the per-user quota", body = ErrorBody)))]
+#[utoipa::path(tag = "tenants", security(("bearer" = [])), request_body = TenantRequest, responses((status = 201, description = "Created; the caller is its owner", body = TenantView), (status = 422, description = "Invalid name", body = ErrorBody), (status = 429, description = "Rate limited: the per-user quota", body = ErrorBody)))]
 #[requires(authenticated)]
 #[post("/tenants", data = "<body>")]
 pub async fn create_tenant(
@@ -28,14 +28,14 @@ pub async fn create_tenant(
     Ok((Status::Created, Json(auth.tenants().create(user.id(), &body.0.name, &client.0).await?)))
 }
 
-#[utoipa::path(tag = "tenants", security(("bearer" = [])), responses((status = 200, body = Vec<TenantView>)))]
+#[utoipa::path(tag = "tenants", security(("bearer" = [])), responses((status = 200, description = "The caller's tenants", body = Vec<TenantView>)))]
 #[requires(authenticated)]
 #[get("/tenants")]
 pub async fn tenants(auth: &State<Auth>, user: AuthUser) -> ApiResult<Json<Vec<TenantView>>> {
     Ok(Json(auth.tenants().list(user.id()).await?))
 }
 
-#[utoipa::path(tag = "tenants", security(("bearer" = [])), params(("tenant_id" = String, Path)), responses((status = 200, body = Vec<Member>), (status = 403, description = "Token not scoped to this tenant", body = ErrorBody)))]
+#[utoipa::path(tag = "tenants", security(("bearer" = [])), params(("tenant_id" = Uuid, Path)), responses((status = 200, description = "The tenant's members", body = Vec<Member>), (status = 403, description = "Token not scoped to this tenant", body = ErrorBody)))]
 #[requires(tenant)]
 #[get("/tenants/<tenant_id>/members")]
 pub async fn members(auth: &State<Auth>, scope: TenantScope, tenant_id: Uuid) -> ApiResult<Json<Vec<Member>>> {
@@ -44,7 +44,7 @@ pub async fn members(auth: &State<Auth>, scope: TenantScope, tenant_id: Uuid) ->
 
 // The token's role gates member changes; the operation re-checks the current
 // membership in the same transaction as the change.
-#[utoipa::path(tag = "tenants", security(("bearer" = [])), params(("tenant_id" = String, Path)), request_body = MemberRequest, responses((status = 201, body = Member), (status = 403, body = ErrorBody), (status = 404, description = "Unknown user", body = ErrorBody), (status = 409, description = "Already a member", body = ErrorBody), (status = 422, description = "Unknown role", body = ErrorBody), (status = 429, description = "Rate limited: the per-user quota", body = ErrorBody)))]
+#[utoipa::path(tag = "tenants", security(("bearer" = [])), params(("tenant_id" = Uuid, Path)), request_body = MemberRequest, responses((status = 201, description = "Added", body = Member), (status = 403, description = "Token not scoped to this tenant, a role without members.manage, or a role above the caller's", body = ErrorBody), (status = 404, description = "Unknown user", body = ErrorBody), (status = 409, description = "Already a member", body = ErrorBody), (status = 422, description = "Unknown role", body = ErrorBody), (status = 429, description = "Rate limited: the per-user quota", body = ErrorBody)))]
 #[requires(permission = "members.manage", tenant, roles = PlatformPermissions)]
 #[post("/tenants/<tenant_id>/members", data = "<body>")]
 pub async fn add_member(
@@ -59,7 +59,7 @@ pub async fn add_member(
     Ok((Status::Created, Json(member)))
 }
 
-#[utoipa::path(tag = "tenants", security(("bearer" = [])), params(("tenant_id" = String, Path), ("user_id" = String, Path)), responses((status = 204, description = "Removed"), (status = 403, description = "Not allowed, or the last owner", body = ErrorBody), (status = 429, description = "Rate limited: the per-user quota", body = ErrorBody)))]
+#[utoipa::path(tag = "tenants", security(("bearer" = [])), params(("tenant_id" = Uuid, Path), ("user_id" = Uuid, Path, description = "404 for a user who is not a member")), responses((status = 204, description = "Removed"), (status = 403, description = "Not allowed, or the last owner", body = ErrorBody), (status = 404, description = "Not a member of this tenant", body = ErrorBody), (status = 429, description = "Rate limited: the per-user quota", body = ErrorBody)))]
 #[requires(permission = "members.manage", tenant, roles = PlatformPermissions)]
 #[delete("/tenants/<tenant_id>/members/<user_id>")]
 pub async fn remove_member(
@@ -74,7 +74,7 @@ pub async fn remove_member(
     Ok(Status::NoContent)
 }
 
-#[utoipa::path(tag = "tenants", security(("bearer" = [])), request_body = TenantTokenRequest, responses((status = 200, body = Tokens), (status = 403, description = "Not a member", body = ErrorBody), (status = 429, description = "Rate limited: the per-user quota", body = ErrorBody)))]
+#[utoipa::path(tag = "tenants", security(("bearer" = [])), request_body = TenantTokenRequest, responses((status = 200, description = "Tokens scoped to the tenant, in the caller's login", body = Tokens), (status = 403, description = "Not a member", body = ErrorBody), (status = 429, description = "Rate limited: the per-user quota", body = ErrorBody)))]
 #[requires(authenticated)]
 #[post("/token/tenant", data = "<body>")]
 pub async fn tenant_token(
