@@ -5,7 +5,8 @@
 //! document is generated from these same types (`utoipa::ToSchema`), so the
 //! routes and the document cannot disagree. Where a domain type is already
 //! the wire shape ([`Profile`], [`Member`], [`TenantView`], [`Session`],
-//! [`TenantMembership`]) it is answered as it is.
+//! [`TenantMembership`]) it is answered as it is. Passwords and tokens are
+//! held as [`Secret`]s from the moment they are read.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -83,8 +84,8 @@ pub struct RegisterRequest {
     pub email: String,
     /// Its length limits are the deployment's `password.min_length` and
     /// `max_length`; it must also not contain the email address.
-    #[schema(format = Password)]
-    pub password: String,
+    #[schema(value_type = String, format = Password)]
+    pub password: Secret,
     #[schema(schema_with = name)]
     pub full_name: String,
     #[schema(schema_with = phone, required = false)]
@@ -165,7 +166,8 @@ fn uuid_builder() -> ObjectBuilder {
 /// An emailed one-time token.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct TokenRequest {
-    pub token: String,
+    #[schema(value_type = String)]
+    pub token: Secret,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -178,8 +180,8 @@ pub struct EmailRequest {
 pub struct LoginRequest {
     #[schema(format = Email, max_length = 254)]
     pub email: String,
-    #[schema(format = Password)]
-    pub password: String,
+    #[schema(value_type = String, format = Password)]
+    pub password: Secret,
     /// Sign in straight into this tenant (the caller must be a member).
     #[schema(schema_with = optional_uuid, required = false)]
     pub tenant_id: Option<Uuid>,
@@ -187,7 +189,8 @@ pub struct LoginRequest {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RefreshRequest {
-    pub refresh: String,
+    #[schema(value_type = String)]
+    pub refresh: Secret,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -207,19 +210,20 @@ fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Option<S
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct PasswordChangeRequest {
-    #[schema(format = Password)]
-    pub current_password: String,
+    #[schema(value_type = String, format = Password)]
+    pub current_password: Secret,
     /// Its length limits are the deployment's `password.min_length` and `max_length`.
-    #[schema(format = Password)]
-    pub new_password: String,
+    #[schema(value_type = String, format = Password)]
+    pub new_password: Secret,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ResetConfirmRequest {
-    pub token: String,
+    #[schema(value_type = String)]
+    pub token: Secret,
     /// Its length limits are the deployment's `password.min_length` and `max_length`.
-    #[schema(format = Password)]
-    pub new_password: String,
+    #[schema(value_type = String, format = Password)]
+    pub new_password: Secret,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -244,7 +248,8 @@ pub struct TenantTokenRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CodeRequest {
     /// The `code` of the `success_redirect` fragment.
-    pub code: String,
+    #[schema(value_type = String)]
+    pub code: Secret,
 }
 
 // ----- responses -------------------------------------------------------------
@@ -351,8 +356,7 @@ impl From<crate::TokenPair> for Tokens {
 
 impl From<RegisterRequest> for crate::identity::Registration {
     fn from(request: RegisterRequest) -> Self {
-        let password = Secret::new(request.password);
-        Self { email: request.email, password, full_name: request.full_name, phone: request.phone }
+        Self { email: request.email, password: request.password, full_name: request.full_name, phone: request.phone }
     }
 }
 

@@ -174,3 +174,36 @@ fn mail_bodies_with_their_links() {
     };
     assert_hidden(&email, &["reset-token-value"]);
 }
+
+#[test]
+fn the_request_bodies_of_the_contract() {
+    use auth_core::contract::{
+        CodeRequest, LoginRequest, PasswordChangeRequest, RefreshRequest, RegisterRequest, ResetConfirmRequest,
+        TokenRequest, Tokens,
+    };
+    fn parsed<T: serde::de::DeserializeOwned>(json: &str) -> T {
+        serde_json::from_str(json).expect("a body of the contract")
+    }
+    let register: RegisterRequest =
+        parsed(r#"{"email": "a@example.com", "password": "register-pw-1", "full_name": "A"}"#);
+    assert_hidden(&register, &["register-pw-1"]);
+    let login: LoginRequest = parsed(r#"{"email": "a@example.com", "password": "login-pw-1"}"#);
+    assert_hidden(&login, &["login-pw-1"]);
+    let change: PasswordChangeRequest = parsed(r#"{"current_password": "old-pw-1", "new_password": "new-pw-1"}"#);
+    assert_hidden(&change, &["old-pw-1", "new-pw-1"]);
+    let reset: ResetConfirmRequest = parsed(r#"{"token": "reset-token-1", "new_password": "reset-pw-1"}"#);
+    assert_hidden(&reset, &["reset-token-1", "reset-pw-1"]);
+    assert_hidden(&parsed::<TokenRequest>(r#"{"token": "verify-token-1"}"#), &["verify-token-1"]);
+    assert_hidden(&parsed::<RefreshRequest>(r#"{"refresh": "refresh-token-1"}"#), &["refresh-token-1"]);
+    assert_hidden(&parsed::<CodeRequest>(r#"{"code": "exchange-code-1"}"#), &["exchange-code-1"]);
+    let tokens = Tokens {
+        access: Secret::new("access-token-1"),
+        refresh: Secret::new("refresh-token-2"),
+        token_type: "Bearer",
+        expires_in: 300,
+    };
+    assert_hidden(&tokens, &["access-token-1", "refresh-token-2"]);
+    // On the wire they are there, on purpose.
+    let json = serde_json::to_string(&tokens).unwrap();
+    assert!(json.contains("access-token-1") && json.contains("refresh-token-2"), "{json}");
+}

@@ -65,9 +65,15 @@ impl SecretQueryRoutes {
 struct Stashed(Option<Origin<'static>>);
 
 /// The real query string of a route whose query holds secrets (see the
-/// module's documentation), percent-decoded.
-#[derive(Debug)]
+/// module's documentation), percent-decoded. Its `Debug` shows the path only.
 pub struct SecretQuery(Option<Origin<'static>>);
+
+impl std::fmt::Debug for SecretQuery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let path = self.0.as_ref().map(|uri| uri.path().as_str());
+        f.debug_struct("SecretQuery").field("path", &path).finish_non_exhaustive()
+    }
+}
 
 impl SecretQuery {
     /// The value of `key`, if the query has it.
@@ -85,5 +91,19 @@ impl<'r> FromRequest<'r> for SecretQuery {
         // Without the fairing's hook (or on another route) the URI was not redacted.
         let stashed = request.local_cache(|| Stashed(None));
         Outcome::Success(Self(stashed.0.clone().or_else(|| Some(request.uri().clone().into_owned()))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_shows_no_query_value() {
+        let query = SecretQuery(Some(Origin::parse_owned("/verify-email?token=emailed-secret-1".into()).unwrap()));
+        for rendered in [format!("{query:?}"), format!("{query:#?}")] {
+            assert!(!rendered.contains("emailed-secret-1") && rendered.contains("/verify-email"), "{rendered}");
+        }
+        assert_eq!(query.get("token").as_deref(), Some("emailed-secret-1"));
     }
 }

@@ -7,7 +7,20 @@ mod keys;
 mod opaque;
 mod revocation;
 
-pub use access::{AccessClaims, AccessGrant, AccessTokens};
+pub use access::AccessClaims;
 pub use keys::KeySet;
-pub use opaque::{OpaqueToken, random_bytes};
-pub use revocation::RevocationList;
+
+// The engine's own parts: the suites and benchmarks reach them with the
+// feature `testing`; an app never needs them.
+#[cfg(feature = "testing")]
+pub use self::{
+    access::{AccessGrant, AccessTokens},
+    opaque::{OpaqueToken, random_bytes},
+    revocation::RevocationList,
+};
+#[cfg(not(feature = "testing"))]
+pub(crate) use self::{
+    access::{AccessGrant, AccessTokens},
+    opaque::{OpaqueToken, random_bytes},
+    revocation::RevocationList,
+};

@@ -39,7 +39,7 @@ pub async fn verify_email(
     client: RemoteClient,
     body: JsonBody<TokenRequest>,
 ) -> ApiResult<Json<EmailVerified>> {
-    auth.accounts().verify_email(&body.0.token, &client.0).await?;
+    auth.accounts().verify_email(body.0.token.expose(), &client.0).await?;
     Ok(Json(EmailVerified { email_verified: true }))
 }
 
@@ -121,7 +121,9 @@ pub async fn change_password(
     body: JsonBody<PasswordChangeRequest>,
 ) -> ApiResult<Status> {
     let body = body.into_inner();
-    auth.accounts().change_password(user.claims(), &body.current_password, &body.new_password, &client.0).await?;
+    auth.accounts()
+        .change_password(user.claims(), body.current_password.expose(), body.new_password.expose(), &client.0)
+        .await?;
     Ok(Status::NoContent)
 }
 
@@ -146,6 +148,6 @@ pub async fn confirm_password_reset(
     body: JsonBody<ResetConfirmRequest>,
 ) -> ApiResult<Status> {
     let body = body.into_inner();
-    auth.accounts().confirm_password_reset(&body.token, &body.new_password, &client.0).await?;
+    auth.accounts().confirm_password_reset(body.token.expose(), body.new_password.expose(), &client.0).await?;
     Ok(Status::NoContent)
 }

@@ -123,7 +123,7 @@ pub async fn oauth_exchange(
     client: RemoteClient,
     body: JsonBody<CodeRequest>,
 ) -> ApiResult<NoStore<Tokens>> {
-    Ok(NoStore::ok(auth.oauth().exchange(&body.0.code, &client.0).await?.into()))
+    Ok(NoStore::ok(auth.oauth().exchange(body.0.code.expose(), &client.0).await?.into()))
 }
 
 /// Where the provider sends the browser back: checks the state, exchanges the

@@ -23,7 +23,7 @@ pub async fn login(
     body: JsonBody<LoginRequest>,
 ) -> ApiResult<NoStore<Tokens>> {
     let body = body.into_inner();
-    let pair = auth.sessions().login(&body.email, &body.password, body.tenant_id, &client.0).await?;
+    let pair = auth.sessions().login(&body.email, body.password.expose(), body.tenant_id, &client.0).await?;
     Ok(NoStore::ok(pair.into()))
 }
 
@@ -35,7 +35,7 @@ pub async fn refresh(
     client: RemoteClient,
     body: JsonBody<RefreshRequest>,
 ) -> ApiResult<NoStore<Tokens>> {
-    Ok(NoStore::ok(auth.sessions().refresh(&body.0.refresh, &client.0).await?.into()))
+    Ok(NoStore::ok(auth.sessions().refresh(body.0.refresh.expose(), &client.0).await?.into()))
 }
 
 #[utoipa::path(tag = "session", request_body = RefreshRequest, security(("bearer" = [])), responses((status = 204, description = "That session is revoked"), (status = 401, description = "Missing, invalid, expired or revoked access token, or an invalid refresh token", body = ErrorBody), (status = 403, description = "Another user's refresh token", body = ErrorBody), (status = 429, description = "Rate limited: the per-user quota", body = ErrorBody)))]
@@ -47,7 +47,7 @@ pub async fn logout(
     client: RemoteClient,
     body: JsonBody<RefreshRequest>,
 ) -> ApiResult<Status> {
-    auth.sessions().logout(user.claims(), &body.0.refresh, &client.0).await?;
+    auth.sessions().logout(user.claims(), body.0.refresh.expose(), &client.0).await?;
     Ok(Status::NoContent)
 }
 
