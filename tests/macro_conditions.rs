@@ -518,6 +518,19 @@ async fn routes_checked_against_other_roles_do_not_ignite() {
     assert!(refused(rocket).await);
 }
 
+/// The platform's member routes require `members.manage` in whichever role
+/// set the platform runs with (`roles = PlatformPermissions`), so an app's own
+/// roles do not stop it from mounting the platform.
+#[tokio::test]
+async fn the_platform_mounts_beside_an_apps_own_roles() {
+    let db = TestDatabase::new(Backend::Sqlite).await;
+    let rocket = rocket::custom(figment(&test_config(&db.url)))
+        .attach(AuthFairing::with_roles::<Newsroom>().mount_at("/api/auth"))
+        .mount("/api", routes![articles, drafts])
+        .manage(Ran::default());
+    assert!(!refused(rocket).await);
+}
+
 /// Whether the fairing refuses to ignite `rocket` (the error is handled here,
 /// or Rocket would panic when dropping it).
 async fn refused(rocket: Rocket<Build>) -> bool {

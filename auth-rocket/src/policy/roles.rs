@@ -54,6 +54,8 @@ impl Roles for PlatformPermissions {
     }
 }
 
+// Not a role set a host should be pointed to when it names a wrong type.
+#[diagnostic::do_not_recommend]
 impl DeclaredRoles for PlatformPermissions {
     const NAMES: &'static [&'static str] = &[];
     const PERMISSIONS: &'static [&'static str] = &[MANAGE_MEMBERS];
