@@ -35,6 +35,7 @@ checks!(
     password_reset,
     tenants,
     tenant_members,
+    member_roles_and_leaving,
     tenant_token,
     jwks,
     openapi,

@@ -54,6 +54,7 @@ pub enum AuditEvent {
     TenantCreated,
     MemberAdded,
     MemberRemoved,
+    MemberLeft,
     MemberRoleChanged,
     /// A rate limit or login back-off refused a request (recorded once per
     /// window or lock, not for every refused request).
@@ -88,6 +89,7 @@ impl AuditEvent {
             Self::TenantCreated => "tenant_created",
             Self::MemberAdded => "member_added",
             Self::MemberRemoved => "member_removed",
+            Self::MemberLeft => "member_left",
             Self::MemberRoleChanged => "member_role_changed",
             Self::RateLimited => "rate_limited",
             Self::OAuthFailed => "oauth_failed",

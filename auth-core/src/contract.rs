@@ -239,6 +239,12 @@ pub struct MemberRequest {
     pub role: String,
 }
 
+/// A member's new role (`PATCH /tenants/<tenant_id>/members/<user_id>`).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RoleRequest {
+    pub role: String,
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct TenantTokenRequest {
     #[schema(schema_with = uuid)]

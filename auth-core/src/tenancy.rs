@@ -183,6 +183,12 @@ pub fn check_membership_change(
     Ok(())
 }
 
+/// The rule for a member leaving a tenant: anyone may, except its last
+/// member of the highest role.
+pub fn check_leaving(roles: &RoleSet, role: &str, owners: i64) -> Result<(), AuthError> {
+    if role == roles.highest() && owners <= 1 { Err(AuthError::LastOwner) } else { Ok(()) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,6 +260,15 @@ mod tests {
         assert!(check("owner", Some("owner"), Some("admin"), 2).is_ok());
         assert!(check("owner", Some("owner"), Some("owner"), 1).is_ok());
         assert!(check("admin", Some("member"), None, 1).is_ok());
+    }
+
+    #[test]
+    fn anyone_leaves_but_the_last_owner() {
+        let roles = RoleSet::default();
+        assert!(check_leaving(&roles, "member", 1).is_ok());
+        assert!(check_leaving(&roles, "admin", 1).is_ok());
+        assert!(check_leaving(&roles, "owner", 2).is_ok());
+        assert!(matches!(check_leaving(&roles, "owner", 1), Err(AuthError::LastOwner)));
     }
 
     #[test]

@@ -82,6 +82,7 @@ pub fn routes() -> Vec<rocket::Route> {
         tenants,
         members,
         add_member,
+        change_member_role,
         remove_member,
         tenant_token,
         jwks,

@@ -143,6 +143,7 @@ impl Modify for PasswordPolicy<'_> {
         tenants::tenants,
         tenants::members,
         tenants::add_member,
+        tenants::change_member_role,
         tenants::remove_member,
         tenants::tenant_token,
         keys::jwks,

@@ -10,7 +10,7 @@ use crate::{
     identity::Email,
     ratelimit::UserAction,
     store::{Inserted, millis},
-    tenancy::{Member, Tenant, check_membership_change, validate_tenant_name},
+    tenancy::{Member, Tenant, check_leaving, check_membership_change, validate_tenant_name},
     tokens::{AccessClaims, OpaqueToken},
 };
 
@@ -20,6 +20,13 @@ pub(super) enum MembershipChange<'a> {
     Add { email: &'a Email, role: &'a str },
     Remove { user_id: Uuid },
     SetRole { user_id: Uuid, role: &'a str },
+}
+
+impl MembershipChange<'_> {
+    /// A member removing themself: leaving, which needs no permission.
+    fn is_leaving(self, actor: Actor) -> bool {
+        matches!((self, actor), (Self::Remove { user_id }, Actor::Member(id)) if user_id == id)
+    }
 }
 
 /// Who changes a membership: a member of the tenant (under their role there),
@@ -121,6 +128,9 @@ impl Tenants<'_> {
         let result = self.apply_membership_change(tenant_id, actor, change, now).await;
         let (event, target) = match change {
             MembershipChange::Add { email, role } => (AuditEvent::MemberAdded, json!({ "email": email, "role": role })),
+            MembershipChange::Remove { user_id } if change.is_leaving(actor) => {
+                (AuditEvent::MemberLeft, json!({ "user_id": user_id }))
+            }
             MembershipChange::Remove { user_id } => (AuditEvent::MemberRemoved, json!({ "user_id": user_id })),
             MembershipChange::SetRole { user_id, role } => {
                 (AuditEvent::MemberRoleChanged, json!({ "user_id": user_id, "role": role }))
@@ -138,7 +148,8 @@ impl Tenants<'_> {
     }
 
     /// Applies `change` on behalf of `actor` under the membership rules
-    /// ([`check_membership_change`]), in one transaction, reading the actor's
+    /// ([`check_membership_change`], or [`check_leaving`] for a member
+    /// removing themself), in one transaction, reading the actor's
     /// role from the store, not from a token. The tenant row is locked first,
     /// so concurrent changes of one tenant are serialised and cannot both
     /// remove "the other" last owner. Returns the member as changed (`None`
@@ -175,7 +186,11 @@ impl Tenants<'_> {
             }
             _ => {}
         }
-        check_membership_change(roles, &actor_role, current.as_deref(), new_role, owners)?;
+        if change.is_leaving(actor) {
+            check_leaving(roles, &actor_role, owners)?;
+        } else {
+            check_membership_change(roles, &actor_role, current.as_deref(), new_role, owners)?;
+        }
 
         match change {
             MembershipChange::Add { role, .. } => {

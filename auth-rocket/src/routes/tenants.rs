@@ -2,11 +2,11 @@
 
 use auth_core::{
     Auth, AuthError, TenantView,
-    contract::{ErrorBody, MemberRequest, TenantRequest, TenantTokenRequest, Tokens},
+    contract::{ErrorBody, MemberRequest, RoleRequest, TenantRequest, TenantTokenRequest, Tokens},
     tenancy::Member,
 };
 use auth_macros::requires;
-use rocket::{State, delete, get, http::Status, post, serde::json::Json};
+use rocket::{State, delete, get, http::Status, patch, post, serde::json::Json};
 use uuid::Uuid;
 
 use super::{ApiResult, NoStore};
@@ -59,8 +59,11 @@ pub async fn add_member(
     Ok((Status::Created, Json(member)))
 }
 
-#[utoipa::path(tag = "tenants", security(("bearer" = [])), params(("tenant_id" = Uuid, Path), ("user_id" = Uuid, Path, description = "404 for a user who is not a member")), responses((status = 204, description = "Removed"), (status = 403, description = "Not allowed, or the last owner", body = ErrorBody), (status = 404, description = "Not a member of this tenant", body = ErrorBody), (status = 429, description = "Rate limited: the per-user quota", body = ErrorBody)))]
-#[requires(permission = "members.manage", tenant, roles = PlatformPermissions)]
+#[utoipa::path(tag = "tenants", security(("bearer" = [])), params(("tenant_id" = Uuid, Path), ("user_id" = Uuid, Path, description = "404 for a user who is not a member")), responses((status = 204, description = "Removed, or the caller left"), (status = 403, description = "Not allowed (removing another member needs members.manage and a role at least theirs), or the last owner", body = ErrorBody), (status = 404, description = "Not a member of this tenant", body = ErrorBody), (status = 429, description = "Rate limited: the per-user quota", body = ErrorBody)))]
+// Any member may leave, so the route asks only for the tenant; removing
+// someone else needs `members.manage`, which the operation checks against the
+// current membership (there is no body to read first).
+#[requires(tenant)]
 #[delete("/tenants/<tenant_id>/members/<user_id>")]
 pub async fn remove_member(
     auth: &State<Auth>,
@@ -72,6 +75,22 @@ pub async fn remove_member(
     let user_id = user_id.parse::<Uuid>().map_err(|_| AuthError::NotFound)?;
     auth.tenants().remove_member(scope.user.id(), tenant_id, user_id, &client.0).await?;
     Ok(Status::NoContent)
+}
+
+#[utoipa::path(tag = "tenants", security(("bearer" = [])), params(("tenant_id" = Uuid, Path), ("user_id" = Uuid, Path, description = "404 for a user who is not a member")), request_body = RoleRequest, responses((status = 200, description = "The member with the new role; their next refresh carries it", body = Member), (status = 403, description = "Token not scoped to this tenant, a role without members.manage, a role above the caller's, or demoting the last owner", body = ErrorBody), (status = 404, description = "Not a member of this tenant", body = ErrorBody), (status = 422, description = "Unknown role", body = ErrorBody), (status = 429, description = "Rate limited: the per-user quota", body = ErrorBody)))]
+#[requires(permission = "members.manage", tenant, roles = PlatformPermissions)]
+#[patch("/tenants/<tenant_id>/members/<user_id>", data = "<body>")]
+pub async fn change_member_role(
+    auth: &State<Auth>,
+    scope: TenantScope,
+    client: RemoteClient,
+    tenant_id: Uuid,
+    user_id: &str,
+    body: JsonBody<RoleRequest>,
+) -> ApiResult<Json<Member>> {
+    let user_id = user_id.parse::<Uuid>().map_err(|_| AuthError::NotFound)?;
+    let member = auth.tenants().set_member_role(scope.user.id(), tenant_id, user_id, &body.0.role, &client.0).await?;
+    Ok(Json(member))
 }
 
 #[utoipa::path(tag = "tenants", security(("bearer" = [])), request_body = TenantTokenRequest, responses((status = 200, description = "Tokens scoped to the tenant, in the caller's login", body = Tokens), (status = 403, description = "Not a member", body = ErrorBody), (status = 429, description = "Rate limited: the per-user quota", body = ErrorBody)))]

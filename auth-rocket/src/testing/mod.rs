@@ -418,6 +418,7 @@ impl Conformance {
         self.password_reset().await;
         self.tenants().await;
         self.tenant_members().await;
+        self.member_roles_and_leaving().await;
         self.tenant_token().await;
         self.jwks().await;
         self.openapi().await;

@@ -1,5 +1,6 @@
 //! Tenants, their members, and tenant-scoped tokens.
 
+use rocket::http::Method;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -36,6 +37,60 @@ impl Conformance {
         self.post("/tenants", Some(&tokens.access), &json!({})).await.expect_invalid("name");
         self.post("/tenants", None, &json!({ "name": "Anonymous" })).await.expect(401);
         self.get("/tenants", None).await.expect(401);
+    }
+
+    /// `PATCH /tenants/<id>/members/<user_id>` and leaving: a manager changes
+    /// a role (200 with the member; their next refresh carries it), never above
+    /// their own, never demoting the last owner (403 `last_owner`); 404 for a
+    /// non-member, 422 for an unknown role, 403 for a member without the right
+    /// (before the body is read). Any member may leave (`DELETE` of their own
+    /// id, 204); the last owner may not.
+    pub async fn member_roles_and_leaving(&self) {
+        let [owner_role, admin_role, member_role] = &self.roles;
+        let owner = self.verified_user("role-owner").await;
+        let owner_tokens = self.sign_in(&owner).await;
+        let tenant = self.create_tenant(&owner_tokens.access).await;
+        let owner_scoped = self.scoped(&owner_tokens.access, &tenant).await;
+        let members = format!("/tenants/{tenant}/members");
+        let (admin, member) = (self.verified_user("role-admin").await, self.verified_user("role-member").await);
+        for (user, role) in [(&admin, admin_role), (&member, member_role)] {
+            let body = json!({ "email": user.email, "role": role });
+            self.post(&members, Some(&owner_scoped.access), &body).await.expect(201);
+        }
+        let role = |role: &str| json!({ "role": role });
+        let of = |user: &crate::testing::TestUser| format!("{members}/{}", user.id);
+
+        let member_scoped = self.scoped(&self.sign_in(&member).await.access, &tenant).await;
+        assert_eq!(member_scoped.claims()["role"], json!(member_role));
+        let promoted = self.patch(&of(&member), Some(&owner_scoped.access), &role(admin_role)).await;
+        promoted.expect(200);
+        assert_eq!(promoted.json, json!({ "user_id": member.id, "email": member.email, "role": admin_role }));
+        let refreshed = self.refreshed(&member_scoped.refresh).await;
+        assert_eq!(refreshed.claims()["role"], json!(admin_role), "the next refresh carries the new role");
+
+        let admin_scoped = self.scoped(&self.sign_in(&admin).await.access, &tenant).await;
+        self.patch(&of(&member), Some(&admin_scoped.access), &role(owner_role)).await.expect(403);
+        self.patch(&of(&owner), Some(&admin_scoped.access), &role(member_role)).await.expect(403);
+        self.patch(&of(&member), Some(&owner_scoped.access), &role("emperor")).await.expect_invalid("role");
+        let stranger = self.verified_user("role-stranger").await;
+        self.patch(&of(&stranger), Some(&owner_scoped.access), &role(member_role)).await.expect(404);
+        let last = self.patch(&of(&owner), Some(&owner_scoped.access), &role(admin_role)).await;
+        last.expect_error(403, "last_owner");
+        self.patch(&of(&member), Some(&owner_scoped.access), &role(member_role)).await.expect(200);
+        let demoted = self.refreshed(&refreshed.refresh).await;
+        let refused = self.post_raw(&of(&admin), Some(&demoted.access), r#"{"role": 7}"#).await;
+        assert_eq!(refused.status, 405, "POST is not a method of a member: {refused}");
+        let admin_uri = self.at(&of(&admin));
+        let malformed = Some("{ not json".to_owned());
+        let unread = self.send(Method::Patch, &admin_uri, Some(&demoted.access), malformed, &[]).await;
+        unread.expect_error(403, "insufficient_role");
+
+        // Leaving: any member, but not the last owner.
+        self.delete(&of(&member), Some(&demoted.access)).await.expect(204);
+        let list = self.get(&members, Some(&owner_scoped.access)).await;
+        assert!(!list.text.contains(&member.id), "the member left: {list}");
+        assert!(!self.refresh_works(&demoted.refresh).await, "the left member's tenant session ended");
+        self.delete(&of(&owner), Some(&owner_scoped.access)).await.expect_error(403, "last_owner");
     }
 
     /// Tenant members: listing needs a token scoped to that tenant; adding is
