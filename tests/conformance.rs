@@ -31,6 +31,7 @@ checks!(
     logout_all,
     sessions,
     profile,
+    account_export,
     password_change,
     password_reset,
     tenants,

@@ -340,6 +340,21 @@ impl From<crate::Account> for AccountView {
     }
 }
 
+/// Everything the platform holds about the caller (`GET /me/export`):
+/// no secret and no hash.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountExport {
+    pub account: AccountView,
+    /// The live sessions (logins), the current one marked.
+    pub sessions: Vec<crate::Session>,
+    /// The external identities linked to the account.
+    pub identity_links: Vec<crate::IdentityLink>,
+    /// The second factors and passkeys (none until the account has one).
+    pub mfa_methods: Vec<String>,
+    /// The caller's own audit events, newest first.
+    pub audit_events: Vec<crate::AuditRecord>,
+}
+
 /// Where to send the browser to link a provider (`POST /oauth/<provider>/link`).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuthorizeUrl {

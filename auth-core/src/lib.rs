@@ -42,4 +42,4 @@ pub use service::{
     Account, Accounts, Auth, AuthBuilder, BuildError, OAuth, Operators, RotateOutcome, Sessions, TenantView, Tenants,
     TokenPair,
 };
-pub use store::{AuditRecord, Session};
+pub use store::{AuditRecord, IdentityLink, Session};

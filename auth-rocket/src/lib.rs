@@ -74,6 +74,7 @@ pub fn routes() -> Vec<rocket::Route> {
         sessions,
         revoke_session,
         me,
+        export,
         update_profile,
         change_password,
         request_password_reset,

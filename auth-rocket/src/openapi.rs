@@ -135,6 +135,7 @@ impl Modify for PasswordPolicy<'_> {
         sessions::sessions,
         sessions::revoke_session,
         account::me,
+        account::export,
         account::update_profile,
         account::change_password,
         account::request_password_reset,

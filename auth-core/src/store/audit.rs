@@ -7,7 +7,7 @@ use super::{Store, Transaction, millis, statement, time};
 use crate::error::Result;
 
 /// One stored security event. `detail` holds ids and reasons, never secrets.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct AuditRecord {
     pub id: Uuid,
     pub at: DateTime<Utc>,
@@ -15,6 +15,7 @@ pub struct AuditRecord {
     pub user_id: Option<Uuid>,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    #[schema(value_type = Object)]
     pub detail: serde_json::Value,
 }
 

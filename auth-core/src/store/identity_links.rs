@@ -8,7 +8,7 @@ use super::{Inserted, Store, Transaction, inserted, sql::Statement, statement, t
 use crate::{error::Result, identity::Email};
 
 /// One stored link.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct IdentityLink {
     pub issuer: String,
     pub subject: String,

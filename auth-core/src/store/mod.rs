@@ -43,8 +43,6 @@ use sqlx::{
 };
 
 pub use audit::AuditRecord;
-// Read only by the suites (feature `testing`).
-#[cfg(feature = "testing")]
 pub use identity_links::IdentityLink;
 pub use one_time::OneTimePurpose;
 pub use sessions::{Family, NewFamily, Session};

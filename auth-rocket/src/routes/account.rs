@@ -4,15 +4,15 @@
 use auth_core::{
     Auth, AuthError,
     contract::{
-        Accepted, AccountView, EmailRequest, EmailVerified, ErrorBody, PasswordChangeRequest, ProfileRequest,
-        RegisterRequest, Registered, ResetConfirmRequest, TokenRequest,
+        Accepted, AccountExport, AccountView, EmailRequest, EmailVerified, ErrorBody, PasswordChangeRequest,
+        ProfileRequest, RegisterRequest, Registered, ResetConfirmRequest, TokenRequest,
     },
     identity::Profile,
 };
 use auth_macros::{public, requires};
 use rocket::{State, get, http::Status, patch, post, response::content::RawHtml, serde::json::Json};
 
-use super::ApiResult;
+use super::{ApiResult, NoStore};
 use crate::{
     guards::{AuthUser, RemoteClient},
     json::JsonBody,
@@ -97,6 +97,13 @@ pub async fn resend_verification(
 #[get("/me")]
 pub async fn me(auth: &State<Auth>, user: AuthUser) -> ApiResult<Json<AccountView>> {
     Ok(Json(auth.accounts().account(user.id()).await?.into()))
+}
+
+#[utoipa::path(tag = "account", security(("bearer" = [])), responses((status = 200, description = "Everything held about the caller: account, profile, memberships, sessions, identity links, second factors, their own audit events; no secret, no hash", body = AccountExport)))]
+#[requires(authenticated)]
+#[get("/me/export")]
+pub async fn export(auth: &State<Auth>, user: AuthUser) -> ApiResult<NoStore<AccountExport>> {
+    Ok(NoStore::ok(auth.accounts().export(user.claims()).await?))
 }
 
 #[utoipa::path(tag = "account", security(("bearer" = [])), request_body = ProfileRequest, responses((status = 200, description = "The profile as saved", body = Profile), (status = 422, description = "Invalid full_name or phone", body = ErrorBody), (status = 429, description = "Rate limited: the per-user quota", body = ErrorBody)))]

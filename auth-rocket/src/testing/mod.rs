@@ -414,6 +414,7 @@ impl Conformance {
         self.logout_all().await;
         self.sessions().await;
         self.profile().await;
+        self.account_export().await;
         self.password_change().await;
         self.password_reset().await;
         self.tenants().await;

@@ -212,4 +212,37 @@ impl Conformance {
         assert!(!self.refresh_works(&before.refresh).await, "every session's refresh token is revoked");
         self.sign_in(&TestUser { password: NEW_PASSWORD.to_owned(), ..user }).await;
     }
+
+    /// `GET /me/export`: everything held about the caller (account, profile,
+    /// memberships, sessions, identity links, second factors, their own audit
+    /// events), never cached, with no password, hash or token in it, and
+    /// nothing of another user; 401 without a token.
+    pub async fn account_export(&self) {
+        let user = self.verified_user("export").await;
+        let tokens = self.sign_in(&user).await;
+        let tenant = self.create_tenant(&tokens.access).await;
+        let other = self.verified_user("export-other").await;
+        self.sign_in(&other).await;
+
+        self.get("/me/export", None).await.expect_error(401, "missing_token");
+        let export = self.get("/me/export", Some(&tokens.access)).await;
+        export.expect(200);
+        assert_eq!(export.cache_control.as_deref(), Some("no-store"), "{export}");
+        assert_eq!(export.str("/account/email"), user.email);
+        assert_eq!(export.str("/account/id"), user.id);
+        assert_eq!(export.str("/account/profile/full_name"), FULL_NAME);
+        assert_eq!(export.str("/account/memberships/0/tenant_id"), tenant);
+        let sessions = export.get("/sessions").as_array().cloned().unwrap_or_default();
+        assert!(sessions.iter().any(|s| s["current"] == json!(true)), "{export}");
+        assert_eq!(export.get("/identity_links"), &json!([]));
+        assert_eq!(export.get("/mfa_methods"), &json!([]));
+        let events: Vec<&str> =
+            export.get("/audit_events").as_array().into_iter().flatten().filter_map(|e| e["event"].as_str()).collect();
+        for event in ["registered", "email_verified", "login_succeeded", "tenant_created"] {
+            assert!(events.contains(&event), "{event} is missing from {events:?}");
+        }
+        for held_back in [user.password.as_str(), "$argon2", &tokens.access, &tokens.refresh, &other.email, &other.id] {
+            assert!(!export.text.contains(held_back), "the export must not hold {held_back:?}: {export}");
+        }
+    }
 }
