@@ -2,11 +2,11 @@
 //! the authorization code flow with `state`, `nonce` and PKCE S256, through
 //! the `openidconnect` crate.
 //!
-//! 1. [`crate::Auth::oauth_authorize`] discovers the provider (cached), builds
+//! 1. [`crate::OAuth::authorize`] discovers the provider (cached), builds
 //!    the authorization URL and seals `state`, `nonce` and the PKCE verifier
 //!    into a [`StateCookie`] (AES-256-GCM, five minutes, HttpOnly,
 //!    SameSite=Lax) that binds the sign-in to the browser.
-//! 2. [`crate::Auth::oauth_callback`] opens the cookie, compares `state`,
+//! 2. [`crate::OAuth::callback`] opens the cookie, compares `state`,
 //!    exchanges the code with the verifier, and validates the id_token
 //!    (signature against the provider's JWKS, `iss`, `aud`, `azp`, `exp`,
 //!    `iat`, `nonce`, `at_hash`). Any failure is [`crate::AuthError::OAuthFailed`]
@@ -24,11 +24,11 @@
 //!    `email_verified` is trusted (`trust_email`, default for the Google
 //!    preset only); otherwise the sign-in is refused (`account_exists`) and
 //!    the owner links the provider deliberately: signed in, through
-//!    [`crate::Auth::oauth_link_start`], whose sealed cookie names their
+//!    [`crate::OAuth::link_start`], whose sealed cookie names their
 //!    user and session.
 //! 4. The answer is the platform's own token pair, exactly as after a
 //!    password login; with `success_redirect`, a one-time code (60 s, stored
-//!    hashed) that [`crate::Auth::oauth_exchange`] trades for that pair.
+//!    hashed) that [`crate::OAuth::exchange`] trades for that pair.
 
 mod http;
 mod provider;

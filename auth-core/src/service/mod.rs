@@ -39,7 +39,7 @@ use crate::{
 };
 
 /// Ended sessions and spent one-time tokens are kept this long before
-/// [`Auth::prune`] deletes them: far longer than any access token can outlive
+/// [`Operators::prune`] deletes them: far longer than any access token can outlive
 /// its session's revocation, so every instance has seen the revocation.
 const PRUNE_RETENTION_MS: i64 = 24 * 3600 * 1000;
 
@@ -243,7 +243,7 @@ async fn poll_revocations(inner: Weak<Inner>) {
     }
 }
 
-/// Runs [`Auth::prune`] every hour until the last [`Auth`] handle is dropped.
+/// Runs [`Operators::prune`] every hour until the last [`Auth`] handle is dropped.
 async fn prune_hourly(inner: Weak<Inner>) {
     let mut hourly = tokio::time::interval(Duration::from_secs(3600));
     loop {

@@ -59,7 +59,7 @@ impl OAuth<'_> {
     }
 
     /// Starts a deliberate link of `provider` to the caller's account: as
-    /// [`Auth::oauth_authorize`], with the caller's user and session sealed
+    /// [`OAuth::authorize`], with the caller's user and session sealed
     /// into the cookie. The callback then links the identity to that user
     /// (while that session lives) and signs nobody in. A caller who already
     /// has a link for this provider is [`AuthError::AlreadyLinked`].
@@ -97,7 +97,7 @@ impl OAuth<'_> {
     /// the code, validates the id_token, finds or links or creates the
     /// account, and starts a session exactly as a password login does (or,
     /// with `success_redirect`, issues the one-time code that starts it).
-    /// For a flow started by [`Auth::oauth_link_start`], links the identity
+    /// For a flow started by [`OAuth::link_start`], links the identity
     /// to the user sealed in the cookie instead.
     ///
     /// A bad or missing state, a refused code, an invalid id_token:
@@ -326,7 +326,7 @@ impl OAuth<'_> {
     }
 
     /// A signed-in user's deliberate link of `identity` (see
-    /// [`Auth::oauth_link_start`]): refused once the session that asked has
+    /// [`OAuth::link_start`]): refused once the session that asked has
     /// ended, for a deactivated account, an email outside a non-empty
     /// `allowed_email_domains`, or an identity or provider slot already taken.
     async fn oauth_link_deliberately(

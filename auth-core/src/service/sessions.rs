@@ -101,7 +101,7 @@ impl Sessions<'_> {
         Ok(pair)
     }
 
-    /// Rotates a refresh token (see [`Auth::rotate_refresh`]). Presenting a
+    /// Rotates a refresh token (see [`Sessions::rotate_refresh`]). Presenting a
     /// consumed token revokes its whole session and is [`AuthError::TokenReused`].
     pub async fn refresh(&self, refresh_token: &str, client: &ClientInfo) -> Result<TokenPair> {
         self.rate_limit(Action::Refresh, client).await?;
@@ -145,7 +145,7 @@ impl Sessions<'_> {
     }
 
     /// Consumes `presented` and issues its successor, in one transaction
-    /// (no tokens minted, nothing audited: [`Auth::refresh`] does that).
+    /// (no tokens minted, nothing audited: [`Sessions::refresh`] does that).
     ///
     /// The consuming `UPDATE … WHERE consumed_at IS NULL` is the first
     /// statement, so of several concurrent rotations of one token exactly one
@@ -216,7 +216,7 @@ impl Sessions<'_> {
     }
 }
 
-/// The statements of [`Auth::rotate_refresh`], in its transaction `tx`.
+/// The statements of [`Sessions::rotate_refresh`], in its transaction `tx`.
 async fn rotate(
     tx: &mut Transaction,
     presented: &OpaqueToken,

@@ -20,7 +20,7 @@
 //! On SQLite transactions begin `IMMEDIATE`, so writers queue on the database
 //! lock instead of failing when two read-then-write transactions meet; on
 //! PostgreSQL the first conditional `UPDATE` of a transaction takes the row
-//! lock that serialises competitors (see `Auth::rotate_refresh`), so callers
+//! lock that serialises competitors (see `Sessions::rotate_refresh`), so callers
 //! keep that statement first.
 //!
 //! A lost unique race is [`Inserted::Duplicate`], not an error: the service

@@ -1,9 +1,8 @@
 //! Sign-in with OpenID Connect providers: `GET /oauth/<provider>/authorize`,
 //! `GET /oauth/<provider>/callback`, `POST /oauth/exchange` and the signed-in
 //! `POST /oauth/<provider>/link`, part of [`routes()`](crate::routes). The
-//! work is [`Auth::oauth_authorize`], [`Auth::oauth_callback`],
-//! [`Auth::oauth_exchange`] and [`Auth::oauth_link_start`]; this module
-//! carries the state cookie and shapes the answers.
+//! work is done by [`auth_core::OAuth`] (`authorize`, `callback`, `exchange`,
+//! `link_start`); this module carries the state cookie and shapes the answers.
 
 use auth_core::{
     Auth,
