@@ -30,10 +30,11 @@ impl PathPattern {
         Self(segments.map(|s| (!(s.starts_with('<') && s.ends_with('>'))).then(|| s.to_owned())).collect())
     }
 
+    /// Without allocating: it runs on every request that carries a query.
     pub(crate) fn matches(&self, request: &Request<'_>) -> bool {
-        let path: Vec<&str> = request.uri().path().segments().collect();
-        self.0.len() == path.len()
-            && self.0.iter().zip(&path).all(|(want, got)| want.as_deref().is_none_or(|w| w == *got))
+        let mut path = request.uri().path().segments();
+        let same = |want: &Option<String>| path.next().is_some_and(|got| want.as_deref().is_none_or(|w| w == got));
+        self.0.iter().all(same) && path.next().is_none()
     }
 }
 
