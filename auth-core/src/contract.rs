@@ -4,9 +4,10 @@
 //! [`Auth`](crate::Auth) and serializes the response types; its OpenAPI
 //! document is generated from these same types (`utoipa::ToSchema`), so the
 //! routes and the document cannot disagree. Where a domain type is already
-//! the wire shape ([`Profile`], [`Member`], [`TenantView`], [`Session`],
-//! [`TenantMembership`]) it is answered as it is. Passwords and tokens are
-//! held as [`Secret`]s from the moment they are read.
+//! the wire shape ([`TokenPair`](crate::TokenPair), [`Profile`],
+//! [`Member`](crate::tenancy::Member), [`TenantView`](crate::TenantView),
+//! [`Session`](crate::Session), [`TenantMembership`]) it is answered as it is.
+//! Passwords and tokens are held as [`Secret`]s from the moment they are read.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -22,7 +23,6 @@ use uuid::Uuid;
 use crate::{
     FieldErrors, Secret,
     identity::{Profile, User},
-    secret::exposed,
     tenancy::TenantMembership,
 };
 
@@ -295,21 +295,6 @@ impl Default for Accepted {
     }
 }
 
-/// Access and refresh tokens (RFC 6749 §5.1).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Tokens {
-    #[serde(serialize_with = "exposed::serialize")]
-    #[schema(value_type = String)]
-    pub access: Secret,
-    #[serde(serialize_with = "exposed::serialize")]
-    #[schema(value_type = String)]
-    pub refresh: Secret,
-    /// Always `Bearer`.
-    pub token_type: &'static str,
-    /// Seconds until the access token expires.
-    pub expires_in: u64,
-}
-
 /// The caller's account (`GET /me`).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AccountView {
@@ -367,12 +352,6 @@ pub struct Linked {
     /// Always `true`.
     pub linked: bool,
     pub provider: String,
-}
-
-impl From<crate::TokenPair> for Tokens {
-    fn from(pair: crate::TokenPair) -> Self {
-        Self { access: pair.access, refresh: pair.refresh, token_type: pair.token_type, expires_in: pair.expires_in }
-    }
 }
 
 impl From<RegisterRequest> for crate::identity::Registration {

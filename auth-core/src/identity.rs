@@ -156,7 +156,7 @@ fn validate_phone(phone: Option<&str>, errors: &mut FieldErrors) -> Result<Optio
 }
 
 /// What registration needs. The password is checked against the policy and
-/// hashed by [`crate::Auth::register`].
+/// hashed by [`crate::Accounts::register`].
 #[derive(Debug, Clone)]
 pub struct Registration {
     pub email: String,

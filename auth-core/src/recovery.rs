@@ -1,6 +1,6 @@
 //! The emails of account recovery: email verification and password reset.
 //!
-//! Tokens are [`OpaqueToken`]s stored hashed, single-use and expiring (see
+//! Tokens are opaque tokens stored hashed, single-use and expiring (see
 //! `store::one_time`); a reset token also dies when the password changes by
 //! any other path. Links are built from the configured `public_url`, never
 //! from anything in a request.

@@ -51,7 +51,7 @@ impl AuthFairing {
     /// `/api/auth`), and mounts [`well_known()`](crate::well_known) at `/`.
     /// The host's own error pages elsewhere stay its own.
     pub fn mounted_at(base: impl Into<String>) -> Self {
-        Self { base: Some(base.into()), ..Self::default() }
+        Self::default().mount_at(base)
     }
 
     /// Mounts the platform under `base` too (see [`AuthFairing::mounted_at`]).

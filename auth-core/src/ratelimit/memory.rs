@@ -16,7 +16,7 @@ pub const DEFAULT_MAX_KEYS: usize = 100_000;
 const SWEEP_EVERY: u32 = 1024;
 
 /// Counts in this process: right for one instance; with several, each counts
-/// on its own (use [`RedisRateLimiter`]).
+/// on its own (use [`RedisRateLimiter`](super::RedisRateLimiter)).
 ///
 /// Each key has a fixed window that starts at its first request. The map is
 /// behind a [`Mutex`] held only for a few map operations, never across an

@@ -43,15 +43,20 @@ use crate::{
 /// its session's revocation, so every instance has seen the revocation.
 const PRUNE_RETENTION_MS: i64 = 24 * 3600 * 1000;
 
-/// The answer to a login or refresh, shaped as the contract's body. Its
-/// `Debug` hides both tokens; serialising it is handing them to the client.
-#[derive(Debug, Clone, Serialize)]
+/// Access and refresh tokens (RFC 6749 §5.1): the answer to a login or
+/// refresh, and the contract's body as it is. Its `Debug` hides both tokens;
+/// serialising it is handing them to the client.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TokenPair {
     #[serde(serialize_with = "exposed::serialize")]
+    #[schema(value_type = String)]
     pub access: Secret,
     #[serde(serialize_with = "exposed::serialize")]
+    #[schema(value_type = String)]
     pub refresh: Secret,
+    /// Always `Bearer`.
     pub token_type: &'static str,
+    /// Seconds until the access token expires.
     pub expires_in: u64,
 }
 

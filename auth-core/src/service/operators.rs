@@ -6,10 +6,7 @@
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{
-    Operators,
-    tenants::{Actor, MembershipChange},
-};
+use super::{Operators, tenants::Actor};
 use crate::{
     audit::{AuditEvent, ClientInfo},
     error::{AuthError, Result},
@@ -81,10 +78,6 @@ impl Operators<'_> {
     /// under the membership rules (a known role, not a member yet) and
     /// audited as `member_added` with the operator as its actor.
     pub async fn add_member(&self, tenant_id: Uuid, email: &str, role: &str) -> Result<Member> {
-        let email = Email::parse("email", email).map_err(AuthError::Validation)?;
-        let change = MembershipChange::Add { email: &email, role };
-        let client = ClientInfo::default();
-        let member = self.tenants().change_membership(Actor::Operator, tenant_id, change, &client).await?;
-        member.ok_or_else(|| AuthError::internal("an added member was not returned"))
+        self.tenants().add(Actor::Operator, tenant_id, email, role, &ClientInfo::default()).await
     }
 }

@@ -101,7 +101,7 @@ impl Sessions<'_> {
         Ok(pair)
     }
 
-    /// Rotates a refresh token (see [`Sessions::rotate_refresh`]). Presenting a
+    /// Rotates a refresh token (one transaction, see `rotate_refresh`). Presenting a
     /// consumed token revokes its whole session and is [`AuthError::TokenReused`].
     pub async fn refresh(&self, refresh_token: &str, client: &ClientInfo) -> Result<TokenPair> {
         self.rate_limit(Action::Refresh, client).await?;

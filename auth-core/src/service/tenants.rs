@@ -16,7 +16,7 @@ use crate::{
 
 /// A change to a tenant's members, made by an [`Actor`].
 #[derive(Debug, Clone, Copy)]
-pub(super) enum MembershipChange<'a> {
+enum MembershipChange<'a> {
     Add { email: &'a Email, role: &'a str },
     Remove { user_id: Uuid },
     SetRole { user_id: Uuid, role: &'a str },
@@ -85,9 +85,21 @@ impl Tenants<'_> {
         role: &str,
         client: &ClientInfo,
     ) -> Result<Member> {
+        self.add(Actor::Member(actor), tenant_id, email, role, client).await
+    }
+
+    /// Adds the account of `email` with `role`, for `actor`.
+    pub(super) async fn add(
+        &self,
+        actor: Actor,
+        tenant_id: Uuid,
+        email: &str,
+        role: &str,
+        client: &ClientInfo,
+    ) -> Result<Member> {
         let email = Email::parse("email", email).map_err(AuthError::Validation)?;
         let change = MembershipChange::Add { email: &email, role };
-        let member = self.change_membership(Actor::Member(actor), tenant_id, change, client).await?;
+        let member = self.change_membership(actor, tenant_id, change, client).await?;
         member.ok_or_else(|| AuthError::internal("an added member was not returned"))
     }
 
@@ -110,7 +122,7 @@ impl Tenants<'_> {
     }
 
     /// Applies `change` for `actor` and audits it (a refusal as a denial).
-    pub(super) async fn change_membership(
+    async fn change_membership(
         &self,
         actor: Actor,
         tenant_id: Uuid,

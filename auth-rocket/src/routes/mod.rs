@@ -25,6 +25,12 @@ use crate::error::ApiError;
 
 pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
+/// The id in a path segment that names a caller's session or a tenant's
+/// member: a malformed one names nothing there, so it is `404` like any other.
+pub(crate) fn id_in_path(segment: &str) -> Result<uuid::Uuid, ApiError> {
+    segment.parse().map_err(|_| auth_core::AuthError::NotFound.into())
+}
+
 /// JSON that no cache may keep (RFC 6749 §5.1 for tokens), with its status.
 pub(crate) struct NoStore<T>(pub Status, pub T);
 

@@ -5,8 +5,8 @@
 //! `link_start`); this module carries the state cookie and shapes the answers.
 
 use auth_core::{
-    Auth,
-    contract::{AuthorizeUrl, CodeRequest, ErrorBody, Linked, Tokens},
+    Auth, TokenPair,
+    contract::{AuthorizeUrl, CodeRequest, ErrorBody, Linked},
     oauth::{OAuthCallback, OAuthDone, STATE_COOKIE, SignInAnswer, StateCookie},
 };
 use auth_macros::{public, requires};
@@ -46,7 +46,7 @@ impl<'r> Responder<'r, 'static> for Redirect {
 /// or, after a deliberate link, `{linked, provider}` (200) or
 /// `success_redirect#linked=<provider>` (303).
 pub enum Finished {
-    Tokens(NoStore<Tokens>),
+    Tokens(NoStore<TokenPair>),
     Redirect(Redirect),
     Linked(NoStore<Linked>),
 }
@@ -114,21 +114,21 @@ pub async fn oauth_link(
 
 /// Trades the one-time code of `success_redirect` (60 s, single use) for the
 /// platform's tokens.
-#[utoipa::path(tag = "oauth", request_body = CodeRequest, responses((status = 200, description = "Signed in", body = Tokens), (status = 400, description = "Unknown, used or expired code", body = ErrorBody), (status = 403, description = "Account disabled", body = ErrorBody), (status = 429, description = "Rate limited (the login quota)", body = ErrorBody)))]
+#[utoipa::path(tag = "oauth", request_body = CodeRequest, responses((status = 200, description = "Signed in", body = TokenPair), (status = 400, description = "Unknown, used or expired code", body = ErrorBody), (status = 403, description = "Account disabled", body = ErrorBody), (status = 429, description = "Rate limited (the login quota)", body = ErrorBody)))]
 #[public]
 #[post("/oauth/exchange", data = "<body>")]
 pub async fn oauth_exchange(
     auth: &State<Auth>,
     client: RemoteClient,
     body: JsonBody<CodeRequest>,
-) -> ApiResult<NoStore<Tokens>> {
-    Ok(NoStore::ok(auth.oauth().exchange(body.0.code.expose(), &client.0).await?.into()))
+) -> ApiResult<NoStore<TokenPair>> {
+    Ok(NoStore::ok(auth.oauth().exchange(body.0.code.expose(), &client.0).await?))
 }
 
 /// Where the provider sends the browser back: checks the state, exchanges the
 /// code, validates the id_token and answers the platform's own tokens (or
 /// finishes a deliberate link).
-#[utoipa::path(tag = "oauth", params(("provider" = String, Path), ("code" = Option<String>, Query), ("state" = Option<String>, Query), ("iss" = Option<String>, Query), ("error" = Option<String>, Query)), responses((status = 200, description = "Signed in (the tokens), or a deliberate link made ({linked: true, provider})", body = Tokens), (status = 303, description = "To the configured success_redirect: #code=… (and app_state=…) to POST to /oauth/exchange, or #linked=<provider> after a deliberate link"), (status = 400, description = "Bad or missing state, refused code, an id_token that fails validation, or a link whose session has ended", body = ErrorBody), (status = 403, description = "Unverified provider email (email_not_verified), email domain not allowed, an existing account with this email at a provider not trusted for email (account_exists), or an account that cannot be linked", body = ErrorBody), (status = 404, description = "Unknown provider", body = ErrorBody), (status = 409, description = "Deliberate link: this identity or this account's slot for the provider is already taken (already_linked)", body = ErrorBody), (status = 429, description = "Rate limited (the login quota)", body = ErrorBody)))]
+#[utoipa::path(tag = "oauth", params(("provider" = String, Path), ("code" = Option<String>, Query), ("state" = Option<String>, Query), ("iss" = Option<String>, Query), ("error" = Option<String>, Query)), responses((status = 200, description = "Signed in (the tokens), or a deliberate link made ({linked: true, provider})", body = TokenPair), (status = 303, description = "To the configured success_redirect: #code=… (and app_state=…) to POST to /oauth/exchange, or #linked=<provider> after a deliberate link"), (status = 400, description = "Bad or missing state, refused code, an id_token that fails validation, or a link whose session has ended", body = ErrorBody), (status = 403, description = "Unverified provider email (email_not_verified), email domain not allowed, an existing account with this email at a provider not trusted for email (account_exists), or an account that cannot be linked", body = ErrorBody), (status = 404, description = "Unknown provider", body = ErrorBody), (status = 409, description = "Deliberate link: this identity or this account's slot for the provider is already taken (already_linked)", body = ErrorBody), (status = 429, description = "Rate limited (the login quota)", body = ErrorBody)))]
 #[public]
 #[get("/oauth/<provider>/callback")]
 pub async fn oauth_callback(
@@ -148,7 +148,7 @@ pub async fn oauth_callback(
         OAuthCallback { code: code.as_deref(), state: state.as_deref(), iss: iss.as_deref(), error: error.as_deref() };
     Ok(match auth.oauth().callback(provider, &callback, state_cookie.as_deref(), &client.0).await? {
         OAuthDone::SignedIn(login) => match login.answer {
-            SignInAnswer::Tokens(tokens) => Finished::Tokens(NoStore::ok(tokens.into())),
+            SignInAnswer::Tokens(tokens) => Finished::Tokens(NoStore::ok(tokens)),
             SignInAnswer::Redirect(location) => see_other(location.expose().to_owned()),
         },
         OAuthDone::Linked(linked) => match linked.redirect {

@@ -1,41 +1,39 @@
 //! Sign-in with a password, refresh, sign-out and the caller's sessions.
 
 use auth_core::{
-    Auth, AuthError, Session,
-    contract::{ErrorBody, LoginRequest, RefreshRequest, Tokens},
+    Auth, Session, TokenPair,
+    contract::{ErrorBody, LoginRequest, RefreshRequest},
 };
 use auth_macros::{public, requires};
 use rocket::{State, delete, get, http::Status, post, serde::json::Json};
-use uuid::Uuid;
 
-use super::{ApiResult, NoStore};
+use super::{ApiResult, NoStore, id_in_path};
 use crate::{
     guards::{AuthUser, RemoteClient},
     json::JsonBody,
 };
 
-#[utoipa::path(tag = "session", request_body = LoginRequest, responses((status = 200, description = "Signed in", body = Tokens), (status = 401, description = "Invalid credentials", body = ErrorBody), (status = 403, description = "Email not verified, or not a member of tenant_id", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
+#[utoipa::path(tag = "session", request_body = LoginRequest, responses((status = 200, description = "Signed in", body = TokenPair), (status = 401, description = "Invalid credentials", body = ErrorBody), (status = 403, description = "Email not verified, or not a member of tenant_id", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
 #[public]
 #[post("/login", data = "<body>")]
 pub async fn login(
     auth: &State<Auth>,
     client: RemoteClient,
     body: JsonBody<LoginRequest>,
-) -> ApiResult<NoStore<Tokens>> {
+) -> ApiResult<NoStore<TokenPair>> {
     let body = body.into_inner();
-    let pair = auth.sessions().login(&body.email, body.password.expose(), body.tenant_id, &client.0).await?;
-    Ok(NoStore::ok(pair.into()))
+    Ok(NoStore::ok(auth.sessions().login(&body.email, body.password.expose(), body.tenant_id, &client.0).await?))
 }
 
-#[utoipa::path(tag = "session", request_body = RefreshRequest, responses((status = 200, description = "Rotated: a new pair", body = Tokens), (status = 401, description = "Invalid or reused refresh token", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
+#[utoipa::path(tag = "session", request_body = RefreshRequest, responses((status = 200, description = "Rotated: a new pair", body = TokenPair), (status = 401, description = "Invalid or reused refresh token", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
 #[public]
 #[post("/refresh", data = "<body>")]
 pub async fn refresh(
     auth: &State<Auth>,
     client: RemoteClient,
     body: JsonBody<RefreshRequest>,
-) -> ApiResult<NoStore<Tokens>> {
-    Ok(NoStore::ok(auth.sessions().refresh(body.0.refresh.expose(), &client.0).await?.into()))
+) -> ApiResult<NoStore<TokenPair>> {
+    Ok(NoStore::ok(auth.sessions().refresh(body.0.refresh.expose(), &client.0).await?))
 }
 
 #[utoipa::path(tag = "session", request_body = RefreshRequest, security(("bearer" = [])), responses((status = 204, description = "That session is revoked"), (status = 401, description = "Missing, invalid, expired or revoked access token, or an invalid refresh token", body = ErrorBody), (status = 403, description = "Another user's refresh token", body = ErrorBody), (status = 429, description = "Rate limited: the per-user quota", body = ErrorBody)))]
@@ -70,8 +68,7 @@ pub async fn sessions(auth: &State<Auth>, user: AuthUser) -> ApiResult<Json<Vec<
 #[requires(authenticated)]
 #[delete("/sessions/<id>")]
 pub async fn revoke_session(auth: &State<Auth>, user: AuthUser, client: RemoteClient, id: &str) -> ApiResult<Status> {
-    // Any id that is not one of the caller's sessions, malformed ones included, is 404.
-    let id = id.parse::<Uuid>().map_err(|_| AuthError::NotFound)?;
+    let id = id_in_path(id)?;
     auth.sessions().revoke(user.claims(), id, &client.0).await?;
     Ok(Status::NoContent)
 }

@@ -1,15 +1,15 @@
 //! Tenants, their members, and tokens scoped to a tenant.
 
 use auth_core::{
-    Auth, AuthError, TenantView,
-    contract::{ErrorBody, MemberRequest, RoleRequest, TenantRequest, TenantTokenRequest, Tokens},
+    Auth, TenantView, TokenPair,
+    contract::{ErrorBody, MemberRequest, RoleRequest, TenantRequest, TenantTokenRequest},
     tenancy::Member,
 };
 use auth_macros::requires;
 use rocket::{State, delete, get, http::Status, patch, post, serde::json::Json};
 use uuid::Uuid;
 
-use super::{ApiResult, NoStore};
+use super::{ApiResult, NoStore, id_in_path};
 use crate::{
     guards::{AuthUser, RemoteClient, TenantScope},
     json::JsonBody,
@@ -72,7 +72,7 @@ pub async fn remove_member(
     tenant_id: Uuid,
     user_id: &str,
 ) -> ApiResult<Status> {
-    let user_id = user_id.parse::<Uuid>().map_err(|_| AuthError::NotFound)?;
+    let user_id = id_in_path(user_id)?;
     auth.tenants().remove_member(scope.user.id(), tenant_id, user_id, &client.0).await?;
     Ok(Status::NoContent)
 }
@@ -88,12 +88,12 @@ pub async fn change_member_role(
     user_id: &str,
     body: JsonBody<RoleRequest>,
 ) -> ApiResult<Json<Member>> {
-    let user_id = user_id.parse::<Uuid>().map_err(|_| AuthError::NotFound)?;
+    let user_id = id_in_path(user_id)?;
     let member = auth.tenants().set_member_role(scope.user.id(), tenant_id, user_id, &body.0.role, &client.0).await?;
     Ok(Json(member))
 }
 
-#[utoipa::path(tag = "tenants", security(("bearer" = [])), request_body = TenantTokenRequest, responses((status = 200, description = "Tokens scoped to the tenant, in the caller's login", body = Tokens), (status = 403, description = "Not a member", body = ErrorBody), (status = 429, description = "Rate limited: the per-user quota", body = ErrorBody)))]
+#[utoipa::path(tag = "tenants", security(("bearer" = [])), request_body = TenantTokenRequest, responses((status = 200, description = "Tokens scoped to the tenant, in the caller's login", body = TokenPair), (status = 403, description = "Not a member", body = ErrorBody), (status = 429, description = "Rate limited: the per-user quota", body = ErrorBody)))]
 #[requires(authenticated)]
 #[post("/token/tenant", data = "<body>")]
 pub async fn tenant_token(
@@ -101,6 +101,6 @@ pub async fn tenant_token(
     user: AuthUser,
     client: RemoteClient,
     body: JsonBody<TenantTokenRequest>,
-) -> ApiResult<NoStore<Tokens>> {
-    Ok(NoStore::ok(auth.tenants().token(user.claims(), body.0.tenant_id, &client.0).await?.into()))
+) -> ApiResult<NoStore<TokenPair>> {
+    Ok(NoStore::ok(auth.tenants().token(user.claims(), body.0.tenant_id, &client.0).await?))
 }
