@@ -52,7 +52,6 @@ pub enum AuditEvent {
     UserDeactivated,
     UserActivated,
     TenantCreated,
-    MemberAdded,
     MemberRemoved,
     MemberLeft,
     MemberRoleChanged,
@@ -64,6 +63,17 @@ pub enum AuditEvent {
     OAuthFailed,
     /// An identity at a provider (issuer, subject) was linked to an existing account.
     IdentityLinked,
+    /// An invitation to join a tenant was mailed.
+    InvitationSent,
+    InvitationRevoked,
+    /// An invitation was accepted: its addressee became a member.
+    InvitationAccepted,
+    /// A link to confirm a new email address was mailed (or, when the address
+    /// has an account, a notice saying so).
+    EmailChangeRequested,
+    EmailChanged,
+    /// The account was deleted; its events stay, without email or IP.
+    AccountDeleted,
 }
 
 impl AuditEvent {
@@ -87,13 +97,18 @@ impl AuditEvent {
             Self::UserDeactivated => "user_deactivated",
             Self::UserActivated => "user_activated",
             Self::TenantCreated => "tenant_created",
-            Self::MemberAdded => "member_added",
             Self::MemberRemoved => "member_removed",
             Self::MemberLeft => "member_left",
             Self::MemberRoleChanged => "member_role_changed",
             Self::RateLimited => "rate_limited",
             Self::OAuthFailed => "oauth_failed",
             Self::IdentityLinked => "identity_linked",
+            Self::InvitationSent => "invitation_sent",
+            Self::InvitationRevoked => "invitation_revoked",
+            Self::InvitationAccepted => "invitation_accepted",
+            Self::EmailChangeRequested => "email_change_requested",
+            Self::EmailChanged => "email_changed",
+            Self::AccountDeleted => "account_deleted",
         }
     }
 

@@ -52,6 +52,12 @@ pub struct AuthConfig {
     /// Path (under `public_url`) of the page where a user sets a new password
     /// with an emailed reset token.
     pub reset_password_path: String,
+    /// Path (under `public_url`) of the page where an invited user accepts an
+    /// emailed invitation (`POST /invitations/accept` with its token).
+    pub invitation_path: String,
+    /// Path (under `public_url`) of the page that confirms a new email
+    /// address with the emailed token (`POST /me/email/confirm`).
+    pub email_change_path: String,
     /// Whether login requires a verified email address.
     pub require_verified_email: bool,
     pub tokens: TokenSettings,
@@ -75,6 +81,8 @@ impl Default for AuthConfig {
             database_url: "sqlite://auth.db?mode=rwc".into(),
             verify_email_path: "/api/auth/verify-email".into(),
             reset_password_path: "/reset-password".into(),
+            invitation_path: "/accept-invitation".into(),
+            email_change_path: "/confirm-email".into(),
             require_verified_email: true,
             tokens: TokenSettings::default(),
             password: PasswordSettings::default(),
@@ -362,7 +370,8 @@ pub struct RateLimitSettings {
     pub password_reset_per_account: Quota,
     /// Per email address: verification mails re-sent.
     pub verification_resend_per_account: Quota,
-    /// Per user: `POST /password/change` (each costs one or two hashes).
+    /// Per user: `POST /password/change` and `DELETE /me` (each a password
+    /// guess, costing one or two hashes).
     pub password_change: Quota,
     /// Per user: `POST /token/tenant` (each writes a session).
     pub tenant_token: Quota,
@@ -372,8 +381,11 @@ pub struct RateLimitSettings {
     pub profile_update: Quota,
     /// Per user: `POST /logout`, `POST /logout-all`, `DELETE /sessions/<id>`.
     pub session_revoke: Quota,
-    /// Per user: adding and removing members of a tenant.
+    /// Per user: inviting, re-roling and removing members of a tenant,
+    /// revoking and accepting invitations.
     pub member_change: Quota,
+    /// Per user: `POST /me/email` (a password guess, and mail to two addresses).
+    pub email_change: Quota,
     /// `redis://…`: share the limits between instances through Redis instead
     /// of counting in each process.
     pub redis_url: Option<String>,
@@ -407,6 +419,7 @@ impl Default for RateLimitSettings {
             profile_update: Quota::new(30, 60),
             session_revoke: Quota::new(30, 60),
             member_change: Quota::new(60, 60),
+            email_change: Quota::new(5, 3600),
             redis_url: None,
             redis_key_prefix: "auth:rl:".into(),
         }
@@ -415,7 +428,7 @@ impl Default for RateLimitSettings {
 
 impl RateLimitSettings {
     /// Every quota with its field name.
-    pub fn quotas(&self) -> [(&'static str, Quota); 14] {
+    pub fn quotas(&self) -> [(&'static str, Quota); 15] {
         [
             ("login", self.login),
             ("register", self.register),
@@ -431,6 +444,7 @@ impl RateLimitSettings {
             ("profile_update", self.profile_update),
             ("session_revoke", self.session_revoke),
             ("member_change", self.member_change),
+            ("email_change", self.email_change),
         ]
     }
 }
@@ -447,6 +461,8 @@ impl fmt::Debug for AuthConfig {
             database_url,
             verify_email_path,
             reset_password_path,
+            invitation_path,
+            email_change_path,
             require_verified_email,
             tokens,
             password,
@@ -464,6 +480,8 @@ impl fmt::Debug for AuthConfig {
             .field("database_url", &redact_url(database_url))
             .field("verify_email_path", verify_email_path)
             .field("reset_password_path", reset_password_path)
+            .field("invitation_path", invitation_path)
+            .field("email_change_path", email_change_path)
             .field("require_verified_email", require_verified_email)
             .field("tokens", tokens)
             .field("password", password)
@@ -504,6 +522,7 @@ impl fmt::Debug for RateLimitSettings {
             .field("profile_update", &self.profile_update)
             .field("session_revoke", &self.session_revoke)
             .field("member_change", &self.member_change)
+            .field("email_change", &self.email_change)
             .field("redis_url", &redis_url)
             .field("redis_key_prefix", &self.redis_key_prefix)
             .finish()
@@ -585,9 +604,12 @@ impl AuthConfig {
         p.check(!self.issuer.trim().is_empty(), "issuer", "must not be empty");
         p.check(!self.audience.trim().is_empty(), "audience", "must not be empty");
         p.check(is_http_url(&self.public_url), "public_url", "must be an http(s) URL");
-        for (field, path) in
-            [("verify_email_path", &self.verify_email_path), ("reset_password_path", &self.reset_password_path)]
-        {
+        for (field, path) in [
+            ("verify_email_path", &self.verify_email_path),
+            ("reset_password_path", &self.reset_password_path),
+            ("invitation_path", &self.invitation_path),
+            ("email_change_path", &self.email_change_path),
+        ] {
             p.check(path.starts_with('/') && !path.contains(['?', '#']), field, "must be a path starting with /");
         }
         p.check(
@@ -845,6 +867,7 @@ mod tests {
             (rl.profile_update, rl.session_revoke, rl.member_change),
             (Quota::new(30, 60), Quota::new(30, 60), Quota::new(60, 60))
         );
+        assert_eq!(rl.email_change, Quota::new(5, 3600));
         assert!(rl.redis_url.is_none());
         let error = serde_json::from_str::<AuthConfig>(r#"{"rate_limits": {"enable": false}}"#).unwrap_err();
         assert!(error.to_string().contains("enable"));

@@ -232,11 +232,28 @@ pub struct TenantRequest {
     pub name: String,
 }
 
+/// Who to invite, with which role (`POST /tenants/<tenant_id>/invitations`).
 #[derive(Debug, Deserialize, ToSchema)]
-pub struct MemberRequest {
+pub struct InvitationRequest {
     #[schema(format = Email, max_length = 254)]
     pub email: String,
     pub role: String,
+}
+
+/// `POST /me/email`: the new address, confirmed with the password.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct EmailChangeRequest {
+    #[schema(format = Email, max_length = 254)]
+    pub new_email: String,
+    #[schema(value_type = String, format = Password)]
+    pub password: Secret,
+}
+
+/// The password, re-entered to confirm a sensitive change (`DELETE /me`).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PasswordRequest {
+    #[schema(value_type = String, format = Password)]
+    pub password: Secret,
 }
 
 /// A member's new role (`PATCH /tenants/<tenant_id>/members/<user_id>`).
@@ -293,6 +310,32 @@ impl Default for Accepted {
     fn default() -> Self {
         Self { detail: "if the account exists, an email is on its way" }
     }
+}
+
+/// An invitation as its sender sees it (`POST /tenants/<tenant_id>/invitations`):
+/// the same shape whether or not the address has an account.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvitationSent {
+    pub id: Uuid,
+    #[schema(format = Email)]
+    pub email: String,
+    pub role: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl From<crate::tenancy::Invitation> for InvitationSent {
+    fn from(invitation: crate::tenancy::Invitation) -> Self {
+        Self { id: invitation.id, email: invitation.email, role: invitation.role, expires_at: invitation.expires_at }
+    }
+}
+
+/// The account's address after a confirmed change (`POST /me/email/confirm`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EmailChanged {
+    #[schema(format = Email)]
+    pub email: String,
+    /// Always `true`.
+    pub email_verified: bool,
 }
 
 /// The caller's account (`GET /me`).

@@ -84,6 +84,13 @@ pub enum AuthError {
     InvalidOneTimeToken,
     #[error("the current password is incorrect")]
     WrongPassword,
+    /// A password re-entered to confirm a sensitive change (deleting the
+    /// account, changing its email) is wrong (400 `invalid_credentials`).
+    #[error("the password is incorrect")]
+    ReauthenticationFailed,
+    /// The caller's verified email is not the invited address (403).
+    #[error("this invitation was sent to another email address")]
+    EmailMismatch,
     /// A sign-in with an external identity provider failed: a missing, bad or
     /// expired state, a refused or replayed code, an id_token that fails
     /// validation (400). The audit trail has the reason.
@@ -110,8 +117,14 @@ pub enum AuthError {
     PayloadTooLarge,
     #[error("the user is already a member of this tenant")]
     AlreadyMember,
+    #[error("this address already has an open invitation to this tenant")]
+    AlreadyInvited,
     #[error("a tenant must keep at least one owner")]
     LastOwner,
+    /// The account to delete is the only owner of a tenant that has other
+    /// members (409 `last_owner`): it must hand the tenant over first.
+    #[error("you are the only owner of a tenant that has other members; make another member an owner first")]
+    SoleOwner,
     /// A rate limit or a login back-off (429); retry after this many seconds.
     #[error("too many requests; try again later")]
     RateLimited { retry_after_secs: u64 },
@@ -132,7 +145,9 @@ impl AuthError {
         match self {
             Self::Validation(_) => "validation_error",
             Self::EmailTaken => "email_taken",
-            Self::InvalidCredentials => "invalid_credentials",
+            Self::InvalidCredentials | Self::ReauthenticationFailed => "invalid_credentials",
+            Self::EmailMismatch => "email_mismatch",
+            Self::AlreadyInvited => "already_invited",
             Self::EmailNotVerified => "email_not_verified",
             Self::AccountDisabled => "account_disabled",
             Self::NotAMember => "not_a_member",
@@ -150,7 +165,7 @@ impl AuthError {
             Self::MalformedRequest => "malformed_request",
             Self::PayloadTooLarge => "payload_too_large",
             Self::AlreadyMember => "already_member",
-            Self::LastOwner => "last_owner",
+            Self::LastOwner | Self::SoleOwner => "last_owner",
             Self::RateLimited { .. } => "rate_limited",
             Self::Overloaded => "overloaded",
             Self::Unavailable => "unavailable",
@@ -161,7 +176,11 @@ impl AuthError {
     /// The HTTP status of the contract.
     pub fn status(&self) -> u16 {
         match self {
-            Self::InvalidOneTimeToken | Self::WrongPassword | Self::OAuthFailed | Self::MalformedRequest => 400,
+            Self::InvalidOneTimeToken
+            | Self::WrongPassword
+            | Self::ReauthenticationFailed
+            | Self::OAuthFailed
+            | Self::MalformedRequest => 400,
             Self::MissingToken | Self::InvalidCredentials | Self::InvalidToken | Self::TokenReused => 401,
             Self::EmailNotVerified
             | Self::AccountDisabled
@@ -169,10 +188,13 @@ impl AuthError {
             | Self::InsufficientRole
             | Self::Forbidden
             | Self::LastOwner
+            | Self::EmailMismatch
             | Self::EmailDomainNotAllowed
             | Self::AccountExists => 403,
             Self::NotFound => 404,
-            Self::EmailTaken | Self::AlreadyMember | Self::AlreadyLinked => 409,
+            Self::EmailTaken | Self::AlreadyMember | Self::AlreadyInvited | Self::AlreadyLinked | Self::SoleOwner => {
+                409
+            }
             Self::PayloadTooLarge => 413,
             Self::Validation(_) => 422,
             Self::RateLimited { .. } => 429,

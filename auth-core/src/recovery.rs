@@ -1,9 +1,11 @@
-//! The emails of account recovery: email verification and password reset.
+//! The emails that carry one-time links: email verification, password reset,
+//! email change and tenant invitations, and the security notices.
 //!
 //! Tokens are opaque tokens stored hashed, single-use and expiring (see
-//! `store::one_time`); a reset token also dies when the password changes by
-//! any other path. Links are built from the configured `public_url`, never
-//! from anything in a request.
+//! `store::one_time` and `store::invitations`); reset and email-change tokens
+//! also die when the password changes by any other path. Links are built from
+//! the configured `public_url`, never from anything in a request; nothing a
+//! user typed goes into a subject line.
 
 use crate::{config::AuthConfig, identity::Email, mail, tokens::OpaqueToken};
 
@@ -49,5 +51,60 @@ pub fn security_notice(to: &Email, what_happened: &str) -> mail::Email {
         to: to.as_str().to_owned(),
         subject: "Security notice for your account".into(),
         text: format!("{what_happened}\n\nIf this was not you, reset your password and contact support.\n"),
+    }
+}
+
+/// The link to confirm `to` as the account's new address.
+pub fn email_change_email(config: &AuthConfig, to: &Email, token: &OpaqueToken) -> mail::Email {
+    let hours = config.tokens.verification_ttl_secs / 3600;
+    mail::Email {
+        to: to.as_str().to_owned(),
+        subject: "Confirm your new email address".into(),
+        text: format!(
+            "Someone asked to use this address for their account.\n\n\
+             Confirm it by opening this link:\n\n{}\n\nOr submit this code to the confirmation endpoint:\n\n{}\n\n\
+             The link works once and expires in {hours} hours. Until then the account keeps its old address. \
+             If this was not you, ignore this email.\n",
+            link(config, &config.email_change_path, token),
+            token.as_str(),
+        ),
+    }
+}
+
+/// Sent instead of [`email_change_email`] when `to` already has an account:
+/// the requester is answered the same, and only this address learns why.
+pub fn email_taken_notice(to: &Email) -> mail::Email {
+    mail::Email {
+        to: to.as_str().to_owned(),
+        subject: "Your email address was entered for another account".into(),
+        text: "Someone asked to move another account to this address. It already belongs to your account, \
+               so nothing was changed.\n\nIf this was you, sign in to this account instead. Otherwise you can \
+               ignore this email.\n"
+            .into(),
+    }
+}
+
+/// An invitation to join `tenant_name` with `role`, accepted with a session
+/// whose verified email is `to`.
+pub fn invitation_email(
+    config: &AuthConfig,
+    to: &Email,
+    tenant_name: &str,
+    role: &str,
+    token: &OpaqueToken,
+) -> mail::Email {
+    let days = crate::tenancy::INVITATION_TTL_SECS / 86_400;
+    mail::Email {
+        to: to.as_str().to_owned(),
+        subject: "You are invited to join a team".into(),
+        text: format!(
+            "You are invited to join \"{tenant_name}\" as {role}.\n\n\
+             Accept the invitation here:\n\n{}\n\nOr submit this code to the invitation endpoint:\n\n{}\n\n\
+             Accepting needs an account with this email address, verified; if you have none, sign up with this \
+             address first. The invitation works once and expires in {days} days. If you did not expect it, \
+             ignore this email.\n",
+            link(config, &config.invitation_path, token),
+            token.as_str(),
+        ),
     }
 }

@@ -11,8 +11,11 @@ use uuid::Uuid;
 
 use crate::error::{AuthError, FieldErrors};
 
-/// The permission needed to add, remove and re-role members of a tenant.
+/// The permission needed to invite, remove and re-role members of a tenant.
 pub const MANAGE_MEMBERS: &str = "members.manage";
+
+/// How long an invitation can be accepted: 7 days, as the contract says.
+pub const INVITATION_TTL_SECS: i64 = 7 * 24 * 3600;
 
 /// An application's ordered set of tenant roles.
 pub trait Roles: Copy + Eq + 'static {
@@ -129,6 +132,20 @@ pub struct Member {
     pub user_id: Uuid,
     pub email: String,
     pub role: String,
+}
+
+/// An open invitation to join a tenant: accepted by the account whose
+/// verified email is `email`, with `role`, until `expires_at`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Invitation {
+    pub id: Uuid,
+    #[serde(skip)]
+    pub tenant_id: Uuid,
+    pub email: String,
+    pub role: String,
+    /// The member who invited; `null` for an operator (or a deleted account).
+    pub invited_by: Option<Uuid>,
+    pub expires_at: DateTime<Utc>,
 }
 
 /// Trims and checks a tenant name (1 to 255 printable characters).

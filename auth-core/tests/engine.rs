@@ -47,7 +47,7 @@ backend_tests!(
     sessions_are_listed_and_revocable,
     profile_updates_are_validated,
     audit_trail_records_events_without_secrets,
-    operators_change_memberships_under_the_rules_and_audited,
+    operators_invite_under_the_rules_and_audited,
     pruning_removes_ended_sessions,
     audit_events_past_their_retention_are_pruned,
     a_closed_store_is_unavailable,
@@ -513,7 +513,7 @@ async fn tenant_scoped_refresh_rereads_the_membership(ctx: TestContext) {
     let owner = ctx.verified_user("owner@example.com").await;
     let admin = ctx.verified_user("admin@example.com").await;
     let tenant = ctx.auth.tenants().create(owner, "Acme", &client()).await.unwrap();
-    ctx.auth.tenants().add_member(owner, tenant.id, "admin@example.com", "admin", &client()).await.unwrap();
+    ctx.join(owner, tenant.id, admin, "admin@example.com", "admin").await;
 
     let pair = ctx.auth.sessions().login("admin@example.com", PASSWORD, Some(tenant.id), &client()).await.unwrap();
     let claims = ctx.auth.verify_access(pair.access.expose()).unwrap();
@@ -558,26 +558,23 @@ async fn tenant_rules_are_enforced(ctx: TestContext) {
     assert_eq!((tenant.name.as_str(), tenant.role.as_str()), ("Tenant One", "owner"));
     let c = client();
 
-    ctx.auth.tenants().add_member(owner, tenant.id, "a@example.com", "admin", &c).await.unwrap();
-    ctx.auth.tenants().add_member(admin, tenant.id, "m@example.com", "member", &c).await.unwrap();
-    let denied = ctx.auth.tenants().add_member(admin, tenant.id, "x@example.com", "owner", &c).await;
-    assert!(matches!(denied, Err(AuthError::InsufficientRole)), "nobody grants above their own role");
-    assert!(matches!(
-        ctx.auth.tenants().add_member(member, tenant.id, "x@example.com", "member", &c).await,
-        Err(AuthError::InsufficientRole)
-    ));
-    assert!(matches!(
-        ctx.auth.tenants().add_member(owner, tenant.id, "m@example.com", "member", &c).await,
-        Err(AuthError::AlreadyMember)
-    ));
-    assert!(matches!(
-        ctx.auth.tenants().add_member(owner, tenant.id, "ghost@example.com", "member", &c).await,
-        Err(AuthError::NotFound)
-    ));
-    assert!(matches!(
-        ctx.auth.tenants().add_member(owner, tenant.id, "x@example.com", "root", &c).await,
-        Err(AuthError::Validation(_))
-    ));
+    ctx.join(owner, tenant.id, admin, "a@example.com", "admin").await;
+    ctx.join(admin, tenant.id, member, "m@example.com", "member").await;
+    let invite = |actor, email: &'static str, role: &'static str| {
+        let auth = ctx.auth.clone();
+        async move { auth.tenants().invite(actor, tenant.id, email, role, &client()).await }
+    };
+    let denied = invite(admin, "x@example.com", "owner").await;
+    assert!(matches!(denied, Err(AuthError::InsufficientRole)), "nobody invites above their own role");
+    assert!(matches!(invite(member, "x@example.com", "member").await, Err(AuthError::InsufficientRole)));
+    assert!(matches!(invite(owner, "m@example.com", "member").await, Err(AuthError::AlreadyMember)));
+    assert!(matches!(invite(owner, "x@example.com", "root").await, Err(AuthError::Validation(_))));
+    // An address with or without an account is invited alike: no oracle.
+    let ghost = invite(owner, "ghost@example.com", "member").await.unwrap();
+    let known = invite(owner, "x@example.com", "member").await.unwrap();
+    assert_eq!((ghost.email.as_str(), known.email.as_str()), ("ghost@example.com", "x@example.com"));
+    assert_eq!((ghost.role.as_str(), ghost.invited_by), (known.role.as_str(), known.invited_by));
+    assert!(matches!(invite(owner, "x@example.com", "admin").await, Err(AuthError::AlreadyInvited)));
     assert!(matches!(
         ctx.auth.tenants().remove_member(admin, tenant.id, owner, &c).await,
         Err(AuthError::InsufficientRole)
@@ -597,10 +594,7 @@ async fn tenant_rules_are_enforced(ctx: TestContext) {
     assert_eq!(roles, [("a@example.com", "owner"), ("m@example.com", "member"), ("o@example.com", "member")]);
     let outsider = ctx.verified_user("out@example.com").await;
     assert!(matches!(ctx.auth.tenants().members(outsider, tenant.id).await, Err(AuthError::NotAMember)));
-    assert!(matches!(
-        ctx.auth.tenants().add_member(outsider, tenant.id, "x@example.com", "member", &c).await,
-        Err(AuthError::NotAMember)
-    ));
+    assert!(matches!(invite(outsider, "y@example.com", "member").await, Err(AuthError::NotAMember)));
     assert_eq!(ctx.auth.tenants().list(member).await.unwrap().len(), 1);
     assert!(matches!(ctx.auth.tenants().create(owner, " ", &c).await, Err(AuthError::Validation(_))));
 }
@@ -635,14 +629,14 @@ async fn custom_role_sets_are_used(ctx: TestContext) {
         .await
         .unwrap();
     let editor = ctx.verified_user("editor@example.com").await;
-    ctx.verified_user("writer@example.com").await;
+    let writer = ctx.verified_user("writer@example.com").await;
     let tenant = auth.tenants().create(editor, "Gazette", &client()).await.unwrap();
     assert_eq!(tenant.role, "editor");
-    let member = auth.tenants().add_member(editor, tenant.id, "writer@example.com", "writer", &client()).await.unwrap();
-    assert_eq!(member.role, "writer");
+    ctx.join_on(&auth, editor, tenant.id, writer, "writer@example.com", "writer").await;
+    assert_eq!(auth.tenants().list(writer).await.unwrap()[0].role, "writer");
     assert!(matches!(
-        auth.tenants().add_member(editor, tenant.id, "x@example.com", "admin", &client()).await,
-        Err(AuthError::NotFound | AuthError::Validation(_))
+        auth.tenants().invite(editor, tenant.id, "x@example.com", "admin", &client()).await,
+        Err(AuthError::Validation(_))
     ));
 }
 
@@ -900,37 +894,38 @@ async fn profile_updates_are_validated(ctx: TestContext) {
     assert_eq!(ctx.auth.accounts().account(id).await.unwrap().profile, profile);
 }
 
-/// The CLI's `add-member` goes through this: the membership rules hold for
-/// an operator too, and the change is audited with the operator as its actor.
-async fn operators_change_memberships_under_the_rules_and_audited(ctx: TestContext) {
+/// The CLI's `invite` goes through this: the membership rules hold for an
+/// operator too, the invitation is mailed like any other, and it is audited
+/// with the operator as its actor.
+async fn operators_invite_under_the_rules_and_audited(ctx: TestContext) {
     let owner = ctx.verified_user("owner@example.com").await;
     let member = ctx.verified_user("member@example.com").await;
-    ctx.verified_user("other@example.com").await;
     let tenant = ctx.auth.tenants().create(owner, "Acme", &client()).await.unwrap();
     let operators = ctx.auth.operators();
 
-    let added = operators.add_member(tenant.id, "Member@Example.com", "admin").await.unwrap();
-    assert_eq!((added.user_id, added.role.as_str()), (member, "admin"));
+    let invitation = operators.invite(tenant.id, "Member@Example.com", "admin").await.unwrap();
+    assert_eq!(
+        (invitation.email.as_str(), invitation.role.as_str(), invitation.invited_by),
+        ("member@example.com", "admin", None)
+    );
+    let token = ctx.invitation_token("member@example.com", 1).await;
+    ctx.auth.tenants().accept_invitation(member, &token, &client()).await.unwrap();
+    assert_eq!(ctx.auth.tenants().list(member).await.unwrap()[0].role, "admin");
+    assert!(matches!(operators.invite(tenant.id, "member@example.com", "member").await, Err(AuthError::AlreadyMember)));
+    assert!(matches!(operators.invite(tenant.id, "other@example.com", "emperor").await, Err(AuthError::Validation(_))));
     assert!(matches!(
-        operators.add_member(tenant.id, "member@example.com", "member").await,
-        Err(AuthError::AlreadyMember)
-    ));
-    assert!(matches!(
-        operators.add_member(tenant.id, "other@example.com", "emperor").await,
-        Err(AuthError::Validation(_))
-    ));
-    assert!(matches!(operators.add_member(tenant.id, "nobody@example.com", "member").await, Err(AuthError::NotFound)));
-    assert!(matches!(
-        operators.add_member(uuid::Uuid::new_v4(), "member@example.com", "member").await,
+        operators.invite(uuid::Uuid::new_v4(), "member@example.com", "member").await,
         Err(AuthError::NotAMember)
     ));
 
     let events = operators.audit_trail(None, 50).await.unwrap();
-    let added: Vec<_> = events.iter().filter(|e| e.event == "member_added").collect();
-    assert_eq!(added.len(), 1, "one change, one event: {events:?}");
-    assert_eq!(added[0].detail["actor"], "operator");
-    assert_eq!(added[0].detail["tenant_id"], tenant.id.to_string());
-    assert_eq!(added[0].user_id, None, "no user acted");
+    let sent: Vec<_> = events.iter().filter(|e| e.event == "invitation_sent").collect();
+    assert_eq!(sent.len(), 1, "one invitation, one event: {events:?}");
+    assert_eq!(sent[0].detail["actor"], "operator");
+    assert_eq!(sent[0].detail["tenant_id"], tenant.id.to_string());
+    assert_eq!(sent[0].user_id, None, "no user acted");
+    let accepted: Vec<_> = events.iter().filter(|e| e.event == "invitation_accepted").collect();
+    assert_eq!(accepted[0].user_id, Some(member));
 }
 
 async fn audit_trail_records_events_without_secrets(ctx: TestContext) {

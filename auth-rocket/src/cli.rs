@@ -1,5 +1,5 @@
 //! The operators' command line, for any host app: `migrate`,
-//! `create-superuser`, `create-tenant`, `add-member` and `generate-key`
+//! `create-superuser`, `create-tenant`, `invite` and `generate-key`
 //! beside `serve`. It ignites the host's own Rocket, so the commands see
 //! exactly the settings, database and roles the server would, and it goes
 //! through the same operations as HTTP ([`Auth::operators`] and the others):
@@ -47,8 +47,9 @@ enum Command {
         #[arg(long)]
         owner_email: String,
     },
-    /// Add an existing user to a tenant with a role.
-    AddMember {
+    /// Invite an email address to a tenant with a role: the invitation is
+    /// mailed, and the address's account joins when it accepts.
+    Invite {
         #[arg(long)]
         tenant: Uuid,
         #[arg(long)]
@@ -124,9 +125,12 @@ async fn execute(command: Command, rocket: Rocket<Build>) -> Result<(), String> 
             let tenant = auth.tenants().create(owner, &name, &ClientInfo::default()).await.map_err(describe)?;
             println!("tenant {:?} created with id {}; {owner_email} is its {}", tenant.name, tenant.id, tenant.role);
         }
-        Command::AddMember { tenant, email, role } => {
-            let member = auth.operators().add_member(tenant, &email, &role).await.map_err(describe)?;
-            println!("{} is now {} of tenant {tenant}", member.email, member.role);
+        Command::Invite { tenant, email, role } => {
+            let invitation = auth.operators().invite(tenant, &email, &role).await.map_err(describe)?;
+            println!(
+                "invited {} to tenant {tenant} as {} until {}; the link is on its way",
+                invitation.email, invitation.role, invitation.expires_at
+            );
         }
         Command::Serve | Command::GenerateKey { .. } => unreachable!("handled above"),
     }

@@ -79,16 +79,18 @@ pub enum UserAction {
     ProfileUpdate,
     SessionRevoke,
     MemberChange,
+    EmailChange,
 }
 
 impl UserAction {
-    pub const ALL: [UserAction; 6] = [
+    pub const ALL: [UserAction; 7] = [
         Self::PasswordChange,
         Self::TenantToken,
         Self::CreateTenant,
         Self::ProfileUpdate,
         Self::SessionRevoke,
         Self::MemberChange,
+        Self::EmailChange,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -99,6 +101,7 @@ impl UserAction {
             Self::ProfileUpdate => "profile_update",
             Self::SessionRevoke => "session_revoke",
             Self::MemberChange => "member_change",
+            Self::EmailChange => "email_change",
         }
     }
 }
@@ -134,6 +137,7 @@ impl RateLimitSettings {
             UserAction::ProfileUpdate => self.profile_update,
             UserAction::SessionRevoke => self.session_revoke,
             UserAction::MemberChange => self.member_change,
+            UserAction::EmailChange => self.email_change,
         }
     }
 

@@ -108,17 +108,10 @@ impl Accounts<'_> {
         client: &ClientInfo,
     ) -> Result<()> {
         self.user_quota(UserAction::PasswordChange, caller.sub, client).await?;
-        let (user, hash) = self.inner.store.user_with_password(caller.sub).await?.ok_or(AuthError::InvalidToken)?;
-        self.check_login_lock(&user.email, client).await?;
-        if current_password.len() > MAX_PASSWORD_BYTES
-            || self.inner.passwords.verify(current_password, hash.as_deref()).await? == Verification::Invalid
-        {
-            let detail = json!({ "reason": "password_change" });
-            self.audit(AuditEvent::LoginFailed, Some(user.id), client, detail).await;
-            self.login_failed(&user.email, client).await?;
-            return Err(AuthError::WrongPassword);
-        }
-        self.login_succeeded(&user.email, client).await;
+        let user = match self.reauthenticate(caller.sub, current_password, client, "password_change").await {
+            Err(AuthError::ReauthenticationFailed) => return Err(AuthError::WrongPassword),
+            other => other?,
+        };
         self.check_new_password(&user, new_password).await?;
         let new_hash = self.inner.passwords.hash(new_password).await?;
         let now = self.inner.clock.now_ms();
@@ -128,6 +121,31 @@ impl Accounts<'_> {
         self.revoked(revoked);
         self.audit(AuditEvent::PasswordChanged, Some(user.id), client, json!({})).await;
         Ok(())
+    }
+
+    /// Checks a password re-entered to confirm a change. It is a login
+    /// attempt: refused while the login back-off locks the client's address
+    /// out of the account (before any hashing), and a wrong one counts as a
+    /// failed login of the account, audited with `reason`
+    /// ([`AuthError::ReauthenticationFailed`]).
+    pub(super) async fn reauthenticate(
+        &self,
+        user_id: Uuid,
+        password: &str,
+        client: &ClientInfo,
+        reason: &str,
+    ) -> Result<User> {
+        let (user, hash) = self.inner.store.user_with_password(user_id).await?.ok_or(AuthError::InvalidToken)?;
+        self.check_login_lock(&user.email, client).await?;
+        if password.len() > MAX_PASSWORD_BYTES
+            || self.inner.passwords.verify(password, hash.as_deref()).await? == Verification::Invalid
+        {
+            self.audit(AuditEvent::LoginFailed, Some(user.id), client, json!({ "reason": reason })).await;
+            self.login_failed(&user.email, client).await?;
+            return Err(AuthError::ReauthenticationFailed);
+        }
+        self.login_succeeded(&user.email, client).await;
+        Ok(user)
     }
 
     async fn check_new_password(&self, user: &User, password: &str) -> Result<()> {
@@ -266,7 +284,8 @@ impl Accounts<'_> {
 }
 
 /// A password change, in transaction `tx`: the new hash, every unused reset
-/// token of the user deleted (a link mailed before no longer works), and the
+/// and email-change token of the user deleted (a link mailed before no longer
+/// works: a change asked for with the old password dies with it), and the
 /// user's sessions except `keep` revoked. Returns the revoked session ids.
 async fn replace_password(
     tx: &mut Transaction,
@@ -278,5 +297,6 @@ async fn replace_password(
 ) -> Result<Vec<Uuid>> {
     tx.set_password_hash(user_id, password_hash, now).await?;
     tx.delete_unused_one_time(user_id, OneTimePurpose::PasswordReset).await?;
+    tx.delete_unused_one_time(user_id, OneTimePurpose::EmailChange).await?;
     tx.revoke_user_families(user_id, keep, reason, now).await
 }

@@ -2,6 +2,8 @@
 //! call these and translate [`AuthError`] to HTTP.
 
 mod accounts;
+mod invitations;
+mod lifecycle;
 mod oauth;
 mod operators;
 mod sessions;
@@ -218,6 +220,7 @@ impl Inner {
         let families = tx.delete_ended_families(cutoff, idle).await?;
         tx.delete_spent_one_time(cutoff).await?;
         tx.delete_audit_before(audit_before).await?;
+        tx.delete_old_deleted_sessions(cutoff).await?;
         tx.commit().await?;
         Ok(families)
     }

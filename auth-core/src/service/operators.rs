@@ -11,7 +11,7 @@ use crate::{
     audit::{AuditEvent, ClientInfo},
     error::{AuthError, Result},
     identity::{Email, Profile, User},
-    tenancy::Member,
+    tenancy::Invitation,
 };
 
 impl Operators<'_> {
@@ -74,10 +74,11 @@ impl Operators<'_> {
         Ok(self.inner.store.user_by_email(&email).await?.map(|(user, _)| user))
     }
 
-    /// Adds the account of `email` to a tenant with `role`, as an operator:
-    /// under the membership rules (a known role, not a member yet) and
-    /// audited as `member_added` with the operator as its actor.
-    pub async fn add_member(&self, tenant_id: Uuid, email: &str, role: &str) -> Result<Member> {
-        self.tenants().add(Actor::Operator, tenant_id, email, role, &ClientInfo::default()).await
+    /// Invites `email` to a tenant with `role`, as an operator: an
+    /// invitation is the only way into a tenant, for operators too. Under the
+    /// membership rules (a known role, not a member or invited yet), mailed
+    /// like any invitation and audited with the operator as its actor.
+    pub async fn invite(&self, tenant_id: Uuid, email: &str, role: &str) -> Result<Invitation> {
+        self.tenants().send_invitation(Actor::Operator, tenant_id, email, role, &ClientInfo::default()).await
     }
 }

@@ -7,17 +7,15 @@ use super::{TenantView, Tenants, TokenPair, secs_to_ms};
 use crate::{
     audit::{AuditEvent, ClientInfo},
     error::{AuthError, Result},
-    identity::Email,
     ratelimit::UserAction,
-    store::{Inserted, millis},
-    tenancy::{Member, Tenant, check_leaving, check_membership_change, validate_tenant_name},
+    store::{Inserted, Transaction, millis},
+    tenancy::{Member, RoleSet, Tenant, check_leaving, check_membership_change, validate_tenant_name},
     tokens::{AccessClaims, OpaqueToken},
 };
 
 /// A change to a tenant's members, made by an [`Actor`].
 #[derive(Debug, Clone, Copy)]
 enum MembershipChange<'a> {
-    Add { email: &'a Email, role: &'a str },
     Remove { user_id: Uuid },
     SetRole { user_id: Uuid, role: &'a str },
 }
@@ -29,9 +27,9 @@ impl MembershipChange<'_> {
     }
 }
 
-/// Who changes a membership: a member of the tenant (under their role there),
-/// or an operator, who acts with the tenant's highest role and no quota;
-/// the membership rules (known roles, the last owner) hold for both.
+/// Who changes a membership or invites: a member of the tenant (under their
+/// role there), or an operator, who acts with the tenant's highest role and
+/// no quota; the membership rules (known roles, the last owner) hold for both.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Actor {
     Member(Uuid),
@@ -39,10 +37,30 @@ pub(super) enum Actor {
 }
 
 impl Actor {
-    fn as_str(self) -> &'static str {
+    pub(super) fn as_str(self) -> &'static str {
         match self {
             Self::Member(_) => "member",
             Self::Operator => "operator",
+        }
+    }
+
+    /// The actor's id (none for an operator), after taking one of their
+    /// member-change quota.
+    pub(super) async fn take_quota(self, tenants: &Tenants<'_>, client: &ClientInfo) -> Result<Option<Uuid>> {
+        match self {
+            Self::Member(user_id) => {
+                tenants.user_quota(UserAction::MemberChange, user_id, client).await?;
+                Ok(Some(user_id))
+            }
+            Self::Operator => Ok(None),
+        }
+    }
+
+    /// The actor's role in the tenant, read in `tx` (not from a token).
+    pub(super) async fn role_in(self, tx: &mut Transaction, tenant_id: Uuid, roles: &RoleSet) -> Result<String> {
+        match self {
+            Self::Member(user_id) => tx.role_in(user_id, tenant_id).await?.ok_or(AuthError::NotAMember),
+            Self::Operator => Ok(roles.highest().to_owned()),
         }
     }
 }
@@ -77,32 +95,6 @@ impl Tenants<'_> {
         self.inner.store.members(tenant_id).await
     }
 
-    pub async fn add_member(
-        &self,
-        actor: Uuid,
-        tenant_id: Uuid,
-        email: &str,
-        role: &str,
-        client: &ClientInfo,
-    ) -> Result<Member> {
-        self.add(Actor::Member(actor), tenant_id, email, role, client).await
-    }
-
-    /// Adds the account of `email` with `role`, for `actor`.
-    pub(super) async fn add(
-        &self,
-        actor: Actor,
-        tenant_id: Uuid,
-        email: &str,
-        role: &str,
-        client: &ClientInfo,
-    ) -> Result<Member> {
-        let email = Email::parse("email", email).map_err(AuthError::Validation)?;
-        let change = MembershipChange::Add { email: &email, role };
-        let member = self.change_membership(actor, tenant_id, change, client).await?;
-        member.ok_or_else(|| AuthError::internal("an added member was not returned"))
-    }
-
     pub async fn remove_member(&self, actor: Uuid, tenant_id: Uuid, user_id: Uuid, client: &ClientInfo) -> Result<()> {
         self.change_membership(Actor::Member(actor), tenant_id, MembershipChange::Remove { user_id }, client).await?;
         Ok(())
@@ -129,17 +121,10 @@ impl Tenants<'_> {
         change: MembershipChange<'_>,
         client: &ClientInfo,
     ) -> Result<Option<Member>> {
-        let actor_id = match actor {
-            Actor::Member(user_id) => {
-                self.user_quota(UserAction::MemberChange, user_id, client).await?;
-                Some(user_id)
-            }
-            Actor::Operator => None,
-        };
+        let actor_id = actor.take_quota(self, client).await?;
         let now = self.inner.clock.now_ms();
         let result = self.apply_membership_change(tenant_id, actor, change, now).await;
         let (event, target) = match change {
-            MembershipChange::Add { email, role } => (AuditEvent::MemberAdded, json!({ "email": email, "role": role })),
             MembershipChange::Remove { user_id } if change.is_leaving(actor) => {
                 (AuditEvent::MemberLeft, json!({ "user_id": user_id }))
             }
@@ -178,38 +163,20 @@ impl Tenants<'_> {
         if !tx.lock_tenant(tenant_id, now).await? {
             return Err(AuthError::NotAMember);
         }
-        let actor_role = match actor {
-            Actor::Member(user_id) => tx.role_in(user_id, tenant_id).await?.ok_or(AuthError::NotAMember)?,
-            Actor::Operator => roles.highest().to_owned(),
-        };
+        let actor_role = actor.role_in(&mut tx, tenant_id, roles).await?;
         let (target, new_role) = match change {
-            MembershipChange::Add { email, role } => {
-                (tx.user_id_by_email(email).await?.ok_or(AuthError::NotFound)?, Some(role))
-            }
             MembershipChange::Remove { user_id } => (user_id, None),
             MembershipChange::SetRole { user_id, role } => (user_id, Some(role)),
         };
-        let current = tx.role_in(target, tenant_id).await?;
+        let current = tx.role_in(target, tenant_id).await?.ok_or(AuthError::NotFound)?;
         let owners = tx.count_role(tenant_id, roles.highest()).await?;
-        match (&current, change) {
-            (Some(_), MembershipChange::Add { .. }) => return Err(AuthError::AlreadyMember),
-            (None, MembershipChange::Remove { .. } | MembershipChange::SetRole { .. }) => {
-                return Err(AuthError::NotFound);
-            }
-            _ => {}
-        }
         if change.is_leaving(actor) {
             check_leaving(roles, &actor_role, owners)?;
         } else {
-            check_membership_change(roles, &actor_role, current.as_deref(), new_role, owners)?;
+            check_membership_change(roles, &actor_role, Some(&current), new_role, owners)?;
         }
 
         match change {
-            MembershipChange::Add { role, .. } => {
-                if tx.insert_membership(tenant_id, target, role, now).await? == Inserted::Duplicate {
-                    return Err(AuthError::AlreadyMember);
-                }
-            }
             MembershipChange::SetRole { role, .. } => tx.set_role(tenant_id, target, role).await?,
             MembershipChange::Remove { .. } => {
                 tx.delete_membership(tenant_id, target).await?;

@@ -66,9 +66,55 @@ impl Store {
 }
 
 impl Transaction {
+    /// Keeps the events of a deleted account without its email or IP: the
+    /// account's own events lose their IP, user agent and every `email` of
+    /// their detail (an address it had before a change included), and its
+    /// address (as JSON writes it) is replaced wherever another detail holds it.
+    pub(crate) async fn anonymise_audit(&mut self, user_id: Uuid, email: &str) -> Result<()> {
+        statement("UPDATE audit_events SET ip = NULL, user_agent = NULL WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&mut *self)
+            .await?;
+        let quoted = serde_json::Value::from(email).to_string();
+        let pattern = format!("%{quoted}%");
+        statement("UPDATE audit_events SET detail = REPLACE(detail, $1, '\"(deleted)\"') WHERE detail LIKE $2")
+            .bind(quoted.as_str())
+            .bind(pattern.as_str())
+            .execute(&mut *self)
+            .await?;
+        let with_email: Vec<(Uuid, String)> =
+            statement("SELECT id, detail FROM audit_events WHERE user_id = $1 AND detail LIKE '%\"email\"%'")
+                .bind(user_id)
+                .fetch_all(&mut *self)
+                .await?;
+        for (id, detail) in with_email {
+            let Ok(mut detail) = serde_json::from_str::<serde_json::Value>(&detail) else { continue };
+            remove_emails(&mut detail);
+            let detail = detail.to_string();
+            statement("UPDATE audit_events SET detail = $1 WHERE id = $2")
+                .bind(detail.as_str())
+                .bind(id)
+                .execute(&mut *self)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Deletes the events recorded before `before`.
     pub(crate) async fn delete_audit_before(&mut self, before: i64) -> Result<()> {
         statement("DELETE FROM audit_events WHERE at < $1").bind(before).execute(self).await?;
         Ok(())
+    }
+}
+
+/// Removes every `email` field of a detail, at any depth.
+fn remove_emails(detail: &mut serde_json::Value) {
+    match detail {
+        serde_json::Value::Object(fields) => {
+            fields.remove("email");
+            fields.values_mut().for_each(remove_emails);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(remove_emails),
+        _ => {}
     }
 }

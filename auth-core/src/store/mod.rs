@@ -28,6 +28,7 @@
 
 mod audit;
 mod identity_links;
+mod invitations;
 mod one_time;
 mod sessions;
 mod sql;

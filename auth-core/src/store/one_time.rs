@@ -4,7 +4,7 @@
 use uuid::Uuid;
 
 use super::{Store, Transaction, sql::Statement, statement};
-use crate::{error::Result, tokens::OpaqueToken};
+use crate::{error::Result, identity::Email, tokens::OpaqueToken};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OneTimePurpose {
@@ -12,6 +12,8 @@ pub enum OneTimePurpose {
     PasswordReset,
     /// The code in `success_redirect`, traded once for a session.
     OAuthExchange,
+    /// A new address, confirmed by the link mailed to it.
+    EmailChange,
 }
 
 impl OneTimePurpose {
@@ -20,6 +22,7 @@ impl OneTimePurpose {
             Self::EmailVerification => "verify_email",
             Self::PasswordReset => "reset_password",
             Self::OAuthExchange => "oauth_exchange",
+            Self::EmailChange => "email_change",
         }
     }
 }
@@ -65,6 +68,53 @@ impl Transaction {
     ) -> Result<Option<Uuid>> {
         let row: Option<(Uuid,)> = consume_one_time(token, purpose, now).fetch_optional(self).await?;
         Ok(row.map(|(user_id,)| user_id))
+    }
+
+    /// Stores the link token of an email change to `new_email`, asked for in
+    /// `session_id` (the session kept when it is confirmed).
+    pub(crate) async fn insert_email_change(
+        &mut self,
+        token: &OpaqueToken,
+        user_id: Uuid,
+        new_email: &Email,
+        session_id: Uuid,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<()> {
+        statement(
+            "INSERT INTO one_time_tokens (token_hash, purpose, user_id, created_at, expires_at, new_email, session_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(token.hash())
+        .bind(OneTimePurpose::EmailChange.as_str())
+        .bind(user_id)
+        .bind(now)
+        .bind(expires_at)
+        .bind(new_email.as_str())
+        .bind(session_id)
+        .execute(self)
+        .await?;
+        Ok(())
+    }
+
+    /// Consumes an unused, unexpired email-change token: its user, the new
+    /// address and the session that asked (one conditional `UPDATE`).
+    pub(crate) async fn consume_email_change(
+        &mut self,
+        token: &OpaqueToken,
+        now: i64,
+    ) -> Result<Option<(Uuid, String, Option<Uuid>)>> {
+        let row: Option<(Uuid, Option<String>, Option<Uuid>)> = statement(
+            "UPDATE one_time_tokens SET used_at = $1 \
+             WHERE token_hash = $2 AND purpose = $3 AND used_at IS NULL AND expires_at > $1 \
+             RETURNING user_id, new_email, session_id",
+        )
+        .bind(now)
+        .bind(token.hash())
+        .bind(OneTimePurpose::EmailChange.as_str())
+        .fetch_optional(self)
+        .await?;
+        Ok(row.and_then(|(user_id, email, session)| Some((user_id, email?, session))))
     }
 
     /// Deletes tokens that expired or were used before `cutoff`.

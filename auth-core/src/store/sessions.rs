@@ -281,6 +281,27 @@ impl Transaction {
 
     /// Deletes sessions (with their tokens) that ended before `cutoff`:
     /// revoked, idle or past their absolute lifetime. Returns how many.
+    /// Keeps the ids of `user_id`'s sessions revoked at or after `since` in
+    /// `deleted_sessions`, before the account's rows are deleted, so that the
+    /// revocation poll of every instance still sees them.
+    pub(crate) async fn keep_revoked_sessions(&mut self, user_id: Uuid, since: i64) -> Result<()> {
+        statement(
+            "INSERT INTO deleted_sessions (id, revoked_at) \
+             SELECT id, revoked_at FROM refresh_families WHERE user_id = $1 AND revoked_at >= $2",
+        )
+        .bind(user_id)
+        .bind(since)
+        .execute(self)
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes the kept sessions of deleted accounts revoked before `cutoff`.
+    pub(crate) async fn delete_old_deleted_sessions(&mut self, cutoff: i64) -> Result<()> {
+        statement("DELETE FROM deleted_sessions WHERE revoked_at < $1").bind(cutoff).execute(self).await?;
+        Ok(())
+    }
+
     pub(crate) async fn delete_ended_families(&mut self, cutoff: i64, idle_ms: i64) -> Result<u64> {
         Ok(statement(
             "DELETE FROM refresh_families WHERE revoked_at < $1 OR last_used_at < $2 OR absolute_expires_at < $1",
@@ -392,12 +413,16 @@ impl Store {
             .collect())
     }
 
-    /// Families revoked at or after `since`, with when: the revocation list's
-    /// poll, which passes its cursor (a range scan of `refresh_families_by_revocation`).
+    /// Families revoked at or after `since`, with when, those of deleted
+    /// accounts included: the revocation list's poll, which passes its cursor
+    /// (range scans of `refresh_families_by_revocation` and `deleted_sessions_by_revocation`).
     pub async fn revoked_since(&self, since: i64) -> Result<Vec<(Uuid, i64)>> {
-        Ok(statement("SELECT id, revoked_at FROM refresh_families WHERE revoked_at >= $1")
-            .bind(since)
-            .fetch_all(self)
-            .await?)
+        Ok(statement(
+            "SELECT id, revoked_at FROM refresh_families WHERE revoked_at >= $1 \
+             UNION ALL SELECT id, revoked_at FROM deleted_sessions WHERE revoked_at >= $1",
+        )
+        .bind(since)
+        .fetch_all(self)
+        .await?)
     }
 }

@@ -4,8 +4,7 @@ use uuid::Uuid;
 
 use super::{Inserted, Store, Transaction, inserted, millis, sql::Statement, statement};
 use crate::{
-    error::{AuthError, Result},
-    identity::Email,
+    error::Result,
     tenancy::{Member, Tenant, TenantMembership},
 };
 
@@ -47,10 +46,25 @@ impl Transaction {
         Ok(count)
     }
 
-    pub(crate) async fn user_id_by_email(&mut self, email: &Email) -> Result<Option<Uuid>> {
-        let row: Option<(Uuid,)> =
-            statement("SELECT id FROM users WHERE email = $1").bind(email.as_str()).fetch_optional(self).await?;
-        Ok(row.map(|(id,)| id))
+    /// The tenants `user_id` belongs to, by id (the order locks are taken in).
+    pub(crate) async fn tenant_ids_of(&mut self, user_id: Uuid) -> Result<Vec<Uuid>> {
+        let rows: Vec<(Uuid,)> = statement("SELECT tenant_id FROM memberships WHERE user_id = $1 ORDER BY tenant_id")
+            .bind(user_id)
+            .fetch_all(self)
+            .await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
+    pub(crate) async fn count_members(&mut self, tenant_id: Uuid) -> Result<i64> {
+        let (count,): (i64,) =
+            statement("SELECT COUNT(*) FROM memberships WHERE tenant_id = $1").bind(tenant_id).fetch_one(self).await?;
+        Ok(count)
+    }
+
+    /// Deletes a tenant with its memberships and invitations.
+    pub(crate) async fn delete_tenant(&mut self, tenant_id: Uuid) -> Result<()> {
+        statement("DELETE FROM tenants WHERE id = $1").bind(tenant_id).execute(self).await?;
+        Ok(())
     }
 
     pub(crate) async fn email_of(&mut self, user_id: Uuid) -> Result<String> {
@@ -112,6 +126,12 @@ impl Store {
         Ok(row.map(|(role,)| role))
     }
 
+    pub async fn tenant_name(&self, tenant_id: Uuid) -> Result<Option<String>> {
+        let row: Option<(String,)> =
+            statement("SELECT name FROM tenants WHERE id = $1").bind(tenant_id).fetch_optional(self).await?;
+        Ok(row.map(|(name,)| name))
+    }
+
     pub async fn members(&self, tenant_id: Uuid) -> Result<Vec<Member>> {
         let rows: Vec<(Uuid, String, String)> = statement(
             "SELECT u.id, u.email, m.role FROM memberships m JOIN users u ON u.id = m.user_id \
@@ -121,17 +141,6 @@ impl Store {
         .fetch_all(self)
         .await?;
         Ok(rows.into_iter().map(|(user_id, email, role)| Member { user_id, email, role }).collect())
-    }
-
-    /// Adds `user_id` to a tenant with `role`, with no acting member: for
-    /// operators' tools. The role must be checked by the caller.
-    pub async fn insert_membership(&self, tenant_id: Uuid, user_id: Uuid, role: &str, now: i64) -> Result<()> {
-        match insert_membership(tenant_id, user_id, role, now).execute(self).await {
-            Ok(_) => Ok(()),
-            Err(error) if super::is_unique_violation(&error) => Err(AuthError::AlreadyMember),
-            Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => Err(AuthError::NotFound),
-            Err(error) => Err(error.into()),
-        }
     }
 }
 

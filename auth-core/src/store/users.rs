@@ -110,6 +110,25 @@ impl Transaction {
         Ok(())
     }
 
+    /// Gives `user_id` the address `email`, verified now; [`Inserted::Duplicate`]
+    /// when another account has it.
+    pub(crate) async fn set_email(&mut self, user_id: Uuid, email: &str, now: i64) -> Result<Inserted> {
+        let updated = statement("UPDATE users SET email = $1, email_verified_at = $2 WHERE id = $3")
+            .bind(email)
+            .bind(now)
+            .bind(user_id)
+            .execute(self)
+            .await;
+        inserted(updated)
+    }
+
+    /// Deletes the user; their profile, memberships, sessions, one-time
+    /// tokens and identity links go with them (`ON DELETE CASCADE`).
+    pub(crate) async fn delete_user(&mut self, user_id: Uuid) -> Result<()> {
+        statement("DELETE FROM users WHERE id = $1").bind(user_id).execute(self).await?;
+        Ok(())
+    }
+
     /// Activates or deactivates a user; [`AuthError::NotFound`] if there is none.
     pub(crate) async fn set_active(&mut self, user_id: Uuid, active: bool) -> Result<()> {
         let updated =

@@ -137,6 +137,43 @@ impl TestContext {
         panic!("no email reached {to}");
     }
 
+    /// The `n`th mail (from 1) to `to` whose subject starts with `subject`,
+    /// waiting for detached sends.
+    pub async fn nth_mail(&self, to: &str, subject: &str, n: usize) -> auth_core::mail::Email {
+        for _ in 0..100 {
+            let matching: Vec<_> = self
+                .mail
+                .sent()
+                .into_iter()
+                .filter(|email| email.to.eq_ignore_ascii_case(to) && email.subject.starts_with(subject))
+                .collect();
+            if let Some(email) = matching.into_iter().nth(n - 1) {
+                return email;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("no mail {n} {subject:?} reached {to}");
+    }
+
+    /// The token of the `n`th invitation mailed to `to`.
+    pub async fn invitation_token(&self, to: &str, n: usize) -> String {
+        token_in(&self.nth_mail(to, "You are invited", n).await.text)
+    }
+
+    /// Makes the verified account `member` of `email` join `tenant_id` with
+    /// `role`, invited by `actor`: the only way in.
+    pub async fn join(&self, actor: Uuid, tenant_id: Uuid, member: Uuid, email: &str, role: &str) {
+        self.join_on(&self.auth, actor, tenant_id, member, email, role).await;
+    }
+
+    /// [`Self::join`] through another instance (a custom role set, say).
+    pub async fn join_on(&self, auth: &Auth, actor: Uuid, tenant_id: Uuid, member: Uuid, email: &str, role: &str) {
+        let before = self.mail.sent().iter().filter(|m| m.to == email && m.subject.starts_with("You are")).count();
+        auth.tenants().invite(actor, tenant_id, email, role, &client()).await.expect("invite");
+        let token = self.invitation_token(email, before + 1).await;
+        auth.tenants().accept_invitation(member, &token, &client()).await.expect("accept the invitation");
+    }
+
     pub async fn login(&self, email: &str) -> auth_core::TokenPair {
         self.auth.sessions().login(email, PASSWORD, None, &client()).await.expect("login")
     }

@@ -4,13 +4,14 @@
 use auth_core::{
     Auth, AuthError,
     contract::{
-        Accepted, AccountExport, AccountView, EmailRequest, EmailVerified, ErrorBody, PasswordChangeRequest,
-        ProfileRequest, RegisterRequest, Registered, ResetConfirmRequest, TokenRequest,
+        Accepted, AccountExport, AccountView, EmailChangeRequest, EmailChanged, EmailRequest, EmailVerified, ErrorBody,
+        PasswordChangeRequest, PasswordRequest, ProfileRequest, RegisterRequest, Registered, ResetConfirmRequest,
+        TokenRequest,
     },
     identity::Profile,
 };
 use auth_macros::{public, requires};
-use rocket::{State, get, http::Status, patch, post, response::content::RawHtml, serde::json::Json};
+use rocket::{State, delete, get, http::Status, patch, post, response::content::RawHtml, serde::json::Json};
 
 use super::{ApiResult, NoStore};
 use crate::{
@@ -156,5 +157,44 @@ pub async fn confirm_password_reset(
 ) -> ApiResult<Status> {
     let body = body.into_inner();
     auth.accounts().confirm_password_reset(body.token.expose(), body.new_password.expose(), &client.0).await?;
+    Ok(Status::NoContent)
+}
+
+#[utoipa::path(tag = "account", security(("bearer" = [])), request_body = EmailChangeRequest, responses((status = 202, description = "A confirmation link goes to the new address (or, if it has an account, a notice) and a notice to the current one; the same answer either way", body = Accepted), (status = 400, description = "Wrong password", body = ErrorBody), (status = 422, description = "Invalid email, or the account's own", body = ErrorBody), (status = 429, description = "Rate limited: the per-user quota, or the login back-off of this address", body = ErrorBody)))]
+#[requires(authenticated)]
+#[post("/me/email", data = "<body>")]
+pub async fn request_email_change(
+    auth: &State<Auth>,
+    user: AuthUser,
+    client: RemoteClient,
+    body: JsonBody<EmailChangeRequest>,
+) -> ApiResult<(Status, Json<Accepted>)> {
+    let body = body.into_inner();
+    auth.accounts().request_email_change(user.claims(), &body.new_email, body.password.expose(), &client.0).await?;
+    Ok((Status::Accepted, Json(Accepted::default())))
+}
+
+#[utoipa::path(tag = "account", request_body = TokenRequest, responses((status = 200, description = "The account has the new address, verified; other sessions are revoked", body = EmailChanged), (status = 400, description = "Unknown, expired or used token", body = ErrorBody), (status = 409, description = "The address was taken meanwhile", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
+#[public]
+#[post("/me/email/confirm", data = "<body>")]
+pub async fn confirm_email_change(
+    auth: &State<Auth>,
+    client: RemoteClient,
+    body: JsonBody<TokenRequest>,
+) -> ApiResult<Json<EmailChanged>> {
+    let email = auth.accounts().confirm_email_change(body.0.token.expose(), &client.0).await?;
+    Ok(Json(EmailChanged { email: email.to_string(), email_verified: true }))
+}
+
+#[utoipa::path(tag = "account", security(("bearer" = [])), request_body = PasswordRequest, responses((status = 204, description = "Deleted, with every session"), (status = 400, description = "Wrong password", body = ErrorBody), (status = 409, description = "The only owner of a tenant that has other members", body = ErrorBody), (status = 429, description = "Rate limited: the per-user quota, or the login back-off of this address", body = ErrorBody)))]
+#[requires(authenticated)]
+#[delete("/me", data = "<body>")]
+pub async fn delete_account(
+    auth: &State<Auth>,
+    user: AuthUser,
+    client: RemoteClient,
+    body: JsonBody<PasswordRequest>,
+) -> ApiResult<Status> {
+    auth.accounts().delete_account(user.claims(), body.0.password.expose(), &client.0).await?;
     Ok(Status::NoContent)
 }

@@ -2,8 +2,10 @@
 
 use auth_core::{
     Auth, TenantView, TokenPair,
-    contract::{ErrorBody, MemberRequest, RoleRequest, TenantRequest, TenantTokenRequest},
-    tenancy::Member,
+    contract::{
+        ErrorBody, InvitationRequest, InvitationSent, RoleRequest, TenantRequest, TenantTokenRequest, TokenRequest,
+    },
+    tenancy::{Invitation, Member, TenantMembership},
 };
 use auth_macros::requires;
 use rocket::{State, delete, get, http::Status, patch, post, serde::json::Json};
@@ -42,21 +44,56 @@ pub async fn members(auth: &State<Auth>, scope: TenantScope, tenant_id: Uuid) ->
     Ok(Json(auth.tenants().members(scope.user.id(), tenant_id).await?))
 }
 
-// The token's role gates member changes; the operation re-checks the current
-// membership in the same transaction as the change.
-#[utoipa::path(tag = "tenants", security(("bearer" = [])), params(("tenant_id" = Uuid, Path)), request_body = MemberRequest, responses((status = 201, description = "Added", body = Member), (status = 403, description = "Token not scoped to this tenant, a role without members.manage, or a role above the caller's", body = ErrorBody), (status = 404, description = "Unknown user", body = ErrorBody), (status = 409, description = "Already a member", body = ErrorBody), (status = 422, description = "Unknown role", body = ErrorBody), (status = 429, description = "Rate limited: the per-user quota", body = ErrorBody)))]
+// The token's role gates member changes and invitations; the operation
+// re-checks the current membership in the same transaction as the change.
+#[utoipa::path(tag = "tenants", security(("bearer" = [])), params(("tenant_id" = Uuid, Path)), request_body = InvitationRequest, responses((status = 202, description = "Invited: a one-time accept link is mailed to the address; the same answer whether or not it has an account", body = InvitationSent), (status = 403, description = "Token not scoped to this tenant, a role without members.manage, or a role above the caller's", body = ErrorBody), (status = 409, description = "Already a member, or already invited", body = ErrorBody), (status = 422, description = "Invalid email or unknown role", body = ErrorBody), (status = 429, description = "Rate limited: the per-user quota", body = ErrorBody)))]
 #[requires(permission = "members.manage", tenant, roles = PlatformPermissions)]
-#[post("/tenants/<tenant_id>/members", data = "<body>")]
-pub async fn add_member(
+#[post("/tenants/<tenant_id>/invitations", data = "<body>")]
+pub async fn invite(
     auth: &State<Auth>,
     scope: TenantScope,
     client: RemoteClient,
     tenant_id: Uuid,
-    body: JsonBody<MemberRequest>,
-) -> ApiResult<(Status, Json<Member>)> {
+    body: JsonBody<InvitationRequest>,
+) -> ApiResult<(Status, Json<InvitationSent>)> {
     let body = body.into_inner();
-    let member = auth.tenants().add_member(scope.user.id(), tenant_id, &body.email, &body.role, &client.0).await?;
-    Ok((Status::Created, Json(member)))
+    let invitation = auth.tenants().invite(scope.user.id(), tenant_id, &body.email, &body.role, &client.0).await?;
+    Ok((Status::Accepted, Json(invitation.into())))
+}
+
+#[utoipa::path(tag = "tenants", security(("bearer" = [])), params(("tenant_id" = Uuid, Path)), responses((status = 200, description = "The open invitations, newest first", body = Vec<Invitation>), (status = 403, description = "Token not scoped to this tenant, or a role without members.manage", body = ErrorBody)))]
+#[requires(permission = "members.manage", tenant, roles = PlatformPermissions)]
+#[get("/tenants/<tenant_id>/invitations")]
+pub async fn invitations(auth: &State<Auth>, scope: TenantScope, tenant_id: Uuid) -> ApiResult<Json<Vec<Invitation>>> {
+    Ok(Json(auth.tenants().invitations(scope.user.id(), tenant_id).await?))
+}
+
+#[utoipa::path(tag = "tenants", security(("bearer" = [])), params(("tenant_id" = Uuid, Path), ("invitation_id" = Uuid, Path, description = "404 for an invitation that is not open")), responses((status = 204, description = "Revoked; its link stops working"), (status = 403, description = "Token not scoped to this tenant, a role without members.manage, or an invitation to a role above the caller's", body = ErrorBody), (status = 404, description = "No open invitation of this tenant with this id", body = ErrorBody), (status = 429, description = "Rate limited: the per-user quota", body = ErrorBody)))]
+#[requires(permission = "members.manage", tenant, roles = PlatformPermissions)]
+#[delete("/tenants/<tenant_id>/invitations/<invitation_id>")]
+pub async fn revoke_invitation(
+    auth: &State<Auth>,
+    scope: TenantScope,
+    client: RemoteClient,
+    tenant_id: Uuid,
+    invitation_id: &str,
+) -> ApiResult<Status> {
+    let invitation_id = id_in_path(invitation_id)?;
+    auth.tenants().revoke_invitation(scope.user.id(), tenant_id, invitation_id, &client.0).await?;
+    Ok(Status::NoContent)
+}
+
+#[utoipa::path(tag = "tenants", security(("bearer" = [])), request_body = TokenRequest, responses((status = 201, description = "Joined; the invitation is consumed", body = TenantMembership), (status = 400, description = "Unknown, expired, used or revoked invitation", body = ErrorBody), (status = 403, description = "The caller's email is not verified, or is not the invited address", body = ErrorBody), (status = 409, description = "Already a member", body = ErrorBody), (status = 429, description = "Rate limited: the per-user quota", body = ErrorBody)))]
+#[requires(authenticated)]
+#[post("/invitations/accept", data = "<body>")]
+pub async fn accept_invitation(
+    auth: &State<Auth>,
+    user: AuthUser,
+    client: RemoteClient,
+    body: JsonBody<TokenRequest>,
+) -> ApiResult<(Status, Json<TenantMembership>)> {
+    let joined = auth.tenants().accept_invitation(user.id(), body.0.token.expose(), &client.0).await?;
+    Ok((Status::Created, Json(joined)))
 }
 
 #[utoipa::path(tag = "tenants", security(("bearer" = [])), params(("tenant_id" = Uuid, Path), ("user_id" = Uuid, Path, description = "404 for a user who is not a member")), responses((status = 204, description = "Removed, or the caller left"), (status = 403, description = "Not allowed (removing another member needs members.manage and a role at least theirs), or the last owner", body = ErrorBody), (status = 404, description = "Not a member of this tenant", body = ErrorBody), (status = 429, description = "Rate limited: the per-user quota", body = ErrorBody)))]

@@ -1,0 +1,185 @@
+//! Invitations: the only way into a tenant besides creating it. A member
+//! with `members.manage` (or an operator) invites an address; whoever signs
+//! in with that address, verified, accepts. Nothing here tells the inviter
+//! whether the address has an account.
+
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{Auth, Tenants, tenants::Actor};
+use crate::{
+    audit::{AuditEvent, ClientInfo},
+    error::{AuthError, Result},
+    identity::Email,
+    recovery,
+    store::Inserted,
+    tenancy::{INVITATION_TTL_SECS, Invitation, MANAGE_MEMBERS, TenantMembership, check_membership_change},
+    tokens::OpaqueToken,
+};
+
+impl Tenants<'_> {
+    /// Invites `email` to join `tenant_id` with `role`, for a member of it.
+    pub async fn invite(
+        &self,
+        actor: Uuid,
+        tenant_id: Uuid,
+        email: &str,
+        role: &str,
+        client: &ClientInfo,
+    ) -> Result<Invitation> {
+        self.send_invitation(Actor::Member(actor), tenant_id, email, role, client).await
+    }
+
+    /// Writes the invitation and mails its one-time link (afterwards, so the
+    /// answer's timing does not depend on the mail). The rules are those of
+    /// granting `role`: `members.manage`, a known role, none above the actor's;
+    /// refused for a member already in (409 `already_member`) or an address
+    /// with an open invitation (409 `already_invited`).
+    pub(super) async fn send_invitation(
+        &self,
+        actor: Actor,
+        tenant_id: Uuid,
+        email: &str,
+        role: &str,
+        client: &ClientInfo,
+    ) -> Result<Invitation> {
+        let actor_id = actor.take_quota(self, client).await?;
+        let email = Email::parse("email", email).map_err(AuthError::Validation)?;
+        let token = OpaqueToken::generate();
+        let now = self.inner.clock.now_ms();
+        let result = self.write_invitation(actor, tenant_id, &email, role, &token, now).await;
+        let detail = json!({ "tenant_id": tenant_id, "email": email, "role": role, "actor": actor.as_str() });
+        let invitation = match result {
+            Ok(invitation) => invitation,
+            Err(error @ (AuthError::InsufficientRole | AuthError::NotAMember)) => {
+                self.record_denied(actor_id, client, AuditEvent::InvitationSent.as_str(), detail);
+                return Err(error);
+            }
+            Err(error) => return Err(error),
+        };
+        let detail =
+            json!({ "invitation_id": invitation.id, "tenant_id": tenant_id, "role": role, "actor": actor.as_str() });
+        self.audit(AuditEvent::InvitationSent, actor_id, client, detail).await;
+        let tenant_name = self.inner.store.tenant_name(tenant_id).await?.unwrap_or_default();
+        let mail = recovery::invitation_email(&self.inner.config, &email, &tenant_name, role, &token);
+        let this = Auth::clone(self);
+        self.detach(async move {
+            this.send(&mail).await;
+            Ok(())
+        });
+        Ok(invitation)
+    }
+
+    async fn write_invitation(
+        &self,
+        actor: Actor,
+        tenant_id: Uuid,
+        email: &Email,
+        role: &str,
+        token: &OpaqueToken,
+        now: i64,
+    ) -> Result<Invitation> {
+        let mut tx = self.inner.store.begin().await?;
+        if !tx.lock_tenant(tenant_id, now).await? {
+            return Err(AuthError::NotAMember);
+        }
+        let actor_role = actor.role_in(&mut tx, tenant_id, &self.inner.roles).await?;
+        check_membership_change(&self.inner.roles, &actor_role, None, Some(role), 0)?;
+        if tx.is_member_by_email(tenant_id, email).await? {
+            return Err(AuthError::AlreadyMember);
+        }
+        tx.close_expired_invitation(tenant_id, email, now).await?;
+        let invitation = Invitation {
+            id: Uuid::now_v7(),
+            tenant_id,
+            email: email.as_str().to_owned(),
+            role: role.to_owned(),
+            invited_by: match actor {
+                Actor::Member(user_id) => Some(user_id),
+                Actor::Operator => None,
+            },
+            expires_at: crate::store::time(now + INVITATION_TTL_SECS * 1000),
+        };
+        if tx.insert_invitation(&invitation, token, now).await? == Inserted::Duplicate {
+            return Err(AuthError::AlreadyInvited);
+        }
+        tx.commit().await?;
+        Ok(invitation)
+    }
+
+    /// The open invitations of a tenant, for a member who may manage members.
+    pub async fn invitations(&self, caller: Uuid, tenant_id: Uuid) -> Result<Vec<Invitation>> {
+        let role = self.inner.store.role_in(caller, tenant_id).await?.ok_or(AuthError::NotAMember)?;
+        if !self.inner.roles.has_permission(&role, MANAGE_MEMBERS) {
+            return Err(AuthError::InsufficientRole);
+        }
+        self.inner.store.open_invitations(tenant_id, self.inner.clock.now_ms()).await
+    }
+
+    /// Revokes an open invitation: its link stops working. Nobody revokes an
+    /// invitation to a role above their own; 404 for an invitation that is
+    /// not open (accepted, revoked, expired, or another tenant's).
+    pub async fn revoke_invitation(
+        &self,
+        actor: Uuid,
+        tenant_id: Uuid,
+        invitation_id: Uuid,
+        client: &ClientInfo,
+    ) -> Result<()> {
+        let actor = Actor::Member(actor);
+        let actor_id = actor.take_quota(self, client).await?;
+        let now = self.inner.clock.now_ms();
+        let mut tx = self.inner.store.begin().await?;
+        if !tx.lock_tenant(tenant_id, now).await? {
+            return Err(AuthError::NotAMember);
+        }
+        let actor_role = actor.role_in(&mut tx, tenant_id, &self.inner.roles).await?;
+        let invitation = tx.open_invitation(tenant_id, invitation_id, now).await?.ok_or(AuthError::NotFound)?;
+        let detail = json!({ "invitation_id": invitation_id, "tenant_id": tenant_id, "role": invitation.role });
+        if let Err(error) = check_membership_change(&self.inner.roles, &actor_role, None, Some(&invitation.role), 0) {
+            self.record_denied(actor_id, client, AuditEvent::InvitationRevoked.as_str(), detail);
+            return Err(error);
+        }
+        tx.revoke_invitation(invitation_id, now).await?;
+        tx.commit().await?;
+        self.audit(AuditEvent::InvitationRevoked, actor_id, client, detail).await;
+        Ok(())
+    }
+
+    /// Accepts an emailed invitation for the caller, whose verified email
+    /// must be the invited address; the invitation is consumed in the same
+    /// transaction as the membership is written, so concurrent accepts of one
+    /// invitation make one membership.
+    pub async fn accept_invitation(&self, caller: Uuid, token: &str, client: &ClientInfo) -> Result<TenantMembership> {
+        self.user_quota(crate::ratelimit::UserAction::MemberChange, caller, client).await?;
+        let token = OpaqueToken::parse(token).ok_or(AuthError::InvalidOneTimeToken)?;
+        let now = self.inner.clock.now_ms();
+        let store = &self.inner.store;
+        let open = store.invitation_by_token(&token, now).await?.ok_or(AuthError::InvalidOneTimeToken)?;
+        let user = store.user(caller).await?.filter(|u| u.is_active).ok_or(AuthError::InvalidToken)?;
+        if !user.email_verified() {
+            return Err(AuthError::EmailNotVerified);
+        }
+        if user.email.as_str() != open.email {
+            let detail = json!({ "invitation_id": open.id, "tenant_id": open.tenant_id });
+            self.record_denied(Some(caller), client, "invitation_accept", detail);
+            return Err(AuthError::EmailMismatch);
+        }
+
+        let mut tx = store.begin().await?;
+        let invitation = tx.consume_invitation(&token, now).await?.ok_or(AuthError::InvalidOneTimeToken)?;
+        // The role set may have changed since the invitation was written.
+        if !self.inner.roles.contains(&invitation.role) {
+            return Err(AuthError::InvalidOneTimeToken);
+        }
+        if tx.insert_membership(invitation.tenant_id, caller, &invitation.role, now).await? == Inserted::Duplicate {
+            return Err(AuthError::AlreadyMember);
+        }
+        tx.commit().await?;
+        let detail =
+            json!({ "invitation_id": invitation.id, "tenant_id": invitation.tenant_id, "role": invitation.role });
+        self.audit(AuditEvent::InvitationAccepted, Some(caller), client, detail).await;
+        let tenant_name = store.tenant_name(invitation.tenant_id).await?.unwrap_or_default();
+        Ok(TenantMembership { tenant_id: invitation.tenant_id, tenant_name, role: invitation.role })
+    }
+}
