@@ -30,11 +30,10 @@ backend_tests!(
     unknown_routes_answer_the_contract_body,
 );
 
-/// A user of `tenant_id` with `role`, added by its owner, with a scoped token.
+/// A user of `tenant_id` with `role`, invited by its owner, with a scoped token.
 async fn member_of(app: &TestApp, owner_scoped: &Tokens, tenant_id: &str, role: &str, label: &str) -> Tokens {
     let (user, tokens) = app.signed_in(label).await;
-    let add = json!({ "email": user.email, "role": role });
-    app.kit.post(&format!("/tenants/{tenant_id}/members"), Some(&owner_scoped.access), &add).await.expect(201);
+    app.kit.join(&owner_scoped.access, tenant_id, &user, role).await;
     app.kit.scoped(&tokens.access, tenant_id).await
 }
 
@@ -144,8 +143,8 @@ async fn cross_tenant_access_denied(backend: Backend) {
     }
     app.get(&format!("/api/tenant/{tenant_b}/data"), Some(&owner_b.access)).await.expect(200);
     // Membership of both does not let a token scoped to one reach the other.
-    let add = json!({ "email": app.kit.unique_email("nobody"), "role": "member" });
-    app.kit.post(&format!("/tenants/{tenant_b}/members"), Some(&owner_a.access), &add).await.expect(403);
+    let invite = json!({ "email": app.kit.unique_email("nobody"), "role": "member" });
+    app.kit.post(&format!("/tenants/{tenant_b}/invitations"), Some(&owner_a.access), &invite).await.expect(403);
 }
 
 async fn tenant_data_needs_a_tenant_scoped_token(backend: Backend) {
@@ -193,8 +192,7 @@ async fn demoted_member_loses_admin_route_after_refresh(backend: Backend) {
     let owner_scoped = app.kit.scoped(&owner_tokens.access, &tenant_id).await;
     let (user, tokens) = app.signed_in("demoted").await;
     let members = format!("/tenants/{tenant_id}/members");
-    let add = json!({ "email": user.email, "role": "admin" });
-    app.kit.post(&members, Some(&owner_scoped.access), &add).await.expect(201);
+    app.kit.join(&owner_scoped.access, &tenant_id, &user, "admin").await;
     let admin = app.kit.scoped(&tokens.access, &tenant_id).await;
     let uri = format!("/api/tenant/{tenant_id}/admin");
     app.get(&uri, Some(&admin.access)).await.expect(200);
@@ -300,11 +298,11 @@ async fn guards_answer_before_body_parsing(backend: Backend) {
     // Scoped routes: 403 for an unscoped token, whatever the body.
     let tenant_id = Uuid::new_v4();
     for body in bodies {
-        let uri = format!("{DEMO_BASE}/tenants/{tenant_id}/members");
+        let uri = format!("{DEMO_BASE}/tenants/{tenant_id}/invitations");
         let request = client.post(uri).header(ContentType::JSON);
         let response = request.header(Header::new("Authorization", format!("Bearer {}", tokens.access))).body(body);
         let response = response.dispatch().await;
-        assert_eq!(response.status(), Status::Forbidden, "POST members with an unscoped token");
+        assert_eq!(response.status(), Status::Forbidden, "POST invitations with an unscoped token");
     }
 }
 

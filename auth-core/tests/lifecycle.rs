@@ -37,7 +37,7 @@ async fn invitations_are_single_use_revocable_and_bound_to_the_verified_address(
     assert!(mail.text.contains("http://localhost:8000/accept-invitation?token="), "{}", mail.text);
     assert!(mail.text.contains("\"Acme\" as admin"), "{}", mail.text);
     let token = common::token_in(&mail.text);
-    assert_eq!(tenants.invitations(owner, tenant.id).await.unwrap(), [invitation.clone()]);
+    assert_eq!(tenants.invitations(owner, tenant.id).await.unwrap(), [invitation]);
 
     // The invitee registers first; unverified, the invitation waits.
     let invitee = ctx.register("new@example.com").await;

@@ -4,11 +4,11 @@
 //!
 //! The annotations say what is particular to a route; [`SharedAnswers`] adds
 //! what every route of a kind answers (a JSON body: 400, 413, 422; a bearer
-//! token: 401; every route: 503), and [`PasswordPolicy`] writes the
-//! deployment's password lengths into the schemas, so the served document is
-//! exact for the running configuration.
+//! token: 401; every route: 503), and [`PasswordPolicy`] and [`RoleNames`]
+//! write the deployment's password lengths and tenant roles into the schemas,
+//! so the served document is exact for the running configuration.
 
-use auth_core::{Auth, config::PasswordSettings};
+use auth_core::{Auth, config::PasswordSettings, tenancy::RoleSet};
 use auth_macros::public;
 use rocket::{Route, State, get, serde::json::Json};
 use utoipa::{
@@ -120,6 +120,23 @@ impl Modify for PasswordPolicy<'_> {
     }
 }
 
+/// The fields that name a tenant role: one of the deployment's roles.
+const ROLE_FIELDS: [(&str, &str); 2] = [("InvitationRequest", "role"), ("RoleRequest", "role")];
+
+struct RoleNames<'a>(&'a RoleSet);
+
+impl Modify for RoleNames<'_> {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let Some(components) = openapi.components.as_mut() else { return };
+        for (schema, field) in ROLE_FIELDS {
+            let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(schema) else { continue };
+            if let Some(RefOr::T(Schema::Object(role))) = object.properties.get_mut(field) {
+                role.enum_values = Some(self.0.names().map(serde_json::Value::from).collect());
+            }
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "auth-platform", description = "Authentication and authorization endpoints."),
@@ -163,11 +180,12 @@ impl Modify for PasswordPolicy<'_> {
 )]
 struct ApiDoc;
 
-/// The document for a deployment with `password` settings, with every path
-/// prefixed by `base` (the mount point).
-pub fn document(base: &str, password: &PasswordSettings) -> utoipa::openapi::OpenApi {
+/// The document for a deployment with `password` settings and tenant `roles`,
+/// with every path prefixed by `base` (the mount point).
+pub fn document(base: &str, password: &PasswordSettings, roles: &RoleSet) -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     PasswordPolicy(password).modify(&mut doc);
+    RoleNames(roles).modify(&mut doc);
     let base = base.trim_end_matches('/');
     let paths = std::mem::take(&mut doc.paths.paths);
     doc.paths.paths = paths.into_iter().map(|(path, item)| (format!("{base}{path}"), item)).collect();
@@ -177,7 +195,7 @@ pub fn document(base: &str, password: &PasswordSettings) -> utoipa::openapi::Ope
 #[public]
 #[get("/openapi.json")]
 pub fn openapi_json(auth: &State<Auth>, route: &Route) -> Json<utoipa::openapi::OpenApi> {
-    Json(document(route.uri.base(), &auth.config().password))
+    Json(document(route.uri.base(), &auth.config().password, auth.roles()))
 }
 
 #[cfg(test)]
@@ -187,7 +205,7 @@ mod tests {
     use super::*;
 
     fn served(password: &PasswordSettings) -> Value {
-        serde_json::to_value(document("/api/auth", password)).expect("the document serializes")
+        serde_json::to_value(document("/api/auth", password, &RoleSet::default())).expect("the document serializes")
     }
 
     /// Every (method, path, operation) of the document.
@@ -254,6 +272,15 @@ mod tests {
         }
         // A sign-in takes any password: the policy applies to new ones only.
         assert!(doc["components"]["schemas"]["LoginRequest"]["properties"]["password"]["minLength"].is_null());
+    }
+
+    #[test]
+    fn role_fields_name_the_deployments_roles() {
+        let doc = served(&PasswordSettings::default());
+        for (schema, field) in ROLE_FIELDS {
+            let role = &doc["components"]["schemas"][schema]["properties"][field];
+            assert_eq!(role["enum"], serde_json::json!(["owner", "admin", "member"]), "{schema}");
+        }
     }
 
     #[test]

@@ -333,6 +333,18 @@ impl Conformance {
         answer.str("/id").to_owned()
     }
 
+    /// Brings `user` into `tenant` with `role` the only way there is: invited
+    /// through `manager_access` (a token of that tenant with the right to
+    /// manage members), the link read from the mail, accepted by `user`.
+    pub async fn join(&self, manager_access: &str, tenant: &str, user: &TestUser, role: &str) {
+        let before = self.mail_to(&user.email).len();
+        let invite = json!({ "email": user.email, "role": role });
+        self.post(&format!("/tenants/{tenant}/invitations"), Some(manager_access), &invite).await.expect(202);
+        let token = self.wait_for_mail(&user.email, before).await.token();
+        let access = self.sign_in(user).await.access;
+        self.post("/invitations/accept", Some(&access), &json!({ "token": token })).await.expect(201);
+    }
+
     /// Tokens of the caller of `access` scoped to `tenant_id`; panics unless granted.
     pub async fn scoped(&self, access: &str, tenant_id: &str) -> Tokens {
         let answer = self.post("/token/tenant", Some(access), &json!({ "tenant_id": tenant_id })).await;
@@ -415,10 +427,13 @@ impl Conformance {
         self.sessions().await;
         self.profile().await;
         self.account_export().await;
+        self.email_change().await;
+        self.account_deletion().await;
         self.password_change().await;
         self.password_reset().await;
         self.tenants().await;
         self.tenant_members().await;
+        self.invitations().await;
         self.member_roles_and_leaving().await;
         self.tenant_token().await;
         self.jwks().await;

@@ -245,4 +245,95 @@ impl Conformance {
             assert!(!export.text.contains(held_back), "the export must not hold {held_back:?}: {export}");
         }
     }
+
+    /// `POST /me/email` (202 the same whether the new address is free or
+    /// taken; 400 `invalid_credentials` for a wrong password, 422 for a bad
+    /// address) and `POST /me/email/confirm` with the token mailed to the new
+    /// address (200; single use): the account takes the address, the old one
+    /// gets a notice and can reset the password only until the change is
+    /// confirmed, and every other session ends.
+    pub async fn email_change(&self) {
+        let user = self.verified_user("mover").await;
+        let asking = self.sign_in(&user).await;
+        let other = self.sign_in(&user).await;
+        let taken = self.verified_user("mover-taken").await;
+        let new_email = self.unique_email("moved");
+        let change = |email: &str, password: &str| json!({ "new_email": email, "password": password });
+
+        self.post("/me/email", None, &change(&new_email, PASSWORD)).await.expect_error(401, "missing_token");
+        let wrong = self.post("/me/email", Some(&asking.access), &change(&new_email, NEW_PASSWORD)).await;
+        wrong.expect_error(400, "invalid_credentials");
+        self.post("/me/email", Some(&asking.access), &change("not-an-email", PASSWORD))
+            .await
+            .expect_invalid("new_email");
+
+        let to_taken = self.post("/me/email", Some(&asking.access), &change(&taken.email, PASSWORD)).await;
+        let to_free = self.post("/me/email", Some(&asking.access), &change(&new_email, PASSWORD)).await;
+        to_free.expect(202);
+        assert_eq!((to_taken.status, &to_taken.json), (to_free.status, &to_free.json), "a taken address answers alike");
+        let taken_notice = self.wait_for_mail(&taken.email, 1).await;
+        assert!(!taken_notice.text.contains("token="), "a taken address gets no link: {}", taken_notice.text);
+        let link = self.wait_for_mail(&new_email, 0).await.token();
+        // Two notices to the old address, one per request.
+        self.wait_for_mail(&user.email, 2).await;
+
+        // Until it is confirmed, the old address still resets the password.
+        let before_reset = self.mail_to(&user.email).len();
+        self.post("/password/reset", None, &json!({ "email": user.email })).await.expect(202);
+        let reset = self.wait_for_mail(&user.email, before_reset).await.token();
+
+        self.post("/me/email/confirm", None, &json!({ "token": "bogus" })).await.expect_error(400, "invalid_token");
+        let confirmed = self.post("/me/email/confirm", None, &json!({ "token": link })).await;
+        confirmed.expect(200);
+        assert_eq!(confirmed.json, json!({ "email": new_email, "email_verified": true }), "{confirmed}");
+        self.wait_for_mail(&user.email, before_reset + 1).await;
+        let again = self.post("/me/email/confirm", None, &json!({ "token": link })).await;
+        again.expect_error(400, "invalid_token");
+
+        let me = self.get("/me", Some(&asking.access)).await;
+        assert_eq!(me.str("/email"), new_email, "the asking session lives on: {me}");
+        assert!(!self.access_works(&other.access).await, "the other session is revoked");
+        assert!(!self.refresh_works(&other.refresh).await, "the other session is revoked");
+        let reset_confirm = json!({ "token": reset, "new_password": NEW_PASSWORD });
+        let dead = self.post("/password/reset/confirm", None, &reset_confirm).await;
+        dead.expect_error(400, "invalid_token");
+        self.post("/login", None, &json!({ "email": user.email, "password": PASSWORD })).await.expect(401);
+        self.sign_in(&TestUser { email: new_email, ..user }).await;
+    }
+
+    /// `DELETE /me` with the password: 400 `invalid_credentials` for a wrong
+    /// one, 409 `last_owner` while the caller is the only owner of a tenant
+    /// with other members, otherwise 204: every session ends at once, the
+    /// account is gone from its tenants, and its address can sign up again.
+    pub async fn account_deletion(&self) {
+        let user = self.verified_user("deleted").await;
+        let tokens = self.sign_in(&user).await;
+        let tenant = self.create_tenant(&tokens.access).await;
+        let scoped = self.scoped(&tokens.access, &tenant).await;
+        let heir = self.verified_user("heir").await;
+        self.join(&scoped.access, &tenant, &heir, &self.roles[2]).await;
+        let delete = |password: &str| Some(json!({ "password": password }).to_string());
+        let me = self.at("/me");
+
+        self.send(Method::Delete, &me, None, delete(PASSWORD), &[]).await.expect_error(401, "missing_token");
+        let wrong = self.send(Method::Delete, &me, Some(&tokens.access), delete(NEW_PASSWORD), &[]).await;
+        wrong.expect_error(400, "invalid_credentials");
+        let refused = self.send(Method::Delete, &me, Some(&tokens.access), delete(PASSWORD), &[]).await;
+        refused.expect_error(409, "last_owner");
+        assert!(self.access_works(&tokens.access).await, "a refused deletion changes nothing");
+
+        let heir_role = json!({ "role": self.roles[0] });
+        self.patch(&format!("/tenants/{tenant}/members/{}", heir.id), Some(&scoped.access), &heir_role)
+            .await
+            .expect(200);
+        self.send(Method::Delete, &me, Some(&tokens.access), delete(PASSWORD), &[]).await.expect(204);
+        assert!(!self.access_works(&tokens.access).await, "its access token stops at once");
+        assert!(!self.refresh_works(&tokens.refresh).await, "its refresh token is dead");
+        self.post("/login", None, &json!({ "email": user.email, "password": PASSWORD })).await.expect(401);
+        let heir_scoped = self.scoped(&self.sign_in(&heir).await.access, &tenant).await;
+        let members = self.get(&format!("/tenants/{tenant}/members"), Some(&heir_scoped.access)).await;
+        assert!(!members.text.contains(&user.id), "the deleted account left its tenants: {members}");
+        let sign_up = json!({ "email": user.email, "password": PASSWORD, "full_name": FULL_NAME });
+        self.post("/register", None, &sign_up).await.expect(201);
+    }
 }

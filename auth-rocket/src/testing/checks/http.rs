@@ -70,14 +70,18 @@ impl Conformance {
     pub async fn method_not_allowed(&self) {
         let session = format!("/sessions/{}", Uuid::new_v4());
         let members = format!("/tenants/{}/members", Uuid::new_v4());
+        let invitations = format!("/tenants/{}/invitations", Uuid::new_v4());
         let cases = [
             (Method::Put, "/login", "POST"),
             (Method::Get, "/login", "POST"),
-            (Method::Delete, "/me", "GET, HEAD"),
-            (Method::Post, "/me", "GET, HEAD"),
+            (Method::Put, "/me", "GET, HEAD, DELETE"),
+            (Method::Post, "/me", "GET, HEAD, DELETE"),
             (Method::Post, "/me/profile", "PATCH"),
+            (Method::Get, "/me/email", "POST"),
             (Method::Get, session.as_str(), "DELETE"),
-            (Method::Put, members.as_str(), "GET, HEAD, POST"),
+            (Method::Post, members.as_str(), "GET, HEAD"),
+            (Method::Put, invitations.as_str(), "GET, HEAD, POST"),
+            (Method::Get, "/invitations/accept", "POST"),
             (Method::Patch, "/verify-email", "GET, HEAD, POST"),
         ];
         for (method, path, allow) in cases {
