@@ -49,8 +49,8 @@ impl Tenants<'_> {
         let now = self.inner.clock.now_ms();
         let result = self.write_invitation(actor, tenant_id, &email, role, &token, now).await;
         let detail = json!({ "tenant_id": tenant_id, "email": email, "role": role, "actor": actor.as_str() });
-        let invitation = match result {
-            Ok(invitation) => invitation,
+        let (invitation, tenant_name) = match result {
+            Ok(written) => written,
             Err(error @ (AuthError::InsufficientRole | AuthError::NotAMember)) => {
                 self.record_denied(actor_id, client, AuditEvent::InvitationSent.as_str(), detail);
                 return Err(error);
@@ -60,7 +60,6 @@ impl Tenants<'_> {
         let detail =
             json!({ "invitation_id": invitation.id, "tenant_id": tenant_id, "role": role, "actor": actor.as_str() });
         self.audit(AuditEvent::InvitationSent, actor_id, client, detail).await;
-        let tenant_name = self.inner.store.tenant_name(tenant_id).await?.unwrap_or_default();
         let mail = recovery::invitation_email(&self.inner.config, &email, &tenant_name, role, &token);
         let this = Auth::clone(self);
         self.detach(async move {
@@ -78,7 +77,7 @@ impl Tenants<'_> {
         role: &str,
         token: &OpaqueToken,
         now: i64,
-    ) -> Result<Invitation> {
+    ) -> Result<(Invitation, String)> {
         let mut tx = self.inner.store.begin().await?;
         if !tx.lock_tenant(tenant_id, now).await? {
             return Err(AuthError::NotAMember);
@@ -103,8 +102,9 @@ impl Tenants<'_> {
         if tx.insert_invitation(&invitation, token, now).await? == Inserted::Duplicate {
             return Err(AuthError::AlreadyInvited);
         }
+        let tenant_name = tx.tenant_name(tenant_id).await?;
         tx.commit().await?;
-        Ok(invitation)
+        Ok((invitation, tenant_name))
     }
 
     /// The open invitations of a tenant, for a member who may manage members.
@@ -168,18 +168,22 @@ impl Tenants<'_> {
 
         let mut tx = store.begin().await?;
         let invitation = tx.consume_invitation(&token, now).await?.ok_or(AuthError::InvalidOneTimeToken)?;
-        // The role set may have changed since the invitation was written.
+        // The role set may have changed since the invitation was written, and
+        // the caller's address since it was read.
         if !self.inner.roles.contains(&invitation.role) {
             return Err(AuthError::InvalidOneTimeToken);
+        }
+        if tx.email_of(caller).await? != invitation.email {
+            return Err(AuthError::EmailMismatch);
         }
         if tx.insert_membership(invitation.tenant_id, caller, &invitation.role, now).await? == Inserted::Duplicate {
             return Err(AuthError::AlreadyMember);
         }
+        let tenant_name = tx.tenant_name(invitation.tenant_id).await?;
         tx.commit().await?;
         let detail =
             json!({ "invitation_id": invitation.id, "tenant_id": invitation.tenant_id, "role": invitation.role });
         self.audit(AuditEvent::InvitationAccepted, Some(caller), client, detail).await;
-        let tenant_name = store.tenant_name(invitation.tenant_id).await?.unwrap_or_default();
         Ok(TenantMembership { tenant_id: invitation.tenant_id, tenant_name, role: invitation.role })
     }
 }

@@ -67,6 +67,12 @@ impl Transaction {
         Ok(())
     }
 
+    pub(crate) async fn tenant_name(&mut self, tenant_id: Uuid) -> Result<String> {
+        let (name,): (String,) =
+            statement("SELECT name FROM tenants WHERE id = $1").bind(tenant_id).fetch_one(self).await?;
+        Ok(name)
+    }
+
     pub(crate) async fn email_of(&mut self, user_id: Uuid) -> Result<String> {
         let (email,): (String,) =
             statement("SELECT email FROM users WHERE id = $1").bind(user_id).fetch_one(self).await?;
@@ -124,12 +130,6 @@ impl Store {
     pub async fn role_in(&self, user_id: Uuid, tenant_id: Uuid) -> Result<Option<String>> {
         let row: Option<(String,)> = role_in(user_id, tenant_id).fetch_optional(self).await?;
         Ok(row.map(|(role,)| role))
-    }
-
-    pub async fn tenant_name(&self, tenant_id: Uuid) -> Result<Option<String>> {
-        let row: Option<(String,)> =
-            statement("SELECT name FROM tenants WHERE id = $1").bind(tenant_id).fetch_optional(self).await?;
-        Ok(row.map(|(name,)| name))
     }
 
     pub async fn members(&self, tenant_id: Uuid) -> Result<Vec<Member>> {
