@@ -112,6 +112,10 @@ pub enum AuthError {
     AlreadyMember,
     #[error("a tenant must keep at least one owner")]
     LastOwner,
+    /// An operator taking their own staff flag or deactivating their own
+    /// account (403): the platform would lose the only one who can undo it.
+    #[error("operators cannot take their own staff flag or deactivate their own account")]
+    OwnAccount,
     /// A rate limit or a login back-off (429); retry after this many seconds.
     #[error("too many requests; try again later")]
     RateLimited { retry_after_secs: u64 },
@@ -151,6 +155,7 @@ impl AuthError {
             Self::PayloadTooLarge => "payload_too_large",
             Self::AlreadyMember => "already_member",
             Self::LastOwner => "last_owner",
+            Self::OwnAccount => "own_account",
             Self::RateLimited { .. } => "rate_limited",
             Self::Overloaded => "overloaded",
             Self::Unavailable => "unavailable",
@@ -169,6 +174,7 @@ impl AuthError {
             | Self::InsufficientRole
             | Self::Forbidden
             | Self::LastOwner
+            | Self::OwnAccount
             | Self::EmailDomainNotAllowed
             | Self::AccountExists => 403,
             Self::NotFound => 404,

@@ -2,6 +2,7 @@
 //! call these and translate [`AuthError`] to HTTP.
 
 mod accounts;
+mod activity;
 mod oauth;
 mod operators;
 mod sessions;
@@ -9,6 +10,7 @@ mod tenants;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use operators::Operator;
 pub use sessions::RotateOutcome;
 
 use std::{

@@ -116,6 +116,16 @@ impl Transaction {
             statement("UPDATE users SET is_active = $1 WHERE id = $2").bind(active).bind(user_id).execute(self).await?;
         if updated == 1 { Ok(()) } else { Err(AuthError::NotFound) }
     }
+
+    /// Sets `is_staff`; whether that changed it (false for no such user too).
+    pub(crate) async fn set_staff(&mut self, user_id: Uuid, is_staff: bool) -> Result<bool> {
+        let updated = statement("UPDATE users SET is_staff = $1 WHERE id = $2 AND is_staff <> $1")
+            .bind(is_staff)
+            .bind(user_id)
+            .execute(self)
+            .await?;
+        Ok(updated == 1)
+    }
 }
 
 impl Store {
@@ -164,4 +174,31 @@ impl Store {
             .await?;
         Ok(())
     }
+
+    /// Users whose email contains `fragment` (matched as it is: emails are
+    /// stored lower-cased), ordered by email, `limit` of them from `offset`.
+    pub async fn users_matching(&self, fragment: &str, limit: i64, offset: i64) -> Result<Vec<User>> {
+        let pattern = format!("%{}%", escape_like(fragment));
+        let rows: Vec<UserRow> = statement(
+            "SELECT id, email, password_hash, is_active, is_staff, is_superuser, email_verified_at, date_joined, \
+             last_login FROM users WHERE email LIKE $1 ESCAPE '\\' ORDER BY email LIMIT $2 OFFSET $3",
+        )
+        .bind(pattern.as_str())
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(self)
+        .await?;
+        Ok(rows.into_iter().map(|row| row.split().0).collect())
+    }
+}
+
+/// `text` with the wildcards of `LIKE` (and the escape character) escaped by `\`.
+fn escape_like(text: &str) -> String {
+    text.chars().fold(String::with_capacity(text.len()), |mut escaped, c| {
+        if matches!(c, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+        escaped
+    })
 }

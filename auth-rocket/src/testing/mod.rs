@@ -426,5 +426,7 @@ impl Conformance {
         self.error_bodies().await;
         self.method_not_allowed().await;
         self.trailing_slashes().await;
+        self.operators().await;
+        self.activity().await;
     }
 }
