@@ -550,3 +550,43 @@ impl From<crate::AuditRecord> for ActivityEvent {
         Self { at: record.at, event: record.event, ip, user_agent, by_operator }
     }
 }
+
+#[cfg(test)]
+mod operator_queries {
+    use super::*;
+
+    #[test]
+    fn user_searches_are_trimmed_lower_cased_and_bounded() {
+        let search = UserSearch::parse(Some("  Ada@Example.COM "), None).unwrap();
+        assert_eq!(search, UserSearch { email: "ada@example.com".into(), page: 1 });
+        assert_eq!(UserSearch::parse(None, Some("100000")).unwrap().page, MAX_USERS_PAGE);
+        for page in ["0", "100001", "+1", " 1", "1.0", "", "4294967296"] {
+            let Err(crate::AuthError::Validation(fields)) = UserSearch::parse(None, Some(page)) else {
+                panic!("page {page:?} was accepted");
+            };
+            assert!(fields.get("page").is_some());
+        }
+        assert!(UserSearch::parse(Some(&"é".repeat(254)), None).is_ok(), "characters, not bytes");
+        assert!(UserSearch::parse(Some(&"a".repeat(255)), None).is_err());
+    }
+
+    #[test]
+    fn audit_queries_report_every_bad_filter_at_once() {
+        let id = Uuid::now_v7();
+        let query =
+            AuditQuery::parse(Some(&id.to_string()), Some("login_failed"), Some("2025-01-31t08:00:00+01:00"), None);
+        let query = query.unwrap();
+        assert_eq!((query.user_id, query.event.as_deref(), query.limit), (Some(id), Some("login_failed"), 100));
+        assert_eq!(query.since.unwrap().to_rfc3339(), "2025-01-31T07:00:00+00:00");
+        let Err(crate::AuthError::Validation(fields)) =
+            AuditQuery::parse(Some("nobody"), Some("Login"), Some("2025-01-31 08:00:00Z"), Some("0"))
+        else {
+            panic!("bad filters were accepted");
+        };
+        for field in ["user_id", "event", "since", "limit"] {
+            assert!(fields.get(field).is_some(), "{field} is not reported");
+        }
+        assert!(AuditQuery::parse(None, Some(""), None, None).is_err(), "an empty event names none");
+        assert!(AuditQuery::parse(None, Some(&"a".repeat(65)), None, None).is_err());
+    }
+}

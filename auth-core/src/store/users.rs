@@ -202,3 +202,14 @@ fn escape_like(text: &str) -> String {
         escaped
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::escape_like;
+
+    #[test]
+    fn like_wildcards_are_matched_as_themselves() {
+        assert_eq!(escape_like(r"a_b%c\d"), r"a\_b\%c\\d");
+        assert_eq!(escape_like("ada@example.com"), "ada@example.com");
+    }
+}
