@@ -46,6 +46,8 @@ checks!(
     error_bodies,
     method_not_allowed,
     trailing_slashes,
+    operators,
+    activity,
 );
 
 /// The mail-reading and mount-point-dependent checks on the documented host

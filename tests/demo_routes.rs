@@ -219,7 +219,11 @@ async fn deactivated_user_is_locked_out(backend: Backend) {
     let app = TestApp::demo(backend).await;
     let (user, tokens) = app.signed_in("deactivated").await;
     app.get("/api/protected", Some(&tokens.access)).await.expect(200);
-    app.auth().operators().set_user_active(parse(&user.id), false, &ClientInfo::default()).await.expect("deactivate");
+    app.auth()
+        .operators()
+        .set_user_active(auth_core::Operator::Cli, parse(&user.id), false, &ClientInfo::default())
+        .await
+        .expect("deactivate");
     app.get("/api/protected", Some(&tokens.access)).await.expect_error(401, "invalid_token");
     assert!(!app.kit.refresh_works(&tokens.refresh).await, "the refresh token is dead");
     let login = app.kit.post("/login", None, &json!({ "email": user.email, "password": user.password })).await;

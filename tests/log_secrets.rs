@@ -110,6 +110,11 @@ async fn no_secret_of_a_full_flow_reaches_any_log() {
     secrets.push(("an authorization code", "c0de-of-logs-123".to_owned()));
     secrets.push(("a state", "st4te-of-logs-456".to_owned()));
     secrets.push(("a login hint", "hint-of-logs".to_owned()));
+    // The operators' searches name people.
+    app.get("/api/auth/admin/users?email=searched-in-logs%40example.com", None).await.expect(401);
+    app.get("/api/auth/admin/audit?user_id=0190a5c4-1d2e-7f00-8000-00000000beef", None).await.expect(401);
+    secrets.push(("an operator's search", "searched-in-logs".to_owned()));
+    secrets.push(("an operator's audit filter", "00000000beef".to_owned()));
 
     for (label, token) in [("access", &tokens.access), ("refresh", &tokens.refresh)] {
         secrets.push((label, token.clone()));

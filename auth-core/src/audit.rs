@@ -74,6 +74,10 @@ pub enum AuditEvent {
     EmailChanged,
     /// The account was deleted; its events stay, without email or IP.
     AccountDeleted,
+    /// A superuser (or the CLI) made the user staff.
+    StaffGranted,
+    /// A superuser (or the CLI) took the user's staff flag; their sessions end.
+    StaffRevoked,
 }
 
 impl AuditEvent {
@@ -109,6 +113,8 @@ impl AuditEvent {
             Self::EmailChangeRequested => "email_change_requested",
             Self::EmailChanged => "email_changed",
             Self::AccountDeleted => "account_deleted",
+            Self::StaffGranted => "staff_granted",
+            Self::StaffRevoked => "staff_revoked",
         }
     }
 
@@ -120,6 +126,35 @@ impl AuditEvent {
         )
     }
 }
+
+/// The security events of an account, the ones its owner is shown
+/// (`GET /me/activity`): how it was signed in to or refused, its sessions
+/// ending, its password, email and factors changing, and what the operators
+/// did to it. Left out: refreshes (a session living, not a sign-in), mails
+/// sent, denials of single requests, tenant and membership changes (the
+/// tenants show those), and events of no one account (rate limits, refused
+/// provider sign-ins). A new event that an account's owner should see about
+/// their account belongs here.
+pub const SECURITY_EVENTS: &[AuditEvent] = &[
+    AuditEvent::Registered,
+    AuditEvent::LoginSucceeded,
+    AuditEvent::LoginFailed,
+    AuditEvent::RefreshReuseDetected,
+    AuditEvent::LoggedOut,
+    AuditEvent::LoggedOutEverywhere,
+    AuditEvent::SessionRevoked,
+    AuditEvent::PasswordChanged,
+    AuditEvent::PasswordResetRequested,
+    AuditEvent::PasswordReset,
+    AuditEvent::EmailVerified,
+    AuditEvent::EmailChangeRequested,
+    AuditEvent::EmailChanged,
+    AuditEvent::IdentityLinked,
+    AuditEvent::UserDeactivated,
+    AuditEvent::UserActivated,
+    AuditEvent::StaffGranted,
+    AuditEvent::StaffRevoked,
+];
 
 /// Writes audit events. Recording never fails the operation it describes: a
 /// store error is logged at `error` and the event still reaches `tracing`.

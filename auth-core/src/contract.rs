@@ -408,3 +408,228 @@ impl From<ProfileRequest> for crate::identity::ProfileUpdate {
         Self { full_name: request.full_name, phone: request.phone }
     }
 }
+
+// ----- operators ---------------------------------------------------------------
+//
+// The queries of the operators' routes are read here too, once for HTTP and
+// the CLI: each from its parameters as sent, every bad one a field error.
+
+/// Users per page of `GET /admin/users`.
+pub const USERS_PAGE_SIZE: u32 = 50;
+/// The last page `GET /admin/users` serves: beyond any deployment's users.
+pub const MAX_USERS_PAGE: u32 = 100_000;
+/// Events answered by `GET /admin/audit` without a `limit`, and at most.
+pub const DEFAULT_AUDIT_LIMIT: u32 = 100;
+pub const MAX_AUDIT_LIMIT: u32 = 500;
+/// The longest `email` search: the longest address.
+const MAX_SEARCH_CHARS: usize = 254;
+
+/// A search of the users (`GET /admin/users`, the CLI's `find-user`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSearch {
+    /// Matches the addresses that contain it, ignoring case (trimmed and
+    /// lower-cased here, as addresses are stored); empty matches every one.
+    pub email: String,
+    /// From 1, of [`USERS_PAGE_SIZE`] users ordered by email.
+    pub page: u32,
+}
+
+impl UserSearch {
+    /// Reads `email` (at most 254 characters) and `page` (1 to
+    /// [`MAX_USERS_PAGE`], default 1).
+    pub fn parse(email: Option<&str>, page: Option<&str>) -> Result<Self, crate::AuthError> {
+        let mut errors = FieldErrors::new();
+        let email = email.unwrap_or_default();
+        if email.chars().count() > MAX_SEARCH_CHARS {
+            errors.add("email", "use at most 254 characters");
+        }
+        let page = page.map_or(Some(1), |page| whole_number(page, 1..=MAX_USERS_PAGE));
+        if page.is_none() {
+            errors.add("page", format!("a whole number from 1 to {MAX_USERS_PAGE}"));
+        }
+        errors.into_result()?;
+        Ok(Self { email: email.trim().to_lowercase(), page: page.unwrap_or(1) })
+    }
+}
+
+/// A search of the audit trail (`GET /admin/audit`, the CLI's `audit`):
+/// every filter given must hold; newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditQuery {
+    pub user_id: Option<Uuid>,
+    /// An event's name, e.g. `login_failed`.
+    pub event: Option<String>,
+    /// Events at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// At most this many events (1 to [`MAX_AUDIT_LIMIT`]).
+    pub limit: u32,
+}
+
+impl AuditQuery {
+    /// Reads `user_id` (a UUID), `event` (1 to 64 of `a-z`, `0-9`, `_`),
+    /// `since` (an RFC 3339 date-time) and `limit` (1 to [`MAX_AUDIT_LIMIT`],
+    /// default [`DEFAULT_AUDIT_LIMIT`]).
+    pub fn parse(
+        user_id: Option<&str>,
+        event: Option<&str>,
+        since: Option<&str>,
+        limit: Option<&str>,
+    ) -> Result<Self, crate::AuthError> {
+        let mut errors = FieldErrors::new();
+        let mut check = |field: &str, valid: bool, message: &str| {
+            if !valid {
+                errors.add(field, message);
+            }
+        };
+        let user_id_parsed = user_id.map(|id| Uuid::try_parse(id).ok());
+        check("user_id", !matches!(user_id_parsed, Some(None)), "a UUID");
+        let event_ok = event.is_none_or(|e| {
+            (1..=64).contains(&e.len()) && e.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        });
+        check("event", event_ok, "an event name: 1 to 64 of a-z, 0-9 and _");
+        let since_parsed = since.map(rfc3339);
+        check("since", !matches!(since_parsed, Some(None)), "an RFC 3339 date-time, e.g. 2025-01-31T08:00:00Z");
+        let limit_parsed = limit.map_or(Some(DEFAULT_AUDIT_LIMIT), |l| whole_number(l, 1..=MAX_AUDIT_LIMIT));
+        check("limit", limit_parsed.is_some(), &format!("a whole number from 1 to {MAX_AUDIT_LIMIT}"));
+        errors.into_result()?;
+        Ok(Self {
+            user_id: user_id_parsed.flatten(),
+            event: event.map(str::to_owned),
+            since: since_parsed.flatten(),
+            limit: limit_parsed.unwrap_or(DEFAULT_AUDIT_LIMIT),
+        })
+    }
+}
+
+/// Decimal digits only (no sign, no space) within `range`.
+fn whole_number(text: &str, range: std::ops::RangeInclusive<u32>) -> Option<u32> {
+    let digits = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+    digits.then(|| text.parse().ok()).flatten().filter(|n| range.contains(n))
+}
+
+/// An RFC 3339 `date-time`: chrono's parser also takes a space for the `T`.
+fn rfc3339(text: &str) -> Option<DateTime<Utc>> {
+    let separator = text.as_bytes().get(10).is_some_and(|b| b.eq_ignore_ascii_case(&b'T'));
+    let parsed = DateTime::parse_from_rfc3339(text).ok().filter(|_| separator);
+    parsed.map(|time| time.with_timezone(&Utc))
+}
+
+/// An account as the platform's staff see it, in a page of `GET /admin/users`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct UserSummary {
+    pub id: Uuid,
+    #[schema(format = Email)]
+    pub email: String,
+    pub email_verified: bool,
+    /// False once deactivated: it cannot sign in, and its sessions ended.
+    pub is_active: bool,
+    pub is_staff: bool,
+    pub is_superuser: bool,
+    pub date_joined: DateTime<Utc>,
+    pub last_login: Option<DateTime<Utc>>,
+}
+
+impl From<&User> for UserSummary {
+    fn from(user: &User) -> Self {
+        Self {
+            id: user.id,
+            email: user.email.to_string(),
+            email_verified: user.email_verified(),
+            is_active: user.is_active,
+            is_staff: user.is_staff,
+            is_superuser: user.is_superuser,
+            date_joined: user.date_joined,
+            last_login: user.last_login,
+        }
+    }
+}
+
+/// One page of `GET /admin/users`: at most 50 users (`page_size`), ordered by
+/// email (unique, so the pages neither overlap nor skip anyone).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct UserPage {
+    pub users: Vec<UserSummary>,
+    pub page: u32,
+    pub page_size: u32,
+    /// Whether the next page has users.
+    pub has_more: bool,
+}
+
+/// The account as staff see it (`GET /admin/users/<id>`, and the answer of
+/// each change an operator makes): its flags and memberships, no profile.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StaffUserView {
+    #[serde(flatten)]
+    pub user: UserSummary,
+    pub memberships: Vec<TenantMembership>,
+}
+
+/// Grants or takes the staff flag (`PATCH /admin/users/<id>`, superusers only).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct StaffRequest {
+    pub is_staff: bool,
+}
+
+/// One of the caller's own security events (`GET /me/activity`); the event
+/// names are the audit trail's.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ActivityEvent {
+    pub at: DateTime<Utc>,
+    /// e.g. `login_succeeded`, `login_failed`, `password_changed`, `user_deactivated`.
+    pub event: String,
+    /// The address the request came from; `null` when unknown, or when an operator acted.
+    pub ip: Option<String>,
+    /// The device's user agent; `null` when unknown, or when an operator acted.
+    pub user_agent: Option<String>,
+    /// Whether the platform's operators did this (deactivation, ending sessions, staff).
+    pub by_operator: bool,
+}
+
+impl From<crate::AuditRecord> for ActivityEvent {
+    fn from(record: crate::AuditRecord) -> Self {
+        // An operator's address and device are theirs, not the account's.
+        let by_operator = crate::Operator::acted_in(&record.detail);
+        let (ip, user_agent) = if by_operator { (None, None) } else { (record.ip, record.user_agent) };
+        Self { at: record.at, event: record.event, ip, user_agent, by_operator }
+    }
+}
+
+#[cfg(test)]
+mod operator_queries {
+    use super::*;
+
+    #[test]
+    fn user_searches_are_trimmed_lower_cased_and_bounded() {
+        let search = UserSearch::parse(Some("  Ada@Example.COM "), None).unwrap();
+        assert_eq!(search, UserSearch { email: "ada@example.com".into(), page: 1 });
+        assert_eq!(UserSearch::parse(None, Some("100000")).unwrap().page, MAX_USERS_PAGE);
+        for page in ["0", "100001", "+1", " 1", "1.0", "", "4294967296"] {
+            let Err(crate::AuthError::Validation(fields)) = UserSearch::parse(None, Some(page)) else {
+                panic!("page {page:?} was accepted");
+            };
+            assert!(fields.get("page").is_some());
+        }
+        assert!(UserSearch::parse(Some(&"é".repeat(254)), None).is_ok(), "characters, not bytes");
+        assert!(UserSearch::parse(Some(&"a".repeat(255)), None).is_err());
+    }
+
+    #[test]
+    fn audit_queries_report_every_bad_filter_at_once() {
+        let id = Uuid::now_v7();
+        let query =
+            AuditQuery::parse(Some(&id.to_string()), Some("login_failed"), Some("2025-01-31t08:00:00+01:00"), None);
+        let query = query.unwrap();
+        assert_eq!((query.user_id, query.event.as_deref(), query.limit), (Some(id), Some("login_failed"), 100));
+        assert_eq!(query.since.unwrap().to_rfc3339(), "2025-01-31T07:00:00+00:00");
+        let Err(crate::AuthError::Validation(fields)) =
+            AuditQuery::parse(Some("nobody"), Some("Login"), Some("2025-01-31 08:00:00Z"), Some("0"))
+        else {
+            panic!("bad filters were accepted");
+        };
+        for field in ["user_id", "event", "since", "limit"] {
+            assert!(fields.get(field).is_some(), "{field} is not reported");
+        }
+        assert!(AuditQuery::parse(None, Some(""), None, None).is_err(), "an empty event names none");
+        assert!(AuditQuery::parse(None, Some(&"a".repeat(65)), None, None).is_err());
+    }
+}

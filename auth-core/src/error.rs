@@ -125,6 +125,10 @@ pub enum AuthError {
     /// members (409 `last_owner`): it must hand the tenant over first.
     #[error("you are the only owner of a tenant that has other members; make another member an owner first")]
     SoleOwner,
+    /// An operator taking their own staff flag or deactivating their own
+    /// account (403): the platform would lose the only one who can undo it.
+    #[error("operators cannot take their own staff flag or deactivate their own account")]
+    OwnAccount,
     /// A rate limit or a login back-off (429); retry after this many seconds.
     #[error("too many requests; try again later")]
     RateLimited { retry_after_secs: u64 },
@@ -166,6 +170,7 @@ impl AuthError {
             Self::PayloadTooLarge => "payload_too_large",
             Self::AlreadyMember => "already_member",
             Self::LastOwner | Self::SoleOwner => "last_owner",
+            Self::OwnAccount => "own_account",
             Self::RateLimited { .. } => "rate_limited",
             Self::Overloaded => "overloaded",
             Self::Unavailable => "unavailable",
@@ -189,6 +194,7 @@ impl AuthError {
             | Self::Forbidden
             | Self::LastOwner
             | Self::EmailMismatch
+            | Self::OwnAccount
             | Self::EmailDomainNotAllowed
             | Self::AccountExists => 403,
             Self::NotFound => 404,

@@ -36,6 +36,7 @@ pub use clock::Clock;
 pub use config::{AuthConfig, ConfigError, SigningAlgorithm};
 pub use error::{AuthError, FieldErrors, Result};
 pub use secret::Secret;
+pub use service::Operator;
 #[cfg(feature = "testing")]
 pub use service::testing;
 pub use service::{

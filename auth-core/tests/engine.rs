@@ -200,7 +200,7 @@ async fn login_requires_a_verified_email_and_an_active_account(ctx: TestContext)
     let token = ctx.token_mailed_to("unverified@example.com").await;
     ctx.auth.accounts().verify_email(&token, &client()).await.unwrap();
     ctx.login("unverified@example.com").await;
-    ctx.auth.operators().set_user_active(id, false, &client()).await.unwrap();
+    ctx.auth.operators().set_user_active(auth_core::Operator::Cli, id, false, &client()).await.unwrap();
     assert!(matches!(
         ctx.auth.sessions().login("unverified@example.com", PASSWORD, None, &client()).await,
         Err(AuthError::AccountDisabled)
@@ -688,7 +688,7 @@ async fn logout_all_and_password_change_revoke_sessions(ctx: TestContext) {
 async fn deactivation_stops_everything_at_once(ctx: TestContext) {
     let id = ctx.verified_user("gone@example.com").await;
     let pair = ctx.login("gone@example.com").await;
-    ctx.auth.operators().set_user_active(id, false, &client()).await.unwrap();
+    ctx.auth.operators().set_user_active(auth_core::Operator::Cli, id, false, &client()).await.unwrap();
     assert!(ctx.auth.verify_access(pair.access.expose()).is_err());
     assert!(ctx.auth.sessions().refresh(pair.refresh.expose(), &client()).await.is_err());
 }
@@ -921,7 +921,7 @@ async fn operators_invite_under_the_rules_and_audited(ctx: TestContext) {
     let events = operators.audit_trail(None, 50).await.unwrap();
     let sent: Vec<_> = events.iter().filter(|e| e.event == "invitation_sent").collect();
     assert_eq!(sent.len(), 1, "one invitation, one event: {events:?}");
-    assert_eq!(sent[0].detail["actor"], "operator");
+    assert_eq!(sent[0].detail["actor"], "cli");
     assert_eq!(sent[0].detail["tenant_id"], tenant.id.to_string());
     assert_eq!(sent[0].user_id, None, "no user acted");
     let accepted: Vec<_> = events.iter().filter(|e| e.event == "invitation_accepted").collect();

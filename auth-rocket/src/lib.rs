@@ -62,6 +62,7 @@ pub use secret_query::SecretQuery;
 /// for a method a path does not take.
 pub fn routes() -> Vec<rocket::Route> {
     use routes::{account::*, keys::*, oauth::*, sessions::*, tenants::*};
+    use routes::{activity::*, admin::*};
     rocket::routes![
         register,
         verify_email,
@@ -98,6 +99,14 @@ pub fn routes() -> Vec<rocket::Route> {
         oauth_link,
         oauth_exchange,
         openapi::openapi_json,
+        me_activity,
+        admin_find_users,
+        admin_user,
+        admin_deactivate,
+        admin_activate,
+        admin_logout_all,
+        admin_set_staff,
+        admin_audit,
     ]
 }
 

@@ -20,7 +20,7 @@ use utoipa::{
     },
 };
 
-use crate::routes::{account, keys, oauth, sessions, tenants};
+use crate::routes::{account, activity, admin, keys, oauth, sessions, tenants};
 
 struct BearerAuth;
 
@@ -175,6 +175,14 @@ impl Modify for RoleNames<'_> {
         oauth::oauth_callback,
         oauth::oauth_link,
         oauth::oauth_exchange,
+        activity::me_activity,
+        admin::admin_find_users,
+        admin::admin_user,
+        admin::admin_deactivate,
+        admin::admin_activate,
+        admin::admin_logout_all,
+        admin::admin_set_staff,
+        admin::admin_audit,
     ),
     modifiers(&BearerAuth, &SharedAnswers)
 )]
@@ -280,6 +288,17 @@ mod tests {
         for (schema, field) in ROLE_FIELDS {
             let role = &doc["components"]["schemas"][schema]["properties"][field];
             assert_eq!(role["enum"], serde_json::json!(["owner", "admin", "member"]), "{schema}");
+        }
+    }
+
+    #[test]
+    fn the_operators_routes_say_who_may_use_them() {
+        let doc = served(&PasswordSettings::default());
+        let admin: Vec<_> = operations(&doc).into_iter().filter(|(_, path, _)| path.contains("/admin/")).collect();
+        assert_eq!(admin.len(), 7, "{admin:?}");
+        for (method, path, operation) in admin {
+            assert!(is_error_body(&operation["responses"]["403"]), "{method} {path}: no 403");
+            assert!(!operation["security"].is_null(), "{method} {path}: no bearer token");
         }
     }
 

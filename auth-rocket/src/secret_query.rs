@@ -7,8 +7,9 @@
 //! the fairing's request hook, which runs before that log line, moves the
 //! query of these routes into the request's local cache and leaves the keys
 //! alone in the URI (`?token=***`); their handlers read the real values with
-//! the [`SecretQuery`] guard. Other routes, the host app's included, are
-//! left as they are.
+//! the [`SecretQuery`] guard. The operators' searches are kept out too: they
+//! name people (`GET /admin/users?email=…`, `/admin/audit?user_id=…`).
+//! Other routes, the host app's included, are left as they are.
 
 use crate::mounted::{PathPattern, mounts_of};
 use rocket::{
@@ -29,9 +30,10 @@ impl SecretQueryRoutes {
     pub(crate) fn of<P: rocket::Phase>(rocket: &Rocket<P>) -> Self {
         use crate::routes::{
             account::verify_email_link,
+            admin::{admin_audit, admin_find_users},
             oauth::{oauth_authorize, oauth_callback},
         };
-        let secret = rocket::routes![verify_email_link, oauth_authorize, oauth_callback];
+        let secret = rocket::routes![verify_email_link, oauth_authorize, oauth_callback, admin_find_users, admin_audit];
         Self(mounts_of(rocket, &secret).map(PathPattern::of).collect())
     }
 

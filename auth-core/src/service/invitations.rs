@@ -95,7 +95,7 @@ impl Tenants<'_> {
             role: role.to_owned(),
             invited_by: match actor {
                 Actor::Member(user_id) => Some(user_id),
-                Actor::Operator => None,
+                Actor::Cli => None,
             },
             expires_at: crate::store::time(now + INVITATION_TTL_SECS * 1000),
         };

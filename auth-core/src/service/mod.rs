@@ -2,6 +2,7 @@
 //! call these and translate [`AuthError`] to HTTP.
 
 mod accounts;
+mod activity;
 mod invitations;
 mod lifecycle;
 mod oauth;
@@ -11,6 +12,7 @@ mod tenants;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use operators::Operator;
 pub use sessions::RotateOutcome;
 
 use std::{

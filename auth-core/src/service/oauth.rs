@@ -823,7 +823,7 @@ mod tests {
     async fn oauth_deactivated_accounts_cannot_sign_in() {
         let h = harness(&[]).await;
         let login = h.sign_in(&identity("sub-1", "ada@example.com", true)).await.unwrap();
-        h.auth.operators().set_user_active(login.user_id, false, &client()).await.unwrap();
+        h.auth.operators().set_user_active(crate::Operator::Cli, login.user_id, false, &client()).await.unwrap();
         let refused = h.sign_in(&identity("sub-1", "ada@example.com", true)).await.unwrap_err();
         assert!(matches!(refused, AuthError::AccountDisabled));
     }

@@ -28,19 +28,20 @@ impl MembershipChange<'_> {
 }
 
 /// Who changes a membership or invites: a member of the tenant (under their
-/// role there), or an operator, who acts with the tenant's highest role and
-/// no quota; the membership rules (known roles, the last owner) hold for both.
+/// role there), or whoever runs the operators' CLI, who acts with the
+/// tenant's highest role and no quota (recorded as `"cli"`, as every CLI
+/// change is); the membership rules (known roles, the last owner) hold for both.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Actor {
     Member(Uuid),
-    Operator,
+    Cli,
 }
 
 impl Actor {
     pub(super) fn as_str(self) -> &'static str {
         match self {
             Self::Member(_) => "member",
-            Self::Operator => "operator",
+            Self::Cli => "cli",
         }
     }
 
@@ -52,7 +53,7 @@ impl Actor {
                 tenants.user_quota(UserAction::MemberChange, user_id, client).await?;
                 Ok(Some(user_id))
             }
-            Self::Operator => Ok(None),
+            Self::Cli => Ok(None),
         }
     }
 
@@ -60,7 +61,7 @@ impl Actor {
     pub(super) async fn role_in(self, tx: &mut Transaction, tenant_id: Uuid, roles: &RoleSet) -> Result<String> {
         match self {
             Self::Member(user_id) => tx.role_in(user_id, tenant_id).await?.ok_or(AuthError::NotAMember),
-            Self::Operator => Ok(roles.highest().to_owned()),
+            Self::Cli => Ok(roles.highest().to_owned()),
         }
     }
 }

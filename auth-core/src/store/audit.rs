@@ -1,10 +1,33 @@
 //! The audit trail table.
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{Store, Transaction, millis, statement, time};
-use crate::error::Result;
+use crate::{audit::SECURITY_EVENTS, error::Result};
+
+/// The columns of an [`AuditRecord`], in the order of [`Row`].
+macro_rules! columns {
+    () => {
+        "id, at, event, user_id, ip, user_agent, detail"
+    };
+}
+
+type Row = (Uuid, i64, String, Option<Uuid>, Option<String>, Option<String>, String);
+
+fn record((id, at, event, user_id, ip, user_agent, detail): Row) -> AuditRecord {
+    AuditRecord {
+        id,
+        at: time(at),
+        event,
+        user_id,
+        ip,
+        user_agent,
+        detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
+    }
+}
 
 /// One stored security event. `detail` holds ids and reasons, never secrets.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
@@ -40,28 +63,51 @@ impl Store {
 
     /// The newest `limit` events, of one user or of everyone, newest first.
     pub async fn audit_events(&self, user_id: Option<Uuid>, limit: i64) -> Result<Vec<AuditRecord>> {
-        type Row = (Uuid, i64, String, Option<Uuid>, Option<String>, Option<String>, String);
-        let rows: Vec<Row> = statement(
-            "SELECT id, at, event, user_id, ip, user_agent, detail FROM audit_events \
-             WHERE ($1 OR user_id = $2) ORDER BY at DESC, id DESC LIMIT $3",
-        )
+        self.search_audit(user_id, None, None, limit).await
+    }
+
+    /// The newest `limit` events that match every filter given: of `user_id`,
+    /// named `event`, at or after `since` (Unix milliseconds); newest first.
+    pub async fn search_audit(
+        &self,
+        user_id: Option<Uuid>,
+        event: Option<&str>,
+        since: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<AuditRecord>> {
+        let rows: Vec<Row> = statement(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM audit_events WHERE ($1 OR user_id = $2) AND ($3 OR event = $4) AND at >= $5 \
+             ORDER BY at DESC, id DESC LIMIT $6"
+        ))
         .bind(user_id.is_none())
         .bind(user_id.unwrap_or(Uuid::nil()))
+        .bind(event.is_none())
+        .bind(event.unwrap_or_default())
+        .bind(since.unwrap_or(i64::MIN))
         .bind(limit)
         .fetch_all(self)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, at, event, user_id, ip, user_agent, detail)| AuditRecord {
-                id,
-                at: time(at),
-                event,
-                user_id,
-                ip,
-                user_agent,
-                detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
-            })
-            .collect())
+        Ok(rows.into_iter().map(record).collect())
+    }
+
+    /// The newest `limit` events of `user_id` that are among
+    /// [`SECURITY_EVENTS`], newest first.
+    pub async fn security_events(&self, user_id: Uuid, limit: i64) -> Result<Vec<AuditRecord>> {
+        // One placeholder per event, written once: the list is a constant.
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            let events: Vec<String> = (0..SECURITY_EVENTS.len()).map(|i| format!("${}", i + 3)).collect();
+            format!(
+                "SELECT {} FROM audit_events WHERE user_id = $1 AND event IN ({}) ORDER BY at DESC, id DESC LIMIT $2",
+                columns!(),
+                events.join(", ")
+            )
+        });
+        let query = statement(SQL.as_str()).bind(user_id).bind(limit);
+        let query = SECURITY_EVENTS.iter().fold(query, |query, event| query.bind(event.as_str()));
+        let rows: Vec<Row> = query.fetch_all(self).await?;
+        Ok(rows.into_iter().map(record).collect())
     }
 }
 

@@ -135,6 +135,16 @@ impl Transaction {
             statement("UPDATE users SET is_active = $1 WHERE id = $2").bind(active).bind(user_id).execute(self).await?;
         if updated == 1 { Ok(()) } else { Err(AuthError::NotFound) }
     }
+
+    /// Sets `is_staff`; whether that changed it (false for no such user too).
+    pub(crate) async fn set_staff(&mut self, user_id: Uuid, is_staff: bool) -> Result<bool> {
+        let updated = statement("UPDATE users SET is_staff = $1 WHERE id = $2 AND is_staff <> $1")
+            .bind(is_staff)
+            .bind(user_id)
+            .execute(self)
+            .await?;
+        Ok(updated == 1)
+    }
 }
 
 impl Store {
@@ -182,5 +192,43 @@ impl Store {
             .execute(self)
             .await?;
         Ok(())
+    }
+
+    /// Users whose email contains `fragment` (matched as it is: emails are
+    /// stored lower-cased), ordered by email, `limit` of them from `offset`.
+    pub async fn users_matching(&self, fragment: &str, limit: i64, offset: i64) -> Result<Vec<User>> {
+        let pattern = format!("%{}%", escape_like(fragment));
+        let rows: Vec<UserRow> = statement(
+            "SELECT id, email, password_hash, is_active, is_staff, is_superuser, email_verified_at, date_joined, \
+             last_login FROM users WHERE email LIKE $1 ESCAPE '\\' ORDER BY email LIMIT $2 OFFSET $3",
+        )
+        .bind(pattern.as_str())
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(self)
+        .await?;
+        Ok(rows.into_iter().map(|row| row.split().0).collect())
+    }
+}
+
+/// `text` with the wildcards of `LIKE` (and the escape character) escaped by `\`.
+fn escape_like(text: &str) -> String {
+    text.chars().fold(String::with_capacity(text.len()), |mut escaped, c| {
+        if matches!(c, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+        escaped
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_like;
+
+    #[test]
+    fn like_wildcards_are_matched_as_themselves() {
+        assert_eq!(escape_like(r"a_b%c\d"), r"a\_b\%c\\d");
+        assert_eq!(escape_like("ada@example.com"), "ada@example.com");
     }
 }

@@ -8,6 +8,8 @@
 //! from these handlers and those types.
 
 pub(crate) mod account;
+pub(crate) mod activity;
+pub(crate) mod admin;
 pub(crate) mod keys;
 pub(crate) mod oauth;
 pub(crate) mod sessions;

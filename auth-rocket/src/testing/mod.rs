@@ -63,7 +63,10 @@
 //! (each request of the kit comes from an address of its own in
 //! 198.18.0.0/15, the benchmarking range, so the per-IP quotas do not add up
 //! across checks). An app whose tests use the file outbox instead of a memory
-//! mailer uses [`Conformance::with_outbox`].
+//! mailer uses [`Conformance::with_outbox`]. The operators' check makes its
+//! superusers through the app's [`Auth`](auth_core::Auth), as the CLI's
+//! `create-superuser` does (no route makes one), and registers a page of users
+//! of its own.
 //!
 //! [`AuthFairing::customize`]: crate::AuthFairing::customize
 
@@ -441,5 +444,7 @@ impl Conformance {
         self.error_bodies().await;
         self.method_not_allowed().await;
         self.trailing_slashes().await;
+        self.operators().await;
+        self.activity().await;
     }
 }

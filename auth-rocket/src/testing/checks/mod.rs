@@ -4,5 +4,6 @@
 mod account;
 mod documents;
 mod http;
+mod operators;
 mod sessions;
 mod tenants;
