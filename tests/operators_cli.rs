@@ -11,16 +11,23 @@ use std::time::Duration;
 use common::{Backend, TestApp};
 use serde_json::{Value, json};
 
-backend_tests!(the_cli_manages_accounts_through_the_operators_operations, the_cli_refuses_what_it_cannot_do);
+backend_tests!(
+    the_cli_manages_accounts_through_the_operators_operations,
+    the_cli_refuses_what_it_cannot_do,
+    the_cli_invites_and_the_invitee_accepts,
+);
 
 /// The running demo polls revocations every second.
 async fn demo(backend: Backend) -> TestApp {
     TestApp::demo_with(backend, |config| config.tokens.revocation_poll_secs = 1).await
 }
 
-/// Runs `auth-demo <args>` against the demo's database: its output, or its error.
+/// Runs `auth-demo <args>` against the demo's database and outbox: its
+/// output, or its error.
 async fn cli(app: &TestApp, args: &[&str]) -> Result<String, String> {
-    let rocket = auth_demo::rocket(common::figment(&common::test_config(&app.db.url)));
+    let mut config = common::test_config(&app.db.url);
+    config.mail.transport = auth_core::config::MailTransport::Outbox { dir: app.db.dir().join("outbox") };
+    let rocket = auth_demo::rocket(common::figment(&config));
     auth_rocket::cli::execute(std::iter::once("auth-demo").chain(args.iter().copied()), rocket).await
 }
 
@@ -113,4 +120,29 @@ async fn the_cli_refuses_what_it_cannot_do(backend: Backend) {
     }
     let none = cli(&app, &["find-user", "--email", &nobody]).await.expect("find-user");
     assert_eq!(none, "", "nobody found: no line");
+}
+
+/// `invite` is an invitation like any other: mailed, accepted by the
+/// invitee's verified address, under the membership rules, audited as the CLI's.
+async fn the_cli_invites_and_the_invitee_accepts(backend: Backend) {
+    let app = demo(backend).await;
+    let kit = &app.kit;
+    let (owner, owner_tokens) = app.signed_in("cli-owner").await;
+    let tenant = kit.create_tenant(&owner_tokens.access).await;
+    let (invitee, invitee_tokens) = app.signed_in("cli-invitee").await;
+
+    let said = cli(&app, &["invite", "--tenant", &tenant, "--email", &invitee.email, "--role", "admin"]).await;
+    assert!(said.expect("invite").contains("invited"));
+    let token = kit.wait_for_mail(&invitee.email, 1).await.token();
+    let joined = kit.post("/invitations/accept", Some(&invitee_tokens.access), &json!({ "token": token })).await;
+    joined.expect(201);
+    assert_eq!(joined.str("/role"), "admin", "{joined}");
+
+    let again = cli(&app, &["invite", "--tenant", &tenant, "--email", &invitee.email, "--role", "member"]).await;
+    assert!(again.expect_err("already a member").contains("already a member"));
+    let emperor = cli(&app, &["invite", "--tenant", &tenant, "--email", &owner.email, "--role", "emperor"]).await;
+    assert!(emperor.expect_err("unknown role").contains("role"));
+    let audit = cli(&app, &["audit", "--event", "invitation_sent"]).await.expect("audit");
+    let sent = json_lines(&audit);
+    assert_eq!((sent.len(), &sent[0]["detail"]["actor"]), (1, &json!("cli")), "{sent:?}");
 }

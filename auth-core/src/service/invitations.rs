@@ -6,7 +6,7 @@
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{Auth, Tenants, tenants::Actor};
+use super::{Tenants, tenants::Actor};
 use crate::{
     audit::{AuditEvent, ClientInfo},
     error::{AuthError, Result},
@@ -30,8 +30,7 @@ impl Tenants<'_> {
         self.send_invitation(Actor::Member(actor), tenant_id, email, role, client).await
     }
 
-    /// Writes the invitation and mails its one-time link (afterwards, so the
-    /// answer's timing does not depend on the mail). The rules are those of
+    /// Writes the invitation and mails its one-time link. The rules are those of
     /// granting `role`: `members.manage`, a known role, none above the actor's;
     /// refused for a member already in (409 `already_member`) or an address
     /// with an open invitation (409 `already_invited`).
@@ -60,12 +59,10 @@ impl Tenants<'_> {
         let detail =
             json!({ "invitation_id": invitation.id, "tenant_id": tenant_id, "role": role, "actor": actor.as_str() });
         self.audit(AuditEvent::InvitationSent, actor_id, client, detail).await;
-        let mail = recovery::invitation_email(&self.inner.config, &email, &tenant_name, role, &token);
-        let this = Auth::clone(self);
-        self.detach(async move {
-            this.send(&mail).await;
-            Ok(())
-        });
+        // Sent before answering: the same mail goes whether or not the address
+        // has an account (so the timing tells nothing), and a CLI process that
+        // exits right after still delivers it.
+        self.send(&recovery::invitation_email(&self.inner.config, &email, &tenant_name, role, &token)).await;
         Ok(invitation)
     }
 
