@@ -3,25 +3,28 @@
 //! parsed), the route listing, and the release check of unmarked routes.
 //!
 //! Tokens are minted with the app's own key set, so each test states exactly
-//! the claims it means (tenant, role, staff, superuser, verified) without
-//! walking the account flows, which the conformance suites cover.
+//! the claims it means (tenant, role, staff, superuser, verified, how and when
+//! the user signed in) without walking the account flows, which the
+//! conformance suites cover; one test walks a real sign-in through step-up.
 
 mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use std::time::Duration;
+
 use auth_core::{
     Auth, AuthConfig, Clock,
     config::{MailTransport, Secret},
     identity::AccountFlags,
-    tokens::{AccessGrant, AccessTokens},
+    tokens::{AccessGrant, AccessTokens, AuthMethod},
 };
 use auth_platform::{Roles, public, requires};
 use auth_rocket::{
     AuthFairing, AuthUser,
     policy::{Condition, route_table, unmarked_routes},
 };
-use common::{Backend, TestDatabase, figment, quiet, test_config};
+use common::{Backend, PASSWORD, TestDatabase, figment, quiet, test_config};
 use rocket::{
     Build, Rocket, State,
     figment::{Figment, providers::Serialized},
@@ -131,6 +134,40 @@ fn import(ran: &State<Ran>, tenant_id: &str, body: Json<Vec<u32>>) -> Json<Value
     Json(json!({ "tenant_id": tenant_id, "rows": body.len() }))
 }
 
+#[requires(mfa)]
+#[get("/mfa")]
+fn mfa(ran: &State<Ran>) -> &'static str {
+    ran.count()
+}
+
+/// A window shorter than an access token's life (5 minutes): a test moves the
+/// clock past it and the token is still valid.
+#[requires(recent_auth = "2m")]
+#[get("/recent")]
+fn recent(ran: &State<Ran>) -> &'static str {
+    ran.count()
+}
+
+/// Step-up beside the other conditions, and a body that is read only once all hold.
+#[requires(role = "admin", tenant, mfa, recent_auth = "10m")]
+#[post("/tenant/<tenant_id>/close", data = "<body>")]
+fn close_tenant(ran: &State<Ran>, tenant_id: &str, body: Json<Value>) -> &'static str {
+    let _ = (tenant_id, body);
+    ran.count()
+}
+
+#[requires(any(mfa, recent_auth = "2m"))]
+#[get("/either-step-up")]
+fn either_step_up(ran: &State<Ran>) -> &'static str {
+    ran.count()
+}
+
+#[requires(any(staff, mfa))]
+#[get("/staff-or-mfa")]
+fn staff_or_mfa(ran: &State<Ran>) -> &'static str {
+    ran.count()
+}
+
 #[public]
 #[get("/open")]
 fn open() -> &'static str {
@@ -181,13 +218,22 @@ fn host_routes() -> Vec<rocket::Route> {
         manage_members,
         support,
         import,
+        mfa,
+        recent,
+        close_tenant,
+        either_step_up,
+        staff_or_mfa,
         open
     ]
 }
 
 fn host(figment: rocket::figment::Figment) -> Rocket<Build> {
+    host_with(figment, AuthFairing::default())
+}
+
+fn host_with(figment: rocket::figment::Figment, fairing: AuthFairing) -> Rocket<Build> {
     rocket::custom(figment)
-        .attach(AuthFairing::default())
+        .attach(fairing)
         .mount("/api/auth", auth_rocket::routes())
         .mount("/", auth_rocket::well_known())
         .mount("/api", host_routes())
@@ -199,27 +245,46 @@ fn host(figment: rocket::figment::Figment) -> Rocket<Build> {
 struct App {
     client: Client,
     tokens: AccessTokens,
+    clock: Clock,
     _db: TestDatabase,
 }
 
 impl App {
     async fn new(build: impl FnOnce(rocket::figment::Figment) -> Rocket<Build>) -> Self {
+        Self::start(build, Clock::system()).await
+    }
+
+    /// The host app on a manual clock, shared by its engine and the tokens minted here.
+    async fn with_clock(clock: Clock) -> Self {
+        let engine = clock.clone();
+        let fairing = AuthFairing::default().customize(move |builder| builder.clock(engine.clone()));
+        Self::start(|figment| host_with(figment, fairing), clock).await
+    }
+
+    async fn start(build: impl FnOnce(rocket::figment::Figment) -> Rocket<Build>, clock: Clock) -> Self {
         let db = TestDatabase::new(Backend::Sqlite).await;
         let config = test_config(&db.url);
         let client = Client::tracked(build(figment(&config))).await.expect("the app ignites");
         let auth = client.rocket().state::<Auth>().expect("the app manages an Auth");
         let config = auth.config();
         let tokens =
-            AccessTokens::new(auth.keys().clone(), &config.issuer, &config.audience, &config.tokens, Clock::system());
-        Self { client, tokens, _db: db }
+            AccessTokens::new(auth.keys().clone(), &config.issuer, &config.audience, &config.tokens, clock.clone());
+        Self { client, tokens, clock, _db: db }
+    }
+
+    fn auth(&self) -> &Auth {
+        self.client.rocket().state::<Auth>().expect("the app manages an Auth")
     }
 
     fn token(&self, grant: Grant) -> String {
+        let signed_in = self.clock.now().timestamp() - i64::try_from(grant.signed_in_secs_ago).unwrap();
         let grant = AccessGrant {
             user_id: grant.user,
             session_id: Uuid::new_v4(),
             tenant: grant.tenant.map(|(id, role)| (id, role.to_owned())),
             account: AccountFlags { staff: grant.staff, superuser: grant.superuser, email_verified: grant.verified },
+            amr: grant.amr.iter().map(|value| (*value).to_owned()).collect(),
+            auth_time: signed_in,
         };
         self.tokens.mint(&grant).expect("mint a token").0
     }
@@ -240,13 +305,23 @@ impl App {
         request.dispatch().await
     }
 
+    /// `POST /api/auth/refresh`: the new access and refresh tokens.
+    async fn refresh(&self, refresh: &str) -> (String, String) {
+        let answer = self.post("/api/auth/refresh", None, &json!({ "refresh": refresh }).to_string()).await;
+        assert_eq!(answer.status(), Status::Ok);
+        let pair: Value = answer.into_json().await.expect("tokens");
+        let token = |name: &str| pair[name].as_str().unwrap_or_else(|| panic!("no {name}: {pair}")).to_owned();
+        (token("access"), token("refresh"))
+    }
+
     fn ran(&self) -> usize {
         self.client.rocket().state::<Ran>().expect("the app counts its handlers").get()
     }
 
     /// `GET path` with `token` answers `status` (and for errors, `code`),
-    /// and a denied request never runs the handler.
-    async fn expect(&self, path: &str, token: Option<&str>, status: u16, code: Option<&str>) {
+    /// and a denied request never runs the handler. Returns the answer's
+    /// `WWW-Authenticate`.
+    async fn expect(&self, path: &str, token: Option<&str>, status: u16, code: Option<&str>) -> Option<String> {
         let before = self.ran();
         let response = self.get(path, token).await;
         let answered = response.status().code;
@@ -258,11 +333,13 @@ impl App {
             assert_eq!(body["error"]["code"], code, "GET {path}");
         }
         if status == 401 {
-            assert!(challenge.is_some_and(|c| c.starts_with("Bearer")), "GET {path}: 401 without WWW-Authenticate");
+            let bearer = challenge.as_deref().is_some_and(|c| c.starts_with("Bearer"));
+            assert!(bearer, "GET {path}: 401 without WWW-Authenticate");
         }
         if status >= 400 {
             assert_eq!(self.ran(), before, "GET {path}: the handler ran although denied");
         }
+        challenge
     }
 }
 
@@ -274,11 +351,24 @@ struct Grant {
     staff: bool,
     superuser: bool,
     verified: bool,
+    /// How the user signed in.
+    amr: &'static [&'static str],
+    /// How long before the token (by the app's clock) the user signed in.
+    signed_in_secs_ago: u64,
 }
 
 impl Grant {
+    /// Signed in with a password just now.
     fn user() -> Self {
-        Self { user: Uuid::new_v4(), tenant: None, staff: false, superuser: false, verified: true }
+        Self {
+            user: Uuid::new_v4(),
+            tenant: None,
+            staff: false,
+            superuser: false,
+            verified: true,
+            amr: &["pwd"],
+            signed_in_secs_ago: 0,
+        }
     }
 
     fn scoped(tenant: Uuid, role: &'static str) -> Self {
@@ -481,6 +571,123 @@ async fn public_routes_need_no_token() {
     app.expect("/api/open", None, 200, None).await;
 }
 
+/// RFC 9470's challenge of a step-up refusal.
+const STEP_UP: &str = r#"Bearer error="insufficient_user_authentication""#;
+
+#[tokio::test]
+async fn mfa_needs_a_second_factor_in_the_token() {
+    let app = App::new(host).await;
+    for one_factor in [&["pwd"][..], &["fed"], &[]] {
+        let token = app.token(Grant { amr: one_factor, ..Grant::user() });
+        let challenge = app.expect("/api/mfa", Some(&token), 403, Some("mfa_required")).await;
+        assert_eq!(challenge.as_deref(), Some(STEP_UP), "{one_factor:?}");
+    }
+    // A second factor after the password; a passkey, two factors in one.
+    for two_factors in [&["pwd", "otp", "mfa"][..], &["hwk"], &["fed", "swk", "mfa"]] {
+        app.expect("/api/mfa", Some(&app.token(Grant { amr: two_factors, ..Grant::user() })), 200, None).await;
+    }
+    // A token is still needed first.
+    app.expect("/api/mfa", None, 401, Some("missing_token")).await;
+}
+
+#[tokio::test]
+async fn recent_auth_admits_a_sign_in_within_its_window_only() {
+    let app = App::new(host).await;
+    for fresh in [0, 100] {
+        let token = app.token(Grant { signed_in_secs_ago: fresh, ..Grant::user() });
+        app.expect("/api/recent", Some(&token), 200, None).await;
+    }
+    // However many factors: the sign-in is too old.
+    let stale = app.token(Grant { signed_in_secs_ago: 121, amr: &["pwd", "otp", "mfa"], ..Grant::user() });
+    let challenge = app.expect("/api/recent", Some(&stale), 403, Some("reauthentication_required")).await;
+    assert_eq!(challenge.as_deref(), Some(r#"Bearer error="insufficient_user_authentication", max_age="120""#));
+}
+
+#[tokio::test]
+async fn step_up_is_checked_after_the_other_conditions_and_before_the_body() {
+    let app = App::new(host).await;
+    let (tenant, other) = (Uuid::new_v4(), Uuid::new_v4());
+    let path = format!("/api/tenant/{tenant}/close");
+    let stepped_up = Grant { amr: &["pwd", "otp", "mfa"], ..Grant::scoped(tenant, "admin") };
+    let before = app.ran();
+    // (token, code): a foreign or too low token learns nothing of step-up; then mfa; then the sign-in's age.
+    let refused = [
+        (Grant { tenant: Some((other, "admin")), ..stepped_up }, "not_a_member"),
+        (Grant { tenant: Some((tenant, "member")), ..stepped_up }, "insufficient_role"),
+        (Grant::scoped(tenant, "admin"), "mfa_required"),
+        (Grant { signed_in_secs_ago: 601, ..stepped_up }, "reauthentication_required"),
+    ];
+    for (grant, code) in refused {
+        let answer = app.post(&path, Some(&app.token(grant)), "{ not json").await;
+        assert_eq!(answer.status(), Status::Forbidden, "{code}");
+        let challenge = answer.headers().get_one("WWW-Authenticate").map(str::to_owned);
+        let body: Value = answer.into_json().await.expect("a JSON error body");
+        assert_eq!(body["error"]["code"], code, "{body}");
+        if code == "reauthentication_required" {
+            assert_eq!(challenge.as_deref(), Some(r#"Bearer error="insufficient_user_authentication", max_age="600""#));
+        }
+    }
+    assert_eq!(app.ran(), before, "no handler ran, no body was read");
+    let allowed = app.post(&path, Some(&app.token(stepped_up)), "{}").await;
+    assert_eq!(allowed.status(), Status::Ok);
+}
+
+#[tokio::test]
+async fn any_of_two_step_ups_asks_for_a_fresh_sign_in() {
+    let app = App::new(host).await;
+    let old = 600;
+    app.expect("/api/either-step-up", Some(&app.token(Grant::user())), 200, None).await;
+    let old_mfa = Grant { amr: &["pwd", "otp", "mfa"], signed_in_secs_ago: old, ..Grant::user() };
+    app.expect("/api/either-step-up", Some(&app.token(old_mfa)), 200, None).await;
+    // Neither: a fresh sign-in satisfies the route, so that is what the client is told.
+    let old_password = app.token(Grant { signed_in_secs_ago: old, ..Grant::user() });
+    let challenge =
+        app.expect("/api/either-step-up", Some(&old_password), 403, Some("reauthentication_required")).await;
+    assert_eq!(challenge.as_deref(), Some(r#"Bearer error="insufficient_user_authentication", max_age="120""#));
+
+    // Beside another kind of reason, a plain refusal.
+    app.expect("/api/staff-or-mfa", Some(&app.token(Grant { staff: true, ..Grant::user() })), 200, None).await;
+    app.expect("/api/staff-or-mfa", Some(&app.token(Grant { amr: &["hwk"], ..Grant::user() })), 200, None).await;
+    let challenge = app.expect("/api/staff-or-mfa", Some(&app.token(Grant::user())), 403, Some("forbidden")).await;
+    assert_eq!(challenge, None);
+}
+
+/// A real password sign-in through the platform's routes: refused where a
+/// second factor is required, admitted once the session records one (as the
+/// factors of issue #12 will), and refused by `recent_auth` once the engine's
+/// clock passes the window, however often the session is refreshed.
+#[tokio::test]
+async fn a_password_session_steps_up_and_refreshing_never_makes_it_recent() {
+    let clock = Clock::manual();
+    let app = App::with_clock(clock.clone()).await;
+    let email = "step-up@example.com";
+    app.auth().operators().create_superuser(email, PASSWORD, "Step Up").await.expect("an account");
+    let login = app.post("/api/auth/login", None, &json!({ "email": email, "password": PASSWORD }).to_string()).await;
+    assert_eq!(login.status(), Status::Ok);
+    let pair: Value = login.into_json().await.expect("tokens");
+    let access = pair["access"].as_str().expect("an access token").to_owned();
+
+    let challenge = app.expect("/api/mfa", Some(&access), 403, Some("mfa_required")).await;
+    assert_eq!(challenge.as_deref(), Some(STEP_UP));
+    app.expect("/api/recent", Some(&access), 200, None).await;
+
+    let claims = app.auth().verify_access(&access).expect("a valid token");
+    auth_core::testing::record_second_factor(app.auth(), &claims, AuthMethod::OneTimeCode).await.expect("recorded");
+    // The token in hand says what the session was when it was minted.
+    app.expect("/api/mfa", Some(&access), 403, Some("mfa_required")).await;
+    let (access, next) = app.refresh(pair["refresh"].as_str().expect("a refresh token")).await;
+    app.expect("/api/mfa", Some(&access), 200, None).await;
+    app.expect("/api/recent", Some(&access), 200, None).await;
+
+    // Three minutes on, the token is still valid, its sign-in too old for the route.
+    clock.advance(Duration::from_secs(180));
+    let challenge = app.expect("/api/recent", Some(&access), 403, Some("reauthentication_required")).await;
+    assert_eq!(challenge.as_deref(), Some(r#"Bearer error="insufficient_user_authentication", max_age="120""#));
+    let (refreshed, _) = app.refresh(&next).await;
+    app.expect("/api/recent", Some(&refreshed), 403, Some("reauthentication_required")).await;
+    app.expect("/api/mfa", Some(&refreshed), 200, None).await;
+}
+
 fn newsroom(figment: rocket::figment::Figment) -> Rocket<Build> {
     rocket::custom(figment)
         .attach(AuthFairing::with_roles::<Newsroom>())
@@ -556,6 +763,11 @@ async fn every_mounted_route_is_listed_with_its_policy() {
     // Normalised: inside any(...) too, conditions are listed in a fixed order.
     assert_eq!(policy(Method::Get, "/api/support"), Some(r#"any(role = "owner", staff)"#));
     assert_eq!(policy(Method::Post, "/api/tenant/<tenant_id>/import"), Some(r#"role = "admin", tenant, verified"#));
+    assert_eq!(policy(Method::Get, "/api/mfa"), Some("mfa"));
+    assert_eq!(policy(Method::Get, "/api/recent"), Some(r#"recent_auth = "2m""#));
+    let close = r#"role = "admin", tenant, mfa, recent_auth = "10m""#;
+    assert_eq!(policy(Method::Post, "/api/tenant/<tenant_id>/close"), Some(close));
+    assert_eq!(policy(Method::Get, "/api/either-step-up"), Some(r#"any(mfa, recent_auth = "2m")"#));
     assert_eq!(policy(Method::Get, "/api/open"), Some("public"));
     // The platform's own routes are listed too.
     assert_eq!(policy(Method::Post, "/api/auth/login"), Some("public"));
@@ -576,6 +788,8 @@ async fn every_mounted_route_is_listed_with_its_policy() {
         import.conditions,
         [Condition::Role("admin"), Condition::Tenant("tenant_id"), Condition::Verified].as_slice()
     );
+    let close = table.iter().find(|r| r.path == "/api/tenant/<tenant_id>/close").unwrap();
+    assert!(close.requires("mfa") && close.conditions.contains(&Condition::RecentAuth(600)), "{close}");
 }
 
 /// What a host app can assert about its own authorization table.

@@ -486,6 +486,8 @@ async fn full_flow(backend: Backend) {
     let claims = app.kit.verify_with_jwks(&access).await.expect("verifies with the JWKS");
     assert_eq!(claims["sub"], json!(user_id));
     assert!(claims.get("tenant_id").is_none() && claims.get("role").is_none(), "{claims}");
+    assert_eq!(claims["amr"], json!(["fed"]), "a federated sign-in (RFC 8176): {claims}");
+    assert!(claims["auth_time"].as_i64().is_some_and(|t| t <= claims["iat"].as_i64().unwrap_or(0)), "{claims}");
     let me = app.kit.get("/me", Some(&access)).await;
     me.expect(200);
     assert_eq!(me.str("/email"), email);
@@ -573,6 +575,8 @@ async fn oidc_success_redirect_carries_a_one_time_code_and_no_token() {
     let me = app.kit.get("/me", Some(exchanged.answer.str("/access"))).await;
     me.expect(200);
     assert_eq!(me.str("/email"), email);
+    let claims = app.auth().verify_access(exchanged.answer.str("/access")).expect("a valid token");
+    assert_eq!(claims.amr, ["fed"], "the session of an exchanged code is a federated sign-in");
     app.kit.post("/refresh", None, &json!({ "refresh": exchanged.answer.str("/refresh") })).await.expect(200);
     // Single use; junk is refused the same way.
     app.exchange(&code).await.answer.expect_error(400, "invalid_token");

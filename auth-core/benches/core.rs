@@ -44,6 +44,8 @@ fn grant(tenant: bool) -> AccessGrant {
         session_id: Uuid::now_v7(),
         tenant: tenant.then(|| (Uuid::now_v7(), "member".to_owned())),
         account: AccountFlags { staff: false, superuser: false, email_verified: true },
+        amr: vec!["pwd".to_owned()],
+        auth_time: Clock::system().now().timestamp(),
     }
 }
 
@@ -316,6 +318,7 @@ fn revocation_engine(c: &mut Criterion) {
             session_id: revoked_session,
             tenant: None,
             account: AccountFlags { staff: true, superuser: true, email_verified: true },
+            ..grant(false)
         };
         let (refused, _) = minter.mint(&grant).unwrap();
         assert!(auth.verify_access(&refused).is_err(), "the engine holds the revoked sessions");

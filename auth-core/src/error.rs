@@ -6,7 +6,7 @@
 //! them into its response, with [`AuthError::body`] as the JSON. Messages are
 //! safe to show to clients and reveal no internals.
 
-use std::collections::BTreeMap;
+use std::{borrow::Cow, collections::BTreeMap};
 
 /// Per-field validation messages, rendered as the contract's `fields` object.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -51,6 +51,10 @@ impl FieldErrors {
 
 /// The bare challenge of a 401 that names no error (RFC 6750 §3.1).
 pub const BEARER: &str = "Bearer";
+
+/// The challenge of a step-up refusal (RFC 9470 §3): the token is valid, its
+/// sign-in is not enough for this route.
+const INSUFFICIENT_USER_AUTHENTICATION: &str = r#"Bearer error="insufficient_user_authentication""#;
 
 /// What went wrong, from the caller's point of view.
 #[derive(Debug, thiserror::Error)]
@@ -141,6 +145,14 @@ pub enum AuthError {
     /// A bug or an unexpected failure; logged, never detailed to clients.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The route needs a second factor, and the token's session has proved
+    /// none (403, RFC 9470 `insufficient_user_authentication`).
+    #[error("this needs a sign-in with a second factor")]
+    MfaRequired,
+    /// The route needs a sign-in at most `max_age_secs` old, and the token's
+    /// is older (403, RFC 9470 `insufficient_user_authentication` with `max_age`).
+    #[error("this needs a sign-in within the last {max_age_secs} seconds: sign in again")]
+    ReauthenticationRequired { max_age_secs: u64 },
 }
 
 impl AuthError {
@@ -175,6 +187,8 @@ impl AuthError {
             Self::Overloaded => "overloaded",
             Self::Unavailable => "unavailable",
             Self::Internal(_) => "internal_error",
+            Self::MfaRequired => "mfa_required",
+            Self::ReauthenticationRequired { .. } => "reauthentication_required",
         }
     }
 
@@ -206,15 +220,20 @@ impl AuthError {
             Self::RateLimited { .. } => 429,
             Self::Internal(_) => 500,
             Self::Overloaded | Self::Unavailable => 503,
+            Self::MfaRequired | Self::ReauthenticationRequired { .. } => 403,
         }
     }
 
-    /// The `WWW-Authenticate` value (RFC 6750 §3) the contract answers with.
-    pub fn challenge(&self) -> Option<&'static str> {
+    /// The `WWW-Authenticate` value (RFC 6750 §3, RFC 9470 §3) the contract answers with.
+    pub fn challenge(&self) -> Option<Cow<'static, str>> {
         match self {
-            Self::MissingToken | Self::InvalidCredentials => Some(BEARER),
-            Self::InvalidToken | Self::TokenReused => Some(r#"Bearer error="invalid_token""#),
-            Self::InsufficientRole => Some(r#"Bearer error="insufficient_scope""#),
+            Self::MissingToken | Self::InvalidCredentials => Some(BEARER.into()),
+            Self::InvalidToken | Self::TokenReused => Some(r#"Bearer error="invalid_token""#.into()),
+            Self::InsufficientRole => Some(r#"Bearer error="insufficient_scope""#.into()),
+            Self::MfaRequired => Some(INSUFFICIENT_USER_AUTHENTICATION.into()),
+            Self::ReauthenticationRequired { max_age_secs } => {
+                Some(format!(r#"{INSUFFICIENT_USER_AUTHENTICATION}, max_age="{max_age_secs}""#).into())
+            }
             _ => None,
         }
     }

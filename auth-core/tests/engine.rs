@@ -10,6 +10,8 @@ use auth_core::{
     AuthError, SigningAlgorithm,
     identity::{ProfileUpdate, Registration},
     tenancy::Roles,
+    testing::{record_second_factor, store},
+    tokens::{AccessClaims, AuthMethod},
 };
 use common::{PASSWORD, TestContext, client};
 use jsonwebtoken::{DecodingKey, Validation, jwk::JwkSet};
@@ -51,6 +53,8 @@ backend_tests!(
     pruning_removes_ended_sessions,
     audit_events_past_their_retention_are_pruned,
     a_closed_store_is_unavailable,
+    sessions_say_how_and_when_the_user_signed_in_and_refreshes_never_change_it,
+    a_second_factor_upgrades_the_session_and_only_its_next_tokens,
 );
 
 async fn count(ctx: &TestContext, sql: &str) -> i64 {
@@ -246,9 +250,11 @@ async fn access_tokens_carry_the_contract_claims_and_no_pii(ctx: TestContext) {
     let decoded = jsonwebtoken::decode::<serde_json::Value>(pair.access.expose(), &key, &validation).unwrap();
     let payload = decoded.claims.to_string();
     assert!(!payload.contains("claims@example.com") && !payload.contains("Test User"), "{payload}");
-    for claim in ["iss", "aud", "sub", "iat", "exp", "jti", "sid"] {
+    for claim in ["iss", "aud", "sub", "iat", "exp", "jti", "sid", "amr", "auth_time"] {
         assert!(decoded.claims.get(claim).is_some(), "{claim} missing");
     }
+    assert_eq!(decoded.claims["amr"], serde_json::json!(["pwd"]));
+    assert_eq!(decoded.claims["auth_time"], claims.auth_time);
     // A refresh token is not an access token and vice versa.
     assert!(matches!(ctx.auth.verify_access(pair.refresh.expose()), Err(AuthError::InvalidToken)));
     assert!(matches!(ctx.auth.sessions().refresh(pair.access.expose(), &client()).await, Err(AuthError::InvalidToken)));
@@ -1045,4 +1051,101 @@ where
         outputs.push(handle.await.expect("task"));
     }
     outputs
+}
+
+/// `amr` and `auth_time` as the token says.
+fn sign_in(claims: &AccessClaims) -> (Vec<&str>, i64) {
+    (claims.amr.iter().map(String::as_str).collect(), claims.auth_time)
+}
+
+/// Issue #12.5: a session stores how and when its user signed in; every
+/// access token of it (refreshes, tenant tokens, their refreshes) repeats that.
+async fn sessions_say_how_and_when_the_user_signed_in_and_refreshes_never_change_it(ctx: TestContext) {
+    let owner = ctx.verified_user("amr@example.com").await;
+    let tenant = ctx.auth.tenants().create(owner, "Acme", &client()).await.unwrap();
+    let before = ctx.clock.now().timestamp();
+    let login = ctx.login("amr@example.com").await;
+    let claims = ctx.auth.verify_access(login.access.expose()).unwrap();
+    let (amr, signed_in) = sign_in(&claims);
+    assert_eq!(amr, ["pwd"]);
+    assert!((before..=claims.iat).contains(&signed_in), "auth_time {signed_in} is the sign-in's, by the clock");
+    let stored = store(&ctx.auth).family(claims.sid).await.unwrap().unwrap();
+    assert_eq!((stored.amr.as_str(), stored.auth_time / 1000), ("pwd", signed_in));
+
+    ctx.clock.advance(Duration::from_secs(600));
+    let refreshed = ctx.auth.sessions().refresh(login.refresh.expose(), &client()).await.unwrap();
+    let refreshed_claims = ctx.auth.verify_access(refreshed.access.expose()).unwrap();
+    assert!(refreshed_claims.iat >= claims.iat + 600, "a new token");
+    assert_eq!(sign_in(&refreshed_claims), (vec!["pwd"], signed_in), "a refresh is no sign-in");
+
+    ctx.clock.advance(Duration::from_secs(600));
+    let scoped = ctx.auth.tenants().token(&refreshed_claims, tenant.id, &client()).await.unwrap();
+    let scoped_claims = ctx.auth.verify_access(scoped.access.expose()).unwrap();
+    assert_eq!(sign_in(&scoped_claims), (vec!["pwd"], signed_in), "a tenant token is the login's");
+    ctx.clock.advance(Duration::from_secs(600));
+    let scoped = ctx.auth.sessions().refresh(scoped.refresh.expose(), &client()).await.unwrap();
+    let scoped_claims = ctx.auth.verify_access(scoped.access.expose()).unwrap();
+    assert_eq!(scoped_claims.tenant_id, Some(tenant.id));
+    assert_eq!(sign_in(&scoped_claims), (vec!["pwd"], signed_in));
+
+    // A new sign-in is a new session with its own time, scoped or not.
+    let scoped_login =
+        ctx.auth.sessions().login("amr@example.com", PASSWORD, Some(tenant.id), &client()).await.unwrap();
+    let scoped_login = ctx.auth.verify_access(scoped_login.access.expose()).unwrap();
+    assert_eq!(sign_in(&scoped_login), (vec!["pwd"], scoped_login.iat));
+    assert!(scoped_login.auth_time >= signed_in + 1800);
+}
+
+/// Issue #12.5: what a second factor will record (its own code comes later):
+/// the session's amr gains the factor and `mfa`, its auth_time moves to now,
+/// and only tokens minted afterwards say so.
+async fn a_second_factor_upgrades_the_session_and_only_its_next_tokens(ctx: TestContext) {
+    let owner = ctx.verified_user("factor@example.com").await;
+    let tenant = ctx.auth.tenants().create(owner, "Acme", &client()).await.unwrap();
+    let login = ctx.login("factor@example.com").await;
+    let claims = ctx.auth.verify_access(login.access.expose()).unwrap();
+    let other_login = ctx.login("factor@example.com").await;
+
+    ctx.clock.advance(Duration::from_secs(300));
+    let upgraded = record_second_factor(&ctx.auth, &claims, AuthMethod::OneTimeCode).await.unwrap();
+    let now = ctx.clock.now().timestamp();
+    assert_eq!(upgraded.amr, "pwd otp mfa");
+    assert!((claims.auth_time + 300..=now).contains(&(upgraded.auth_time / 1000)), "auth_time moved to now");
+    assert_eq!(store(&ctx.auth).family(claims.sid).await.unwrap().unwrap(), upgraded, "stored");
+    // The token in hand is signed: it still says what it said.
+    assert_eq!(sign_in(&ctx.auth.verify_access(login.access.expose()).unwrap()), (vec!["pwd"], claims.auth_time));
+
+    let refreshed = ctx.auth.sessions().refresh(login.refresh.expose(), &client()).await.unwrap();
+    let refreshed = ctx.auth.verify_access(refreshed.access.expose()).unwrap();
+    assert_eq!(sign_in(&refreshed), (vec!["pwd", "otp", "mfa"], upgraded.auth_time / 1000));
+    assert!(auth_core::tokens::is_multi_factor(&refreshed.amr));
+    let scoped = ctx.auth.tenants().token(&refreshed, tenant.id, &client()).await.unwrap();
+    let scoped = ctx.auth.verify_access(scoped.access.expose()).unwrap();
+    assert_eq!(sign_in(&scoped), (vec!["pwd", "otp", "mfa"], upgraded.auth_time / 1000));
+    // The user's other session proved nothing more.
+    let other = ctx.auth.sessions().refresh(other_login.refresh.expose(), &client()).await.unwrap();
+    assert_eq!(ctx.auth.verify_access(other.access.expose()).unwrap().amr, ["pwd"]);
+
+    // Another factor is added once; mfa stays once.
+    let again = record_second_factor(&ctx.auth, &claims, AuthMethod::HardwareKey).await.unwrap();
+    assert_eq!(again.amr, "pwd otp mfa hwk");
+    let again = record_second_factor(&ctx.auth, &claims, AuthMethod::HardwareKey).await.unwrap();
+    assert_eq!(again.amr, "pwd otp mfa hwk");
+
+    // A password is no second factor; another user's claims or an ended session upgrade nothing.
+    assert!(matches!(
+        record_second_factor(&ctx.auth, &claims, AuthMethod::Password).await,
+        Err(AuthError::Internal(_))
+    ));
+    let stranger = AccessClaims { sub: uuid::Uuid::new_v4(), ..claims.clone() };
+    assert!(matches!(
+        record_second_factor(&ctx.auth, &stranger, AuthMethod::OneTimeCode).await,
+        Err(AuthError::InvalidToken)
+    ));
+    ctx.auth.sessions().logout_all(&claims, &client()).await.unwrap();
+    assert!(matches!(
+        record_second_factor(&ctx.auth, &claims, AuthMethod::SoftwareKey).await,
+        Err(AuthError::InvalidToken)
+    ));
+    assert_eq!(store(&ctx.auth).family(claims.sid).await.unwrap().unwrap().amr, "pwd otp mfa hwk");
 }

@@ -14,10 +14,25 @@ pub const DEFAULT_TENANT_SEGMENT: &str = "tenant_id";
 
 /// What the attribute understands, for error messages.
 const GRAMMAR: &str = "authenticated, role = \"...\", permission = \"...\", tenant, tenant = \"segment\", \
-                       any_tenant, verified, staff, superuser, any(...), and roles = YourRoles";
+                       any_tenant, verified, staff, superuser, mfa, recent_auth = \"10m\", any(...), and roles = YourRoles";
 
-const KEYWORDS: &[&str] =
-    &["authenticated", "role", "permission", "tenant", "any_tenant", "verified", "staff", "superuser", "any", "roles"];
+const KEYWORDS: &[&str] = &[
+    "authenticated",
+    "role",
+    "permission",
+    "tenant",
+    "any_tenant",
+    "verified",
+    "staff",
+    "superuser",
+    "any",
+    "roles",
+    "mfa",
+    "recent_auth",
+];
+
+/// The longest `recent_auth` window: a sign-in older than a day is no recent one.
+const MAX_RECENT_AUTH_SECS: u64 = 24 * 3600;
 
 /// One condition as written.
 pub enum Condition {
@@ -34,6 +49,10 @@ pub enum Condition {
     Superuser(Ident),
     /// The whole `any(...)` for spans, and its alternatives.
     Any(Box<Meta>, Vec<Condition>),
+    /// The session proved more than one factor.
+    Mfa(Ident),
+    /// The sign-in is at most this many seconds old; the literal as written.
+    RecentAuth(LitStr, u64),
 }
 
 /// The parsed attribute.
@@ -56,7 +75,9 @@ impl Condition {
             Self::Verified(_) => 5,
             Self::Staff(_) => 6,
             Self::Superuser(_) => 7,
-            Self::Any(..) => 8,
+            Self::Mfa(_) => 8,
+            Self::RecentAuth(..) => 9,
+            Self::Any(..) => 10,
         }
     }
 
@@ -71,6 +92,8 @@ impl Condition {
             Self::Staff(_) => "staff",
             Self::Superuser(_) => "superuser",
             Self::Any(..) => "any",
+            Self::Mfa(_) => "mfa",
+            Self::RecentAuth(..) => "recent_auth",
         }
     }
 
@@ -81,8 +104,9 @@ impl Condition {
             | Self::AnyTenant(ident)
             | Self::Verified(ident)
             | Self::Staff(ident)
-            | Self::Superuser(ident) => ident.span(),
-            Self::Role(lit) | Self::Permission(lit) => lit.span(),
+            | Self::Superuser(ident)
+            | Self::Mfa(ident) => ident.span(),
+            Self::Role(lit) | Self::Permission(lit) | Self::RecentAuth(lit, _) => lit.span(),
             Self::Tenant(ident, segment) => segment.as_ref().map_or(ident.span(), LitStr::span),
             Self::Any(meta, _) => meta.span(),
         }
@@ -106,8 +130,54 @@ impl Condition {
                 format!("tenant = {:?}", segment.value())
             }
             Self::Any(_, alternatives) => format!("any({})", describe(alternatives)),
+            Self::RecentAuth(_, secs) => format!("recent_auth = {:?}", duration_text(*secs)),
             _ => self.keyword().to_owned(),
         }
+    }
+}
+
+/// A window in the largest unit that is exact (`90s`, `10m`, `2h`), as
+/// auth-rocket's `Condition` writes it.
+fn duration_text(secs: u64) -> String {
+    match secs {
+        _ if secs.is_multiple_of(3600) => format!("{}h", secs / 3600),
+        _ if secs.is_multiple_of(60) => format!("{}m", secs / 60),
+        _ => format!("{secs}s"),
+    }
+}
+
+/// The seconds of a `recent_auth` window: a whole number and a unit, `s`,
+/// `m` or `h` (`"30s"`, `"10m"`, `"1h"`), more than zero and at most a day.
+fn recent_auth_secs(lit: &LitStr) -> Result<u64, String> {
+    let text = lit.value();
+    let malformed = || {
+        format!(
+            "`recent_auth` takes a whole number and a unit, s, m or h: recent_auth = \"30s\", \"10m\" or \"1h\", \
+             not {text:?}"
+        )
+    };
+    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(malformed)?;
+    let (number, unit) = text.split_at(split);
+    let unit_secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        _ => return Err(malformed()),
+    };
+    if number.is_empty() {
+        return Err(malformed());
+    }
+    let too_long = || {
+        format!(
+            "`recent_auth = {text:?}` is longer than 24h: a sign-in older than a day is no recent one; \
+             to admit any session, leave `recent_auth` out"
+        )
+    };
+    let secs = number.parse::<u64>().map_err(|_| too_long())?.checked_mul(unit_secs).ok_or_else(too_long)?;
+    match secs {
+        0 => Err(format!("`recent_auth = {text:?}` admits no token: the window must be at least 1s")),
+        _ if secs > MAX_RECENT_AUTH_SECS => Err(too_long()),
+        _ => Ok(secs),
     }
 }
 
@@ -175,6 +245,7 @@ fn condition(meta: Meta, nested: bool, errors: &mut Errors) -> Option<Condition>
         ("verified", Meta::Path(_)) => Some(Condition::Verified(keyword)),
         ("staff", Meta::Path(_)) => Some(Condition::Staff(keyword)),
         ("superuser", Meta::Path(_)) => Some(Condition::Superuser(keyword)),
+        ("mfa", Meta::Path(_)) => Some(Condition::Mfa(keyword)),
         ("tenant", Meta::Path(_)) => Some(Condition::Tenant(keyword, None)),
         ("any_tenant", Meta::Path(_)) if nested => {
             errors.spanned(
@@ -185,7 +256,7 @@ fn condition(meta: Meta, nested: bool, errors: &mut Errors) -> Option<Condition>
             None
         }
         ("any_tenant", Meta::Path(_)) => Some(Condition::AnyTenant(keyword)),
-        ("authenticated" | "any_tenant" | "verified" | "staff" | "superuser", _) => {
+        ("authenticated" | "any_tenant" | "verified" | "staff" | "superuser" | "mfa", _) => {
             errors.spanned(&meta, format!("`{name}` takes no value: write just `{name}`"));
             None
         }
@@ -202,6 +273,23 @@ fn condition(meta: Meta, nested: bool, errors: &mut Errors) -> Option<Condition>
             let example = if name == "role" { "role = \"admin\"" } else { "permission = \"invoices.read\"" };
             let lit = string(&nv.value, format!("`{name}` takes a string: {example}"), errors)?;
             Some(if name == "role" { Condition::Role(lit) } else { Condition::Permission(lit) })
+        }
+        ("recent_auth", Meta::NameValue(nv)) => {
+            let lit = string(&nv.value, "`recent_auth` takes a duration in a string: recent_auth = \"10m\"", errors)?;
+            match recent_auth_secs(&lit) {
+                Ok(secs) => Some(Condition::RecentAuth(lit, secs)),
+                Err(message) => {
+                    errors.spanned(&lit, message);
+                    None
+                }
+            }
+        }
+        ("recent_auth", _) => {
+            errors.spanned(
+                &meta,
+                "`recent_auth` needs the longest time since the sign-in: recent_auth = \"10m\" (s, m or h)",
+            );
+            None
         }
         ("role", _) => {
             errors.spanned(&meta, "`role` needs the minimum role's name: role = \"admin\"");
@@ -290,10 +378,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn recent_auth_windows_are_whole_numbers_with_a_unit() {
+        let secs = |text: &str| recent_auth_secs(&LitStr::new(text, Span::call_site()));
+        for (text, expected) in [("30s", 30), ("10m", 600), ("1h", 3600), ("90m", 5400), ("24h", 86_400), ("007s", 7)] {
+            assert_eq!(secs(text), Ok(expected), "{text}");
+        }
+        for bad in ["", "10", "m", "1.5h", "10 m", " 10m", "-5m", "+5m", "1h30m", "10M", "1d", "ten minutes"] {
+            assert!(secs(bad).unwrap_err().contains("a whole number and a unit"), "{bad:?}");
+        }
+        for zero in ["0s", "0m", "00h"] {
+            assert!(secs(zero).unwrap_err().contains("at least 1s"), "{zero}");
+        }
+        for long in ["25h", "86401s", "1441m", "99999999999999999999s", "9999999999999999h"] {
+            assert!(secs(long).unwrap_err().contains("longer than 24h"), "{long}");
+        }
+        assert_eq!(
+            [duration_text(90), duration_text(600), duration_text(7200), duration_text(5400)],
+            ["90s", "10m", "2h", "90m"]
+        );
+    }
+
+    #[test]
     fn typos_are_suggested() {
         assert_eq!(suggestion("authenticate"), Some("authenticated"));
         assert_eq!(suggestion("verfied"), Some("verified"));
         assert_eq!(suggestion("rol"), Some("role"));
+        assert_eq!(suggestion("recent_auht"), Some("recent_auth"));
+        assert_eq!(suggestion("mfs"), Some("mfa"));
         assert_eq!(suggestion("admin"), None);
         assert_eq!(suggestion("owner"), None);
     }

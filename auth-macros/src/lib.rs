@@ -50,6 +50,10 @@
 //!            | verified                 the account's email address is verified
 //!            | staff                    platform staff
 //!            | superuser                platform superuser
+//!            | mfa                      the session proved more than one factor: the token's amr
+//!                                       holds `mfa`, `otp`, `hwk` or `swk`
+//!            | recent_auth = "10m"      the token's auth_time is at most this old: a whole number
+//!                                       and s, m or h, from 1s to 24h
 //!            | any(condition, ...)      at least one of these holds (not nested, not empty)
 //! #[public]                           the route is open on purpose
 //! ```
@@ -64,8 +68,43 @@
 //! `insufficient_role`, with `WWW-Authenticate: Bearer error="insufficient_scope"`,
 //! for a role too low or without the permission; `email_not_verified`;
 //! `forbidden` for `staff`, `superuser`, and an `any` whose alternatives
-//! failed for different reasons). Tenant conditions are checked first, so a
-//! token for another tenant learns nothing about what its role would allow.
+//! failed for different reasons; and for step-up, below, `mfa_required` or
+//! `reauthentication_required`). Tenant conditions are checked first, so a
+//! token for another tenant learns nothing about what its role would allow,
+//! and the step-up conditions last, so nobody is asked to step up for a
+//! route that would refuse them anyway.
+//!
+//! ## Step-up
+//!
+//! `mfa` and `recent_auth` read how and when the user signed in, from the
+//! token's `amr` (RFC 8176) and `auth_time` claims, which every refresh and
+//! tenant token of a session repeats unchanged: a refresh never makes a
+//! sign-in recent or adds a factor. No database is read. A refusal is 403
+//! with the RFC 9470 challenge, so that a client knows to step up (sign in
+//! again, or prove a second factor) and retry:
+//!
+//! ```text
+//! #[requires(mfa)]                 403 mfa_required
+//!                                  WWW-Authenticate: Bearer error="insufficient_user_authentication"
+//! #[requires(recent_auth = "10m")] 403 reauthentication_required
+//!                                  WWW-Authenticate: Bearer error="insufficient_user_authentication", max_age="600"
+//! ```
+//!
+//! `recent_auth` compares `auth_time` with the engine's clock, without
+//! leeway. Inside `any(...)` both work as alternatives; an `any` of only
+//! refused step-ups answers `reauthentication_required` (a fresh sign-in
+//! satisfies it), beside another kind of refusal it is `forbidden`.
+//!
+//! ```
+//! # use auth_macros::requires;
+//! # use rocket::delete;
+//! /// A second factor, proved (or signed in with) in the last five minutes.
+//! #[requires(mfa, recent_auth = "5m")]
+//! #[delete("/me/passkeys/<id>")]
+//! fn delete_passkey(id: &str) -> &str {
+//!     id
+//! }
+//! ```
 //!
 //! ## Tenant paths
 //!
@@ -185,10 +224,11 @@
 //! or a segment. The token is verified once per request and cached, so the
 //! handler may still take `AuthUser` or `TenantScope` to read who is asking.
 //! The `DESCRIPTION` is normalised: conditions in the order `role`,
-//! `permission`, `tenant`, `any_tenant`, `verified`, `staff`, `superuser`, `any` (inside
-//! `any(...)` too), `tenant = "tenant_id"` written `tenant`, and
-//! `authenticated` dropped beside other conditions (every policy requires a
-//! token). `#[public]` only registers the route. Set `AUTH_MACROS_DEBUG=1`
+//! `permission`, `tenant`, `any_tenant`, `verified`, `staff`, `superuser`,
+//! `mfa`, `recent_auth`, `any` (inside `any(...)` too), `tenant = "tenant_id"`
+//! written `tenant`, a `recent_auth` window in its largest exact unit
+//! (`"600s"` written `"10m"`), and `authenticated` dropped beside other
+//! conditions (every policy requires a token). `#[public]` only registers the route. Set `AUTH_MACROS_DEBUG=1`
 //! while building to print each expansion on stderr.
 //!
 //! # Mistakes, at compile time
@@ -228,7 +268,7 @@
 //! error: conflicting conditions: `tenant` and `any_tenant`; `tenant` checks the role in the path's tenant, `any_tenant` in whichever tenant the token is scoped to: keep the one you mean
 //! error: `any_tenant` is no alternative: it says in which tenant the route's role is checked, so put it outside any(...)
 //! error: `any_tenant` says that the route's role or permission is checked in whichever tenant the token is scoped to, but this route checks none: remove it, or add the role = "..." it qualifies
-//! error: unknown condition `admin`; #[requires] understands authenticated, role = "...", permission = "...", tenant, tenant = "segment", any_tenant, verified, staff, superuser, any(...), and roles = YourRoles
+//! error: unknown condition `admin`; #[requires] understands authenticated, role = "...", permission = "...", tenant, tenant = "segment", any_tenant, verified, staff, superuser, mfa, recent_auth = "10m", any(...), and roles = YourRoles
 //! error: unknown condition `authenticate`; did you mean `authenticated`? #[requires] understands …
 //! error: `staff` is repeated; once is enough
 //! error: conflicting conditions: `role = "admin"` and `role = "owner"`; a route requires one minimum role (higher roles pass too): keep the one you mean
@@ -238,6 +278,11 @@
 //! error: #[requires] needs at least one condition: #[requires(authenticated)] for any valid token; #[public] marks a route that is open on purpose
 //! error: `role` takes a string: role = "admin"
 //! error: `staff` takes no value: write just `staff`
+//! error: `recent_auth` takes a whole number and a unit, s, m or h: recent_auth = "30s", "10m" or "1h", not "1.5h"
+//! error: `recent_auth = "0m"` admits no token: the window must be at least 1s
+//! error: `recent_auth = "25h"` is longer than 24h: a sign-in older than a day is no recent one; to admit any session, leave `recent_auth` out
+//! error: `recent_auth` takes a duration in a string: recent_auth = "10m"
+//! error: conflicting conditions: `recent_auth = "10m"` and `recent_auth = "5m"`; a route has one window for the sign-in's age (the shorter one is what both would require): keep the one you mean
 //!
 //! error: #[requires] needs a Rocket route attribute (#[get], #[post], …) below it, and none follows it here
 //!        place #[requires] above #[get]: attributes expand top-down, and a route attribute above #[requires] has already been expanded by Rocket without it

@@ -125,6 +125,14 @@ fn check_list(conditions: &[Condition], top: bool, errors: &mut Errors) {
                         first.describe()
                     ),
                 ),
+                (Condition::RecentAuth(..), Some(first)) => errors.at(
+                    condition.span(),
+                    format!(
+                        "conflicting conditions: `{}` and `{text}`; a route has one window for the sign-in's \
+                         age (the shorter one is what both would require): keep the one you mean",
+                        first.describe()
+                    ),
+                ),
                 _ => {}
             }
             let scope = |c: &Condition| matches!(c, Condition::Tenant(..) | Condition::AnyTenant(_));
@@ -330,6 +338,8 @@ fn condition_tokens(rocket: &TokenStream, condition: &Condition) -> TokenStream 
         Condition::Verified(_) => quote!(#path::Verified),
         Condition::Staff(_) => quote!(#path::Staff),
         Condition::Superuser(_) => quote!(#path::Superuser),
+        Condition::Mfa(_) => quote!(#path::Mfa),
+        Condition::RecentAuth(_, secs) => quote!(#path::RecentAuth(#secs)),
         Condition::Any(_, alternatives) => {
             let alternatives = alternatives.iter().map(|a| condition_tokens(rocket, a));
             quote!(#path::Any(&[#(#alternatives),*]))

@@ -47,7 +47,7 @@ impl ApiError {
     fn headers(&self) -> impl Iterator<Item = Header<'static>> {
         let (challenge, retry_after) = match self {
             Self::Auth(error) => (error.challenge(), error.retry_after_secs()),
-            Self::Status(status) => (ErrorBody::challenge_for_status(status.code), None),
+            Self::Status(status) => (ErrorBody::challenge_for_status(status.code).map(Into::into), None),
         };
         let challenge = challenge.map(|value| Header::new("WWW-Authenticate", value));
         let retry_after = retry_after.map(|secs| Header::new("Retry-After", secs.to_string()));

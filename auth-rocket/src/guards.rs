@@ -56,6 +56,24 @@ impl AuthUser {
     pub fn tenant(&self) -> Option<(Uuid, &str)> {
         self.claims.tenant_id.zip(self.claims.role.as_deref())
     }
+
+    /// How the user signed in to this session: RFC 8176 values (`pwd`, `fed`;
+    /// after a second factor also `otp`, `hwk` or `swk`, and `mfa`). Empty
+    /// for a session that predates them.
+    pub fn amr(&self) -> &[String] {
+        &self.claims.amr
+    }
+
+    /// When the session's user signed in (or last proved a second factor),
+    /// in Unix seconds; a refresh never moves it.
+    pub fn auth_time(&self) -> i64 {
+        self.claims.auth_time
+    }
+
+    /// Whether the session has proved more than one factor (`#[requires(mfa)]`).
+    pub fn is_multi_factor(&self) -> bool {
+        auth_core::tokens::is_multi_factor(&self.claims.amr)
+    }
 }
 
 /// Why no [`AuthUser`] could be had; cached with the verification result.

@@ -39,7 +39,7 @@ use crate::{
     secret::{Secret, exposed},
     store::{Family, NewFamily, Store},
     tenancy::{RoleSet, Roles, TenantMembership},
-    tokens::{AccessClaims, AccessGrant, AccessTokens, KeySet, OpaqueToken, RevocationList},
+    tokens::{AccessClaims, AccessGrant, AccessTokens, AuthMethod, KeySet, OpaqueToken, RevocationList, amr},
 };
 
 /// Ended sessions and spent one-time tokens are kept this long before
@@ -344,7 +344,9 @@ impl Auth {
         self.inner.tokens.keys().jwks()
     }
 
-    fn now(&self) -> DateTime<Utc> {
+    /// Now, by the engine's [`Clock`]: what tokens are dated and checked by
+    /// (a web layer compares `auth_time` with it).
+    pub fn now(&self) -> DateTime<Utc> {
         self.inner.clock.now()
     }
 
@@ -504,8 +506,16 @@ impl Auth {
         self.inner.denials.record(user, client, reason, detail);
     }
 
+    /// An access token of `session`, saying how its user signed in.
     fn mint(&self, account: AccountFlags, session: &Family, tenant: Option<(Uuid, String)>) -> Result<String> {
-        let grant = AccessGrant { user_id: session.user_id, session_id: session.id, tenant, account };
+        let grant = AccessGrant {
+            user_id: session.user_id,
+            session_id: session.id,
+            tenant,
+            account,
+            amr: amr::claimed(&session.amr),
+            auth_time: session.auth_time.div_euclid(1000),
+        };
         Ok(self.inner.tokens.mint(&grant)?.0)
     }
 
@@ -518,12 +528,14 @@ impl Auth {
         }
     }
 
-    /// Starts a login session (a refresh family) and returns its first tokens.
-    /// The user's oldest sessions beyond `tokens.max_sessions_per_user` end.
+    /// Starts a login session (a refresh family) for a user who has just
+    /// signed in with `methods`, and returns its first tokens. The user's
+    /// oldest sessions beyond `tokens.max_sessions_per_user` end.
     async fn start_session(
         &self,
         user: &User,
         tenant: Option<(Uuid, String)>,
+        methods: &[AuthMethod],
         client: &ClientInfo,
     ) -> Result<TokenPair> {
         let t = &self.inner.config.tokens;
@@ -537,6 +549,7 @@ impl Auth {
             absolute_expires_at,
             ip: client.ip.map(|ip| ip.to_string()),
             user_agent: client.user_agent.clone(),
+            amr: amr::stored(methods),
         };
         let refresh = OpaqueToken::generate();
         let idle = secs_to_ms(t.refresh_idle_ttl_secs);
@@ -558,6 +571,8 @@ impl Auth {
             last_used_at: now,
             absolute_expires_at,
             revoked_at: None,
+            amr: family.amr,
+            auth_time: now,
         };
         let access = self.mint(user.flags(), &session, tenant)?;
         Ok(self.pair(access, &refresh))

@@ -18,7 +18,7 @@ use crate::{
     recovery,
     secret::Secret,
     store::{Inserted, OneTimePurpose, Transaction},
-    tokens::{AccessClaims, OpaqueToken},
+    tokens::{AccessClaims, AuthMethod, OpaqueToken},
 };
 
 /// A provider's `error` parameter is kept in the audit trail up to this length.
@@ -225,7 +225,7 @@ impl OAuth<'_> {
     async fn oauth_session(&self, user: &User, detail: serde_json::Value, client: &ClientInfo) -> Result<TokenPair> {
         let now = self.inner.clock.now_ms();
         self.inner.store.record_login(user.id, now, None).await?;
-        let tokens = self.start_session(user, None, client).await?;
+        let tokens = self.start_session(user, None, &[AuthMethod::Federated], client).await?;
         self.audit(AuditEvent::LoginSucceeded, Some(user.id), client, detail).await;
         Ok(tokens)
     }

@@ -3,7 +3,11 @@
 //! operations. Never enable it in an app.
 
 use super::{Auth, RotateOutcome};
-use crate::{Result, store::Store, tokens::OpaqueToken};
+use crate::{
+    Result,
+    store::{Family, Store},
+    tokens::{AccessClaims, AuthMethod, OpaqueToken},
+};
 
 /// The storage behind `auth`.
 pub fn store(auth: &Auth) -> &Store {
@@ -20,4 +24,10 @@ pub async fn rotate_refresh(
     grace_ms: i64,
 ) -> Result<RotateOutcome> {
     auth.sessions().rotate_refresh(presented, now, idle_ms, grace_ms).await
+}
+
+/// Records a second factor in the caller's session, as the factors of
+/// issue #12 will once they have verified one.
+pub async fn record_second_factor(auth: &Auth, caller: &AccessClaims, factor: AuthMethod) -> Result<Family> {
+    auth.sessions().record_second_factor(caller, factor).await
 }

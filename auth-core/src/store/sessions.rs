@@ -18,6 +18,9 @@ pub struct NewFamily {
     pub absolute_expires_at: i64,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// How the user signed in ([`crate::tokens::AuthMethod`] values separated
+    /// by spaces); the session's `auth_time` is `now`.
+    pub amr: String,
 }
 
 /// A stored login session. It holds one refresh-token chain per scope (the
@@ -30,6 +33,11 @@ pub struct Family {
     pub last_used_at: i64,
     pub absolute_expires_at: i64,
     pub revoked_at: Option<i64>,
+    /// How the user signed in: RFC 8176 values separated by spaces (`pwd`,
+    /// `pwd otp mfa`), empty for a session from before they were stored.
+    pub amr: String,
+    /// When (Unix milliseconds) the user signed in, or last proved a second factor.
+    pub auth_time: i64,
 }
 
 impl Family {
@@ -74,7 +82,7 @@ impl Transaction {
     pub(crate) async fn insert_family(&mut self, family: &NewFamily) -> Result<()> {
         statement(
             "INSERT INTO refresh_families (id, user_id, created_at, last_used_at, absolute_expires_at, ip, \
-             user_agent) VALUES ($1, $2, $3, $3, $4, $5, $6)",
+             user_agent, amr, auth_time) VALUES ($1, $2, $3, $3, $4, $5, $6, $7, $3)",
         )
         .bind(family.id)
         .bind(family.user_id)
@@ -82,6 +90,7 @@ impl Transaction {
         .bind(family.absolute_expires_at)
         .bind(family.ip.as_deref())
         .bind(family.user_agent.as_deref())
+        .bind(family.amr.as_str())
         .execute(self)
         .await?;
         Ok(())
@@ -146,7 +155,7 @@ impl Transaction {
             "UPDATE refresh_families SET last_used_at = $1 \
              WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL AND last_used_at > $4 \
              AND absolute_expires_at > $1 \
-             RETURNING id, user_id, created_at, last_used_at, absolute_expires_at, revoked_at",
+             RETURNING id, user_id, created_at, last_used_at, absolute_expires_at, revoked_at, amr, auth_time",
         )
         .bind(now)
         .bind(family_id)
@@ -154,6 +163,19 @@ impl Transaction {
         .bind(now - idle_ms)
         .fetch_optional(self)
         .await?)
+    }
+
+    /// Records how the user of family `family_id` is now signed in: its
+    /// `amr` values and `auth_time` (see [`Family`]).
+    #[cfg_attr(not(feature = "testing"), allow(dead_code, reason = "the second factors of issue #12 will call it"))]
+    pub(crate) async fn set_sign_in(&mut self, family_id: Uuid, amr: &str, auth_time: i64) -> Result<()> {
+        statement("UPDATE refresh_families SET amr = $1, auth_time = $2 WHERE id = $3")
+            .bind(amr)
+            .bind(auth_time)
+            .bind(family_id)
+            .execute(self)
+            .await?;
+        Ok(())
     }
 
     /// Marks the live family `family_id` used; false when it is not live.
@@ -243,7 +265,7 @@ impl Transaction {
     ) -> Result<Option<LiveSession>> {
         Ok(statement(
             "SELECT f.id, f.user_id, f.created_at, f.last_used_at, f.absolute_expires_at, f.revoked_at, \
-             u.is_staff AS staff, u.is_superuser AS superuser, \
+             f.amr, f.auth_time, u.is_staff AS staff, u.is_superuser AS superuser, \
              u.email_verified_at IS NOT NULL AS email_verified, m.role \
              FROM refresh_families f JOIN users u ON u.id = f.user_id AND u.is_active \
              LEFT JOIN memberships m ON m.user_id = f.user_id AND m.tenant_id = $2 \
@@ -336,12 +358,12 @@ fn revoke_user_families<'a>(user_id: Uuid, keep: Option<Uuid>, reason: &'a str, 
     .bind(keep.unwrap_or(Uuid::nil()))
 }
 
-const SELECT_FAMILY_BY_ID: &str =
-    "SELECT id, user_id, created_at, last_used_at, absolute_expires_at, revoked_at FROM refresh_families WHERE id = $1";
+const SELECT_FAMILY_BY_ID: &str = "SELECT id, user_id, created_at, last_used_at, absolute_expires_at, revoked_at, \
+     amr, auth_time FROM refresh_families WHERE id = $1";
 
 /// The family of the refresh token `$1`.
-const SELECT_FAMILY_BY_TOKEN: &str = "SELECT id, user_id, created_at, last_used_at, absolute_expires_at, revoked_at \
-     FROM refresh_families WHERE id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1)";
+const SELECT_FAMILY_BY_TOKEN: &str = "SELECT id, user_id, created_at, last_used_at, absolute_expires_at, revoked_at, \
+     amr, auth_time FROM refresh_families WHERE id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1)";
 
 impl Store {
     pub async fn family(&self, id: Uuid) -> Result<Option<Family>> {

@@ -56,6 +56,20 @@ pub struct AccessClaims {
     /// The account's email address has been verified.
     #[serde(default, skip_serializing_if = "is_false")]
     pub email_verified: bool,
+    /// How the user signed in to the session (RFC 8176 values: `pwd`, `fed`,
+    /// and after a second factor also `otp`, `hwk` or `swk`, and `mfa`); the
+    /// session's, so every refresh and tenant token repeats it. Empty (and
+    /// not written) for a session from before sessions stored it, and in
+    /// tokens minted before the claim existed: such a token proves no factor.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
+    /// Unix seconds of the sign-in that started the session, or of its
+    /// latest second factor; refreshes never move it. Tokens minted before
+    /// the claim existed have none, and [`AccessTokens::verify`] reads theirs
+    /// as `iat`: the latest that sign-in can have been, and such a token
+    /// lives at most `tokens.access_ttl_secs` (15 minutes at most) after the upgrade.
+    #[serde(default)]
+    pub auth_time: i64,
 }
 
 fn is_false(value: &bool) -> bool {
@@ -71,6 +85,10 @@ pub struct AccessGrant {
     /// The tenant id and the user's role in it, when the token is scoped.
     pub tenant: Option<(Uuid, String)>,
     pub account: AccountFlags,
+    /// The session's `amr` values.
+    pub amr: Vec<String>,
+    /// The session's sign-in, in Unix seconds.
+    pub auth_time: i64,
 }
 
 /// Mints and verifies access tokens, with every time read from one [`Clock`].
@@ -136,6 +154,8 @@ impl AccessTokens {
             staff: grant.account.staff,
             superuser: grant.account.superuser,
             email_verified: grant.account.email_verified,
+            amr: grant.amr.clone(),
+            auth_time: grant.auth_time,
         };
         // What jsonwebtoken's `encode` does, with the header encoded once in
         // `new` and the key parsed once in the key set (`encode` re-parses it
@@ -206,9 +226,13 @@ impl AccessTokens {
         }
         // Present for every algorithm of the key set, which `new` built them from.
         let validation = self.validations.get(&algorithm).ok_or("no validation for the algorithm")?;
-        let claims = decode::<AccessClaims>(token, key.decoding_key(), validation)
+        let mut claims = decode::<AccessClaims>(token, key.decoding_key(), validation)
             .map_err(|error| describe(error.kind()))?
             .claims;
+        // Absent in tokens minted before the claim existed (see `AccessClaims::auth_time`).
+        if claims.auth_time == 0 {
+            claims.auth_time = claims.iat;
+        }
         // The times, against our clock (jsonwebtoken's own checks read the system time).
         let now = self.now();
         let leeway = seconds(self.leeway_secs);
@@ -300,6 +324,8 @@ mod tests {
             session_id: Uuid::new_v4(),
             tenant: None,
             account: AccountFlags { staff: false, superuser: false, email_verified: true },
+            amr: vec!["pwd".into()],
+            auth_time: now() - 60,
         }
     }
 
@@ -448,8 +474,22 @@ mod tests {
         let payload = payload(&token);
         let mut names: Vec<_> = payload.as_object().unwrap().keys().cloned().collect();
         names.sort();
-        assert_eq!(names, ["aud", "exp", "iat", "iss", "jti", "nbf", "sid", "sub"]);
+        assert_eq!(names, ["amr", "aud", "auth_time", "exp", "iat", "iss", "jti", "nbf", "sid", "sub"]);
         assert_eq!(payload["sub"], claims.sub.to_string());
+        assert_eq!(payload["amr"], json!(["pwd"]));
+        assert_eq!(payload["auth_time"], claims.auth_time);
+    }
+
+    /// Tokens minted before `amr` and `auth_time` existed verify for their
+    /// lifetime: no method, and signed in at `iat` at the latest.
+    #[test]
+    fn tokens_without_amr_and_auth_time_verify_as_no_factor_signed_in_at_iat() {
+        let tokens = ed_tokens();
+        let claims = valid_claims();
+        let verified = tokens.verify(&sign(&tokens, &our_header(&tokens), &claims)).unwrap();
+        assert!(verified.amr.is_empty());
+        assert_eq!(verified.auth_time, verified.iat);
+        assert_eq!(json!(verified.iat), claims["iat"]);
     }
 
     #[test]

@@ -1,13 +1,15 @@
 //! Access tokens (signed JWTs, verified without I/O) and the keys that sign
-//! them, the opaque secrets used for refresh tokens and email links, and the
-//! in-memory revocation list.
+//! them, the opaque secrets used for refresh tokens and email links, the
+//! in-memory revocation list, and how a user signed in (`amr`).
 
 mod access;
+pub(crate) mod amr;
 mod keys;
 mod opaque;
 mod revocation;
 
 pub use access::AccessClaims;
+pub use amr::{AuthMethod, is_multi_factor};
 pub use keys::KeySet;
 
 // The engine's own parts: the suites and benchmarks reach them with the

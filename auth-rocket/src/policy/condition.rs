@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use auth_core::{AuthError, tenancy::RoleSet};
+use auth_core::{Auth, AuthError, tenancy::RoleSet};
 use rocket::Request;
 use uuid::Uuid;
 
@@ -35,6 +35,12 @@ pub enum Condition {
     Superuser,
     /// At least one of these holds.
     Any(&'static [Condition]),
+    /// The token's session has proved more than one factor: its `amr` holds
+    /// `mfa`, `otp`, `hwk` or `swk`.
+    Mfa,
+    /// The token's `auth_time` is at most this many seconds before now (by
+    /// the engine's clock): the user signed in, or proved a second factor, recently.
+    RecentAuth(u64),
 }
 
 impl Condition {
@@ -50,15 +56,19 @@ impl Condition {
             Self::Staff => "staff",
             Self::Superuser => "superuser",
             Self::Any(_) => "any",
+            Self::Mfa => "mfa",
+            Self::RecentAuth(_) => "recent_auth",
         }
     }
 
     /// `Ok` when the condition holds for `user` on `request`; otherwise the
     /// 403 to answer: [`AuthError::NotAMember`] for a token not scoped to the
     /// tenant (or to none), [`AuthError::InsufficientRole`] for a role too low
-    /// or without the permission, [`AuthError::EmailNotVerified`], and
+    /// or without the permission, [`AuthError::EmailNotVerified`],
     /// [`AuthError::Forbidden`] for `staff`, `superuser`, and an `any` whose
-    /// alternatives failed for different reasons.
+    /// alternatives failed for different reasons, and for a step-up (RFC 9470)
+    /// [`AuthError::MfaRequired`] or [`AuthError::ReauthenticationRequired`]
+    /// (also what an `any` of only step-ups answers: a fresh sign-in).
     pub fn check(&self, user: &AuthUser, request: &Request<'_>, roles: &RoleSet) -> Result<(), AuthError> {
         let holds = |ok: bool, error: AuthError| if ok { Ok(()) } else { Err(error) };
         match *self {
@@ -90,17 +100,48 @@ impl Condition {
                     match alternative.check(user, request, roles) {
                         Ok(()) => return Ok(()),
                         Err(error) => {
-                            refusal = match refusal {
-                                None => Some(error),
-                                Some(first) if first.code() == error.code() => Some(first),
-                                Some(_) => Some(AuthError::Forbidden),
-                            }
+                            refusal = Some(match refusal {
+                                None => error,
+                                Some(first) => either(first, error),
+                            })
                         }
                     }
                 }
                 Err(refusal.unwrap_or(AuthError::Forbidden))
             }
+            Self::Mfa => holds(user.is_multi_factor(), AuthError::MfaRequired),
+            Self::RecentAuth(max_age_secs) => {
+                // The engine's clock, which dates the tokens (and which tests move).
+                let now = request.rocket().state::<Auth>().map(|auth| auth.now().timestamp());
+                let max_age = i64::try_from(max_age_secs).unwrap_or(i64::MAX);
+                let fresh = now.is_some_and(|now| now.saturating_sub(user.auth_time()) <= max_age);
+                holds(fresh, AuthError::ReauthenticationRequired { max_age_secs })
+            }
         }
+    }
+}
+
+/// The refusal of an `any(...)` whose alternatives were refused with `first`
+/// and `then`: the same reason stays; two step-ups ask for a fresh sign-in,
+/// which a second factor in the session gives too; different reasons are
+/// [`AuthError::Forbidden`].
+fn either(first: AuthError, then: AuthError) -> AuthError {
+    use AuthError::{MfaRequired, ReauthenticationRequired};
+    match (first, then) {
+        (first, then) if first.code() == then.code() => first,
+        (fresh @ ReauthenticationRequired { .. }, MfaRequired)
+        | (MfaRequired, fresh @ ReauthenticationRequired { .. }) => fresh,
+        _ => AuthError::Forbidden,
+    }
+}
+
+/// `recent_auth`'s window as `#[requires]` writes it: in the largest unit that is exact (`90s`, `10m`, `2h`).
+fn duration(secs: u64) -> String {
+    match secs {
+        0 => "0s".to_owned(),
+        _ if secs.is_multiple_of(3600) => format!("{}h", secs / 3600),
+        _ if secs.is_multiple_of(60) => format!("{}m", secs / 60),
+        _ => format!("{secs}s"),
     }
 }
 
@@ -112,6 +153,7 @@ impl fmt::Display for Condition {
             Self::Tenant(segment) if *segment == DEFAULT_TENANT_SEGMENT => f.write_str("tenant"),
             Self::Tenant(segment) => write!(f, "tenant = {segment:?}"),
             Self::Any(alternatives) => write!(f, "any({})", Listed(alternatives)),
+            Self::RecentAuth(secs) => write!(f, "recent_auth = {:?}", duration(*secs)),
             _ => f.write_str(self.kind()),
         }
     }

@@ -166,6 +166,10 @@ mod tests {
         assert_eq!(Condition::Tenant("org").to_string(), r#"tenant = "org""#);
         assert_eq!(Condition::Permission("a.b").to_string(), r#"permission = "a.b""#);
         assert_eq!(Condition::AnyTenant.to_string(), "any_tenant");
+        assert_eq!(Condition::Mfa.to_string(), "mfa");
+        for (secs, text) in [(600, r#""10m""#), (90, r#""90s""#), (7200, r#""2h""#), (5400, r#""90m""#)] {
+            assert_eq!(Condition::RecentAuth(secs).to_string(), format!("recent_auth = {text}"));
+        }
     }
 
     #[test]

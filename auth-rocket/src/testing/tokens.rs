@@ -34,3 +34,13 @@ pub(super) fn jwt_part(token: &str, index: usize) -> Value {
 pub(super) fn b64_json(value: &Value) -> String {
     URL_SAFE_NO_PAD.encode(value.to_string())
 }
+
+/// `later` (a refresh, a tenant token) says the sign-in of `earlier`'s
+/// session as it was: `amr` and `auth_time` unchanged.
+pub(super) fn assert_same_sign_in(earlier: &Tokens, later: &Tokens, what: &str) {
+    let (before, after) = (earlier.claims(), later.claims());
+    for claim in ["amr", "auth_time"] {
+        assert!(!before[claim].is_null(), "claim {claim} missing: {before}");
+        assert_eq!(after[claim], before[claim], "{what} carries the session's {claim} unchanged: {after}");
+    }
+}

@@ -8,7 +8,8 @@ use crate::testing::Conformance;
 impl Conformance {
     /// `<base>/jwks.json` and `/.well-known/jwks.json` publish the same public
     /// keys (`kid`, `alg`, `use: "sig"`, no private members), and a stock JWT
-    /// library verifies an issued access token with them alone.
+    /// library verifies an issued access token with them alone and reads the
+    /// contract's claims from it.
     pub async fn jwks(&self) {
         let mounted = self.get("/jwks.json", None).await;
         mounted.expect(200);
@@ -32,6 +33,10 @@ impl Conformance {
             .await
             .unwrap_or_else(|e| panic!("a stock JWT library must verify an access token with the JWKS alone: {e}"));
         assert_eq!(claims["sub"], json!(user.id), "{claims}");
+        for claim in ["iss", "aud", "iat", "nbf", "exp", "jti", "sid", "auth_time"] {
+            assert!(!claims[claim].is_null(), "claim {claim} missing: {claims}");
+        }
+        assert_eq!(claims["amr"], json!(["pwd"]), "{claims}");
         let header = tokens.header();
         let published = keys.iter().find(|k| k["kid"] == header["kid"]).expect("the signing key is published");
         assert_eq!(published["alg"], header["alg"], "the JWK's alg is the token's: {published}");

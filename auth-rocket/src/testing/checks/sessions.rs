@@ -8,13 +8,14 @@ use uuid::Uuid;
 
 use crate::testing::{
     Conformance, FULL_NAME, NEW_PASSWORD, Tokens, assert_bearer_challenge,
-    tokens::{b64_json, jwt_part},
+    tokens::{assert_same_sign_in, b64_json, jwt_part},
 };
 
 impl Conformance {
     /// `POST /login`: 200 `{access, refresh, token_type: "Bearer", expires_in}`
-    /// with an RFC 9068 access token without PII; an unknown email and a wrong
-    /// password get identical 401 answers.
+    /// with an RFC 9068 access token without PII that says how and when the
+    /// user signed in (`amr: ["pwd"]`, `auth_time`); an unknown email and a
+    /// wrong password get identical 401 answers.
     pub async fn login(&self) {
         let user = self.verified_user("login").await;
         let answer = self.post("/login", None, &json!({ "email": user.email, "password": user.password })).await;
@@ -31,9 +32,13 @@ impl Conformance {
         assert!(!matches!(header["alg"].as_str(), None | Some("none")), "a real alg: {header}");
         let claims = tokens.claims();
         assert_eq!(claims["sub"], json!(user.id), "sub is the user id: {claims}");
-        for claim in ["iss", "aud", "iat", "exp", "jti", "sid"] {
+        for claim in ["iss", "aud", "iat", "exp", "jti", "sid", "amr", "auth_time"] {
             assert!(!claims[claim].is_null(), "claim {claim} missing: {claims}");
         }
+        assert_eq!(claims["amr"], json!(["pwd"]), "a password sign-in (RFC 8176): {claims}");
+        let signed_in = claims["auth_time"].as_i64().unwrap_or_else(|| panic!("auth_time in seconds: {claims}"));
+        let issued = claims["iat"].as_i64().unwrap_or_else(|| panic!("iat in seconds: {claims}"));
+        assert!((issued - 60..=issued).contains(&signed_in), "auth_time is the sign-in's, just now: {claims}");
         let payload = claims.to_string();
         assert!(!payload.contains(&user.email) && !payload.contains(FULL_NAME), "no PII in tokens: {claims}");
 
@@ -175,9 +180,10 @@ impl Conformance {
         ]
     }
 
-    /// `POST /refresh` rotates: a new pair, the old refresh token consumed;
-    /// presenting it again is 401 `token_reused` and kills its successor; an
-    /// access token is never a refresh token.
+    /// `POST /refresh` rotates: a new pair of the same session, which says
+    /// the sign-in's `amr` and `auth_time` unchanged, the old refresh token
+    /// consumed; presenting it again is 401 `token_reused` and kills its
+    /// successor; an access token is never a refresh token.
     pub async fn refresh_rotation(&self) {
         let user = self.verified_user("refresh").await;
         let first = self.sign_in(&user).await;
@@ -188,6 +194,7 @@ impl Conformance {
         let second = Tokens { access: answer.str("/access").to_owned(), refresh: answer.str("/refresh").to_owned() };
         assert_ne!(second.refresh, first.refresh, "rotation returns a new refresh token");
         assert_eq!(second.claims()["sid"], first.claims()["sid"], "the same session (token family)");
+        assert_same_sign_in(&first, &second, "a refresh");
         assert!(self.access_works(&second.access).await);
         let third = self.refreshed(&second.refresh).await;
 

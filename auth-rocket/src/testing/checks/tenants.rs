@@ -4,7 +4,10 @@ use rocket::http::Method;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::testing::{Answer, Conformance, FULL_NAME, PASSWORD, TestUser, Tokens, tokens::jwt_part};
+use crate::testing::{
+    Answer, Conformance, FULL_NAME, PASSWORD, TestUser, Tokens,
+    tokens::{assert_same_sign_in, jwt_part},
+};
 
 impl Conformance {
     /// `POST /tenants` (201, the caller its highest role), `GET /tenants`
@@ -281,7 +284,8 @@ impl Conformance {
     /// `POST /token/tenant` and `login` with `tenant_id`: scoped tokens whose
     /// role comes from the membership, never from the request; 403 for a
     /// non-member; scoped sessions stay scoped across refresh; the scoped
-    /// tokens belong to the caller's login (one session, ended by its logout).
+    /// tokens belong to the caller's login (one session, ended by its logout)
+    /// and say its sign-in (`amr`, `auth_time`) unchanged.
     pub async fn tenant_token(&self) {
         let [owner_role, _, member_role] = &self.roles;
         let owner = self.verified_user("scope-owner").await;
@@ -305,6 +309,8 @@ impl Conformance {
         );
         // The scoped tokens belong to the caller's login: listed once, ended with it.
         assert_eq!(claims["sid"], owner_tokens.claims()["sid"], "scoped tokens carry the login's sid: {claims}");
+        assert_same_sign_in(&owner_tokens, &scoped, "a tenant token");
+        assert_same_sign_in(&owner_tokens, &rotated, "a tenant token's refresh");
         let sessions = self.get("/sessions", Some(&owner_tokens.access)).await;
         assert_eq!(sessions.get("").as_array().map(Vec::len), Some(1), "the login is listed once: {sessions}");
         let logout = json!({ "refresh": owner_tokens.refresh });
