@@ -65,9 +65,9 @@ pub struct AccessClaims {
     pub amr: Vec<String>,
     /// Unix seconds of the sign-in that started the session, or of its
     /// latest second factor; refreshes never move it. Tokens minted before
-    /// the claim existed have none, and [`AccessTokens::verify`] reads theirs
-    /// as `iat`: the latest that sign-in can have been, and such a token
-    /// lives at most `tokens.access_ttl_secs` (15 minutes at most) after the upgrade.
+    /// the claim existed have none and read as 0: the sign-in time is
+    /// unknown, so no freshness condition (`recent_auth`) holds for them
+    /// (fail closed; they live at most `tokens.access_ttl_secs` after the upgrade).
     #[serde(default)]
     pub auth_time: i64,
 }
@@ -226,13 +226,9 @@ impl AccessTokens {
         }
         // Present for every algorithm of the key set, which `new` built them from.
         let validation = self.validations.get(&algorithm).ok_or("no validation for the algorithm")?;
-        let mut claims = decode::<AccessClaims>(token, key.decoding_key(), validation)
+        let claims = decode::<AccessClaims>(token, key.decoding_key(), validation)
             .map_err(|error| describe(error.kind()))?
             .claims;
-        // Absent in tokens minted before the claim existed (see `AccessClaims::auth_time`).
-        if claims.auth_time == 0 {
-            claims.auth_time = claims.iat;
-        }
         // The times, against our clock (jsonwebtoken's own checks read the system time).
         let now = self.now();
         let leeway = seconds(self.leeway_secs);
@@ -481,14 +477,14 @@ mod tests {
     }
 
     /// Tokens minted before `amr` and `auth_time` existed verify for their
-    /// lifetime: no method, and signed in at `iat` at the latest.
+    /// lifetime: no method, and no known sign-in time (never fresh).
     #[test]
-    fn tokens_without_amr_and_auth_time_verify_as_no_factor_signed_in_at_iat() {
+    fn tokens_without_amr_and_auth_time_verify_as_no_factor_and_never_fresh() {
         let tokens = ed_tokens();
         let claims = valid_claims();
         let verified = tokens.verify(&sign(&tokens, &our_header(&tokens), &claims)).unwrap();
         assert!(verified.amr.is_empty());
-        assert_eq!(verified.auth_time, verified.iat);
+        assert_eq!(verified.auth_time, 0);
         assert_eq!(json!(verified.iat), claims["iat"]);
     }
 
