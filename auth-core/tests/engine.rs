@@ -57,13 +57,6 @@ backend_tests!(
     a_second_factor_upgrades_the_session_and_only_its_next_tokens,
 );
 
-async fn count(ctx: &TestContext, sql: &str) -> i64 {
-    let pool = ctx.raw().await;
-    let count = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_one(&pool).await.expect("count").get::<i64, _>(0);
-    pool.close().await;
-    count
-}
-
 async fn registration_normalises_email_and_keeps_profile_apart(ctx: TestContext) {
     let registration = Registration {
         email: "  Ada.Lovelace@Example.COM ".into(),
@@ -81,7 +74,7 @@ async fn registration_normalises_email_and_keeps_profile_apart(ctx: TestContext)
 
     let account = ctx.auth.accounts().account(user.id).await.unwrap();
     assert_eq!(account.profile.phone.as_deref(), Some("+44 20 7946 0958"));
-    assert_eq!(count(&ctx, "SELECT COUNT(*) FROM profiles").await, 1);
+    assert_eq!(ctx.count("SELECT COUNT(*) FROM profiles").await, 1);
     // The verification email links to the configured public URL.
     let mail = ctx.mail.last_to("ada.lovelace@example.com").unwrap();
     assert!(mail.text.contains("http://localhost:8000/api/auth/verify-email?token="), "{}", mail.text);
@@ -111,7 +104,7 @@ async fn registration_reports_every_invalid_field(ctx: TestContext) {
         let result = ctx.auth.accounts().register(&registration, &client()).await;
         assert!(matches!(&result, Err(AuthError::Validation(f)) if f.get("password").is_some()), "{password}");
     }
-    assert_eq!(count(&ctx, "SELECT COUNT(*) FROM users").await, 0);
+    assert_eq!(ctx.count("SELECT COUNT(*) FROM users").await, 0);
 }
 
 async fn a_failed_registration_leaves_nothing_behind(ctx: TestContext) {
@@ -150,7 +143,7 @@ async fn duplicate_registration_race_has_one_winner(ctx: TestContext) {
     let results = futures_join_all(attempts).await;
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
     assert!(results.iter().filter(|r| r.is_err()).all(|r| matches!(r, Err(AuthError::EmailTaken))));
-    assert_eq!(count(&ctx, "SELECT COUNT(*) FROM profiles").await, 1);
+    assert_eq!(ctx.count("SELECT COUNT(*) FROM profiles").await, 1);
 }
 
 async fn passwords_are_argon2id_and_rehashed_when_parameters_change(ctx: TestContext) {
@@ -381,7 +374,7 @@ async fn grace_window_races_leave_one_chain_and_a_used_successor_makes_reuse(ctx
     }
     assert_eq!(successors.len(), 1, "one successor chain, never two: {successors:?}");
     let successor = successors.pop_first().unwrap();
-    let chains = count(&ctx, "SELECT COUNT(*) FROM refresh_tokens WHERE consumed_at IS NULL").await;
+    let chains = ctx.count("SELECT COUNT(*) FROM refresh_tokens WHERE consumed_at IS NULL").await;
     assert_eq!(chains, 1, "exactly one live token");
 
     let next = auth.sessions().refresh(&successor, &client()).await.unwrap();

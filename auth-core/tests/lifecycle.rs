@@ -20,14 +20,6 @@ backend_tests!(
     a_deleted_accounts_tokens_stop_on_every_instance,
 );
 
-async fn count(ctx: &TestContext, sql: &str) -> i64 {
-    use sqlx::Row;
-    let pool = ctx.raw().await;
-    let count = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_one(&pool).await.expect("count").get::<i64, _>(0);
-    pool.close().await;
-    count
-}
-
 async fn invitations_are_single_use_revocable_and_bound_to_the_verified_address(ctx: TestContext) {
     let owner = ctx.verified_user("owner@example.com").await;
     let tenant = ctx.auth.tenants().create(owner, "Acme", &client()).await.unwrap();
@@ -65,7 +57,7 @@ async fn invitations_are_single_use_revocable_and_bound_to_the_verified_address(
     assert!(matches!(dead, Err(AuthError::InvalidOneTimeToken)), "{dead:?}");
     let twice = tenants.revoke_invitation(owner, tenant.id, revoked.id, &client()).await;
     assert!(matches!(twice, Err(AuthError::NotFound)), "{twice:?}");
-    assert_eq!(count(&ctx, "SELECT COUNT(*) FROM memberships").await, 2);
+    assert_eq!(ctx.count("SELECT COUNT(*) FROM memberships").await, 2);
 
     // An admin cannot revoke an invitation to a role above theirs; an outsider cannot list.
     let high = tenants.invite(owner, tenant.id, "boss@example.com", "owner", &client()).await.unwrap();
@@ -95,7 +87,7 @@ async fn concurrent_accepts_of_one_invitation_make_one_membership(ctx: TestConte
         }
     }
     assert_eq!(winners, 1);
-    assert_eq!(count(&ctx, "SELECT COUNT(*) FROM memberships").await, 2);
+    assert_eq!(ctx.count("SELECT COUNT(*) FROM memberships").await, 2);
 }
 
 async fn an_expired_invitation_can_be_sent_again(ctx: TestContext) {
@@ -207,10 +199,10 @@ async fn account_deletion_removes_everything_but_anonymous_audit(ctx: TestContex
     for table in ["users", "profiles", "memberships", "refresh_families", "one_time_tokens", "identity_links"] {
         let column = if table == "users" { "id" } else { "user_id" };
         let rows =
-            count(&ctx, &format!("SELECT COUNT(*) FROM {table} WHERE {column} = {}", uuid_literal(&ctx, &id))).await;
+            ctx.count(&format!("SELECT COUNT(*) FROM {table} WHERE {column} = {}", uuid_literal(&ctx, &id))).await;
         assert_eq!(rows, 0, "{table} still holds the account");
     }
-    assert_eq!(count(&ctx, "SELECT COUNT(*) FROM tenants").await, 1, "the tenant it was alone in is gone");
+    assert_eq!(ctx.count("SELECT COUNT(*) FROM tenants").await, 1, "the tenant it was alone in is gone");
     let remaining = ctx.auth.tenants().list(owner).await.unwrap();
     assert_eq!(remaining[0].id, shared.id);
     assert_ne!(remaining[0].id, own.id);

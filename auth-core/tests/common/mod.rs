@@ -106,6 +106,15 @@ impl TestContext {
             .expect("build a second Auth")
     }
 
+    /// The one number `sql` (a `SELECT COUNT(*) …`) answers on the test database.
+    pub async fn count(&self, sql: &str) -> i64 {
+        use sqlx::Row;
+        let pool = self.raw().await;
+        let count = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_one(&pool).await.expect("count").get::<i64, _>(0);
+        pool.close().await;
+        count
+    }
+
     /// A raw connection to the test database, for checking what was stored.
     pub async fn raw(&self) -> sqlx::AnyPool {
         sqlx::any::install_default_drivers();
