@@ -18,6 +18,9 @@ use crate::{
     tenancy::Invitation,
 };
 
+/// The audit `actor` of a change made from the operators' CLI.
+pub(super) const CLI_ACTOR: &str = "cli";
+
 /// Who among the operators acts: a staff member (through the HTTP API), or
 /// whoever runs the CLI, who holds the database and its settings and so may
 /// make every change. Recorded as `actor` in the detail of each event an
@@ -32,14 +35,14 @@ impl Operator {
     fn audit_value(self) -> serde_json::Value {
         match self {
             Self::Staff(id) => json!(id),
-            Self::Cli => json!("cli"),
+            Self::Cli => json!(CLI_ACTOR),
         }
     }
 
     /// Whether an audit event's `detail` names an operator as its actor.
     pub(crate) fn acted_in(detail: &serde_json::Value) -> bool {
         match detail.get("actor").and_then(serde_json::Value::as_str) {
-            Some("cli") => true,
+            Some(CLI_ACTOR) => true,
             Some(actor) => actor.parse::<Uuid>().is_ok(),
             None => false,
         }

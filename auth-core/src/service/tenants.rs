@@ -41,7 +41,7 @@ impl Actor {
     pub(super) fn as_str(self) -> &'static str {
         match self {
             Self::Member(_) => "member",
-            Self::Cli => "cli",
+            Self::Cli => super::operators::CLI_ACTOR,
         }
     }
 

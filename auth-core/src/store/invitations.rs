@@ -5,6 +5,13 @@ use uuid::Uuid;
 use super::{Inserted, Store, Transaction, inserted, millis, statement, time};
 use crate::{error::Result, identity::Email, tenancy::Invitation, tokens::OpaqueToken};
 
+/// The columns of an [`Invitation`], in the order of `InvitationRow`.
+macro_rules! columns {
+    () => {
+        "id, tenant_id, email, role, invited_by, expires_at"
+    };
+}
+
 type InvitationRow = (Uuid, Uuid, String, String, Option<Uuid>, i64);
 
 fn invitation((id, tenant_id, email, role, invited_by, expires_at): InvitationRow) -> Invitation {
@@ -66,10 +73,12 @@ impl Transaction {
 
     /// An open, unexpired invitation of `tenant_id` by id.
     pub(crate) async fn open_invitation(&mut self, tenant_id: Uuid, id: Uuid, now: i64) -> Result<Option<Invitation>> {
-        let row: Option<InvitationRow> = statement(
-            "SELECT id, tenant_id, email, role, invited_by, expires_at FROM invitations WHERE id = $1 AND tenant_id = $2 \
-             AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > $3",
-        )
+        let row: Option<InvitationRow> = statement(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM invitations WHERE id = $1 AND tenant_id = $2 \
+             AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > $3"
+        ))
         .bind(id)
         .bind(tenant_id)
         .bind(now)
@@ -87,10 +96,11 @@ impl Transaction {
     /// Being one conditional `UPDATE` (which takes the row lock first), two
     /// concurrent accepts cannot both succeed.
     pub(crate) async fn consume_invitation(&mut self, token: &OpaqueToken, now: i64) -> Result<Option<Invitation>> {
-        let row: Option<InvitationRow> = statement(
+        let row: Option<InvitationRow> = statement(concat!(
             "UPDATE invitations SET accepted_at = $1 WHERE token_hash = $2 \
-             AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > $1 RETURNING id, tenant_id, email, role, invited_by, expires_at",
-        )
+             AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > $1 RETURNING ",
+            columns!()
+        ))
         .bind(now)
         .bind(token.hash())
         .fetch_optional(self)
@@ -102,10 +112,12 @@ impl Transaction {
 impl Store {
     /// The open, unexpired invitation of `token`, without consuming it.
     pub async fn invitation_by_token(&self, token: &OpaqueToken, now: i64) -> Result<Option<Invitation>> {
-        let row: Option<InvitationRow> = statement(
-            "SELECT id, tenant_id, email, role, invited_by, expires_at FROM invitations WHERE token_hash = $1 \
-             AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > $2",
-        )
+        let row: Option<InvitationRow> = statement(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM invitations WHERE token_hash = $1 \
+             AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > $2"
+        ))
         .bind(token.hash())
         .bind(now)
         .fetch_optional(self)
@@ -115,10 +127,12 @@ impl Store {
 
     /// The open, unexpired invitations of a tenant, newest first.
     pub async fn open_invitations(&self, tenant_id: Uuid, now: i64) -> Result<Vec<Invitation>> {
-        let rows: Vec<InvitationRow> = statement(
-            "SELECT id, tenant_id, email, role, invited_by, expires_at FROM invitations WHERE tenant_id = $1 \
-             AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > $2 ORDER BY created_at DESC, id",
-        )
+        let rows: Vec<InvitationRow> = statement(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM invitations WHERE tenant_id = $1 \
+             AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > $2 ORDER BY created_at DESC, id"
+        ))
         .bind(tenant_id)
         .bind(now)
         .fetch_all(self)

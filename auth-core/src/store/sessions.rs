@@ -301,8 +301,6 @@ impl Transaction {
         Ok(revoked == 1)
     }
 
-    /// Deletes sessions (with their tokens) that ended before `cutoff`:
-    /// revoked, idle or past their absolute lifetime. Returns how many.
     /// Keeps the ids of `user_id`'s sessions revoked at or after `since` in
     /// `deleted_sessions`, before the account's rows are deleted, so that the
     /// revocation poll of every instance still sees them.
@@ -324,6 +322,8 @@ impl Transaction {
         Ok(())
     }
 
+    /// Deletes sessions (with their tokens) that ended before `cutoff`:
+    /// revoked, idle or past their absolute lifetime. Returns how many.
     pub(crate) async fn delete_ended_families(&mut self, cutoff: i64, idle_ms: i64) -> Result<u64> {
         Ok(statement(
             "DELETE FROM refresh_families WHERE revoked_at < $1 OR last_used_at < $2 OR absolute_expires_at < $1",

@@ -188,6 +188,18 @@ impl TestContext {
     }
 }
 
+/// Whether `auth` refuses `access` within 3 s of real time: another instance
+/// learns of a revocation at its next poll (the tests poll every second).
+pub async fn refused_within_3s(auth: &Auth, access: &str) -> bool {
+    for _ in 0..30 {
+        if auth.verify_access(access).is_err() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
 pub fn client() -> ClientInfo {
     ClientInfo::new(Some("203.0.113.7".parse().expect("ip")), Some("test-agent/1.0"))
 }
