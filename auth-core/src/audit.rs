@@ -78,6 +78,21 @@ pub enum AuditEvent {
     StaffGranted,
     /// A superuser (or the CLI) took the user's staff flag; their sessions end.
     StaffRevoked,
+    /// A TOTP enrolment began (a secret was issued; not a factor until confirmed).
+    TotpEnrollmentStarted,
+    /// A second factor was turned on (detail: `method`); other sessions end.
+    MfaEnabled,
+    /// A second factor was turned off (detail: `method`); other sessions end.
+    MfaDisabled,
+    RecoveryCodesRegenerated,
+    /// A recovery code stood in for a second factor (the user is mailed).
+    RecoveryCodeUsed,
+    /// A correct password of an account with a second factor: the login awaits it.
+    SecondFactorRequested,
+    /// A wrong or replayed second factor (counts as a failed login).
+    SecondFactorFailed,
+    /// A tenant's owner changed whether its members need a second factor.
+    TenantMfaRequirementChanged,
 }
 
 impl AuditEvent {
@@ -115,6 +130,14 @@ impl AuditEvent {
             Self::AccountDeleted => "account_deleted",
             Self::StaffGranted => "staff_granted",
             Self::StaffRevoked => "staff_revoked",
+            Self::TotpEnrollmentStarted => "totp_enrollment_started",
+            Self::MfaEnabled => "mfa_enabled",
+            Self::MfaDisabled => "mfa_disabled",
+            Self::RecoveryCodesRegenerated => "recovery_codes_regenerated",
+            Self::RecoveryCodeUsed => "recovery_code_used",
+            Self::SecondFactorRequested => "second_factor_requested",
+            Self::SecondFactorFailed => "second_factor_failed",
+            Self::TenantMfaRequirementChanged => "tenant_mfa_requirement_changed",
         }
     }
 
@@ -122,7 +145,12 @@ impl AuditEvent {
     fn is_alarming(self) -> bool {
         matches!(
             self,
-            Self::LoginFailed | Self::RefreshReuseDetected | Self::AccessDenied | Self::RateLimited | Self::OAuthFailed
+            Self::LoginFailed
+                | Self::RefreshReuseDetected
+                | Self::AccessDenied
+                | Self::RateLimited
+                | Self::OAuthFailed
+                | Self::SecondFactorFailed
         )
     }
 }
@@ -154,6 +182,11 @@ pub const SECURITY_EVENTS: &[AuditEvent] = &[
     AuditEvent::UserActivated,
     AuditEvent::StaffGranted,
     AuditEvent::StaffRevoked,
+    AuditEvent::MfaEnabled,
+    AuditEvent::MfaDisabled,
+    AuditEvent::RecoveryCodesRegenerated,
+    AuditEvent::RecoveryCodeUsed,
+    AuditEvent::SecondFactorFailed,
 ];
 
 /// Writes audit events. Recording never fails the operation it describes: a

@@ -66,6 +66,7 @@ pub struct AuthConfig {
     pub http: HttpSettings,
     pub rate_limits: RateLimitSettings,
     pub audit: AuditSettings,
+    pub mfa: MfaSettings,
     /// OpenID Connect providers by name (`[default.auth.oauth.<name>]`); the
     /// name is the `<provider>` of `/oauth/<provider>/…`.
     pub oauth: BTreeMap<String, OAuthProvider>,
@@ -90,6 +91,7 @@ impl Default for AuthConfig {
             http: HttpSettings::default(),
             rate_limits: RateLimitSettings::default(),
             audit: AuditSettings::default(),
+            mfa: MfaSettings::default(),
             oauth: BTreeMap::new(),
         }
     }
@@ -243,6 +245,53 @@ impl Default for AuditSettings {
     }
 }
 
+/// Second factors.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MfaSettings {
+    /// The key that seals TOTP secrets at rest: 32 random bytes in standard
+    /// base64 (`openssl rand -base64 32`). Every instance needs the same one,
+    /// and losing it loses every TOTP factor (their users sign in with a
+    /// recovery code). Unset: TOTP cannot be enrolled, and the platform
+    /// refuses to start while any user has a TOTP factor; in development a
+    /// key is derived from the development signing key.
+    #[serde(serialize_with = "exposed::serialize_option")]
+    pub encryption_key: Option<Secret>,
+    /// The issuer an authenticator app shows beside the account (the
+    /// `otpauth://` URI's `issuer`).
+    pub totp_issuer: String,
+}
+
+impl Default for MfaSettings {
+    fn default() -> Self {
+        Self { encryption_key: None, totp_issuer: "Auth Platform".into() }
+    }
+}
+
+/// The length of `mfa.encryption_key` once decoded.
+pub const MFA_KEY_BYTES: usize = 32;
+
+impl MfaSettings {
+    /// A development launch's `encryption_key`: derived from its (generated)
+    /// signing key, so it lasts as long as that key's file and needs no
+    /// second one. Never for production: whoever has the signing key has it.
+    pub fn development_key(signing_key: &KeySpec) -> Secret {
+        use base64::Engine as _;
+        let material = signing_key.pem.as_ref().or(signing_key.secret.as_ref()).map_or("", |m| m.expose());
+        let input = [b"auth-platform/development-mfa-key/v1\0".as_slice(), material.as_bytes()].concat();
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &input);
+        Secret::new(base64::engine::general_purpose::STANDARD.encode(digest.as_ref()))
+    }
+
+    /// The decoded encryption key, if one is set and well formed.
+    pub(crate) fn key_bytes(&self) -> Option<secrecy::zeroize::Zeroizing<Vec<u8>>> {
+        use base64::Engine as _;
+        let key = self.encryption_key.as_ref()?;
+        let bytes = base64::engine::general_purpose::STANDARD.decode(key.expose().trim()).ok()?;
+        (bytes.len() == MFA_KEY_BYTES).then(|| secrecy::zeroize::Zeroizing::new(bytes))
+    }
+}
+
 /// What a web layer needs to treat requests safely.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -386,6 +435,9 @@ pub struct RateLimitSettings {
     pub member_change: Quota,
     /// Per user: `POST /me/email` (a password guess, and mail to two addresses).
     pub email_change: Quota,
+    /// Per user: enrolling, confirming and disabling TOTP, new recovery codes
+    /// (each a password or code guess).
+    pub mfa_change: Quota,
     /// `redis://…`: share the limits between instances through Redis instead
     /// of counting in each process.
     pub redis_url: Option<String>,
@@ -420,6 +472,7 @@ impl Default for RateLimitSettings {
             session_revoke: Quota::new(30, 60),
             member_change: Quota::new(60, 60),
             email_change: Quota::new(5, 3600),
+            mfa_change: Quota::new(10, 15 * 60),
             redis_url: None,
             redis_key_prefix: "auth:rl:".into(),
         }
@@ -428,7 +481,7 @@ impl Default for RateLimitSettings {
 
 impl RateLimitSettings {
     /// Every quota with its field name.
-    pub fn quotas(&self) -> [(&'static str, Quota); 15] {
+    pub fn quotas(&self) -> [(&'static str, Quota); 16] {
         [
             ("login", self.login),
             ("register", self.register),
@@ -445,6 +498,7 @@ impl RateLimitSettings {
             ("session_revoke", self.session_revoke),
             ("member_change", self.member_change),
             ("email_change", self.email_change),
+            ("mfa_change", self.mfa_change),
         ]
     }
 }
@@ -470,6 +524,7 @@ impl fmt::Debug for AuthConfig {
             http,
             rate_limits,
             audit,
+            mfa,
             oauth,
         } = self;
         f.debug_struct("AuthConfig")
@@ -489,6 +544,7 @@ impl fmt::Debug for AuthConfig {
             .field("http", http)
             .field("rate_limits", rate_limits)
             .field("audit", audit)
+            .field("mfa", mfa)
             .field("oauth", oauth)
             .finish()
     }
@@ -523,6 +579,7 @@ impl fmt::Debug for RateLimitSettings {
             .field("session_revoke", &self.session_revoke)
             .field("member_change", &self.member_change)
             .field("email_change", &self.email_change)
+            .field("mfa_change", &self.mfa_change)
             .field("redis_url", &redis_url)
             .field("redis_key_prefix", &self.redis_key_prefix)
             .finish()
@@ -732,6 +789,16 @@ impl AuthConfig {
                 "must be a redis:// URL (TLS, rediss://, is not built in)",
             );
         }
+        p.check(
+            self.mfa.encryption_key.is_none() || self.mfa.key_bytes().is_some(),
+            "mfa.encryption_key",
+            "must be 32 bytes in standard base64 (openssl rand -base64 32)",
+        );
+        p.check(
+            (1..=64).contains(&self.mfa.totp_issuer.chars().count()) && !self.mfa.totp_issuer.contains(':'),
+            "mfa.totp_issuer",
+            "must be 1 to 64 characters without a colon",
+        );
         for (name, provider) in &self.oauth {
             p.0.extend(provider.problems(name));
         }

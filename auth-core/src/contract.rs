@@ -23,6 +23,7 @@ use uuid::Uuid;
 use crate::{
     FieldErrors, Secret,
     identity::{Profile, User},
+    secret::exposed,
     tenancy::TenantMembership,
 };
 
@@ -43,11 +44,19 @@ pub struct ErrorDetail {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<std::collections::HashMap<String, Vec<String>>>)]
     pub fields: Option<FieldErrors>,
+    /// With `mfa_required` after a correct password: finishes the login at
+    /// `POST /login/mfa` (opaque, 5 minutes, one use).
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "exposed::serialize_option")]
+    #[schema(value_type = Option<String>)]
+    pub mfa_token: Option<Secret>,
+    /// With `mfa_token`: the second factors the user has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub methods: Option<Vec<crate::mfa::MfaMethod>>,
 }
 
 impl ErrorBody {
     pub fn new(code: &str, message: String, fields: Option<FieldErrors>) -> Self {
-        Self { error: ErrorDetail { code: code.to_owned(), message, fields } }
+        Self { error: ErrorDetail { code: code.to_owned(), message, fields, mfa_token: None, methods: None } }
     }
 
     /// The body of an answer the web framework gives by itself (no route,
@@ -256,6 +265,85 @@ pub struct PasswordRequest {
     pub password: Secret,
 }
 
+/// `DELETE /me`: the password, and a second factor when the account has one
+/// (a TOTP code or a recovery code).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct DeleteAccountRequest {
+    #[schema(value_type = String, format = Password)]
+    pub password: Secret,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub code: Option<Secret>,
+}
+
+// ----- second factors --------------------------------------------------------
+
+/// `POST /mfa/totp/enroll`: the secret for an authenticator app, typed
+/// (base32) or scanned (the URI as a QR code). Shown once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TotpEnrollment {
+    #[serde(serialize_with = "exposed::serialize")]
+    #[schema(value_type = String, example = "JBSWY3DPEHPK3PXP")]
+    pub secret: Secret,
+    #[serde(serialize_with = "exposed::serialize")]
+    #[schema(value_type = String, example = "otpauth://totp/Auth%20Platform:ada%40example.com?secret=JBSWY3DPEHPK3PXP&issuer=Auth%20Platform")]
+    pub otpauth_uri: Secret,
+}
+
+/// A six-digit code of the authenticator app (`POST /mfa/totp/confirm`).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct TotpCodeRequest {
+    #[schema(value_type = String, pattern = "^[0-9]{6}$")]
+    pub code: Secret,
+}
+
+/// `DELETE /mfa/totp`: the password and a current code (or a recovery code).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct DisableTotpRequest {
+    #[schema(value_type = String, format = Password)]
+    pub password: Secret,
+    #[schema(value_type = String)]
+    pub code: Secret,
+}
+
+/// Ten single-use recovery codes, shown once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecoveryCodes {
+    #[serde(serialize_with = "exposed::serialize_all")]
+    #[schema(value_type = Vec<String>, example = json!(["abcd-efgh-ijkl-mnop"]))]
+    pub recovery_codes: Vec<Secret>,
+}
+
+/// `POST /login/mfa`: the `mfa_token` of the `403 mfa_required` and exactly
+/// one second factor.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct MfaLoginRequest {
+    #[schema(value_type = String)]
+    pub mfa_token: Secret,
+    /// A six-digit code of the authenticator app.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub code: Option<Secret>,
+    /// One of the recovery codes.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub recovery_code: Option<Secret>,
+}
+
+/// `PATCH /tenants/<tenant_id>`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct TenantSettingsRequest {
+    /// Whether members must sign in with a second factor to use the tenant.
+    pub require_mfa: bool,
+}
+
+/// A tenant's settings, as its owner set them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct TenantSettings {
+    pub id: Uuid,
+    pub require_mfa: bool,
+}
+
 /// A member's new role (`PATCH /tenants/<tenant_id>/members/<user_id>`).
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RoleRequest {
@@ -377,8 +465,8 @@ pub struct AccountExport {
     pub sessions: Vec<crate::Session>,
     /// The external identities linked to the account.
     pub identity_links: Vec<crate::IdentityLink>,
-    /// The second factors and passkeys (none until the account has one).
-    pub mfa_methods: Vec<String>,
+    /// The second factors the account has (no secrets).
+    pub mfa_methods: Vec<crate::mfa::MfaMethod>,
     /// The caller's own audit events, newest first.
     pub audit_events: Vec<crate::AuditRecord>,
 }

@@ -153,6 +153,17 @@ pub enum AuthError {
     /// is older (403, RFC 9470 `insufficient_user_authentication` with `max_age`).
     #[error("this needs a sign-in within the last {max_age_secs} seconds: sign in again")]
     ReauthenticationRequired { max_age_secs: u64 },
+    /// The password was right and the account has a second factor: the
+    /// login finishes at `POST /login/mfa` with `mfa_token` and one of
+    /// `methods` (403 `mfa_required`, both inside the error object).
+    #[error("the password was right; finish the sign-in with a second factor")]
+    SecondFactorRequired { mfa_token: crate::Secret, methods: Vec<crate::mfa::MfaMethod> },
+    /// A wrong or replayed TOTP code, recovery code or passkey assertion (400).
+    #[error("the code is wrong or was already used")]
+    InvalidCode,
+    /// Enrolling TOTP while a confirmed TOTP factor exists (409): disable it first.
+    #[error("an authenticator app is already set up; disable it first")]
+    MfaAlreadyEnabled,
 }
 
 impl AuthError {
@@ -189,6 +200,9 @@ impl AuthError {
             Self::Internal(_) => "internal_error",
             Self::MfaRequired => "mfa_required",
             Self::ReauthenticationRequired { .. } => "reauthentication_required",
+            Self::SecondFactorRequired { .. } => "mfa_required",
+            Self::InvalidCode => "invalid_code",
+            Self::MfaAlreadyEnabled => "mfa_already_enabled",
         }
     }
 
@@ -199,6 +213,7 @@ impl AuthError {
             | Self::WrongPassword
             | Self::ReauthenticationFailed
             | Self::OAuthFailed
+            | Self::InvalidCode
             | Self::MalformedRequest => 400,
             Self::MissingToken | Self::InvalidCredentials | Self::InvalidToken | Self::TokenReused => 401,
             Self::EmailNotVerified
@@ -212,15 +227,18 @@ impl AuthError {
             | Self::EmailDomainNotAllowed
             | Self::AccountExists => 403,
             Self::NotFound => 404,
-            Self::EmailTaken | Self::AlreadyMember | Self::AlreadyInvited | Self::AlreadyLinked | Self::SoleOwner => {
-                409
-            }
+            Self::EmailTaken
+            | Self::AlreadyMember
+            | Self::AlreadyInvited
+            | Self::AlreadyLinked
+            | Self::SoleOwner
+            | Self::MfaAlreadyEnabled => 409,
             Self::PayloadTooLarge => 413,
             Self::Validation(_) => 422,
             Self::RateLimited { .. } => 429,
             Self::Internal(_) => 500,
             Self::Overloaded | Self::Unavailable => 503,
-            Self::MfaRequired | Self::ReauthenticationRequired { .. } => 403,
+            Self::MfaRequired | Self::ReauthenticationRequired { .. } | Self::SecondFactorRequired { .. } => 403,
         }
     }
 
@@ -254,7 +272,12 @@ impl AuthError {
             Self::Validation(fields) => Some(fields.clone()),
             _ => None,
         };
-        crate::contract::ErrorBody::new(self.code(), self.to_string(), fields)
+        let mut body = crate::contract::ErrorBody::new(self.code(), self.to_string(), fields);
+        if let Self::SecondFactorRequired { mfa_token, methods } = self {
+            body.error.mfa_token = Some(mfa_token.clone());
+            body.error.methods = Some(methods.clone());
+        }
+        body
     }
 
     pub fn internal(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {

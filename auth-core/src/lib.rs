@@ -18,10 +18,12 @@ pub mod error;
 pub mod forwarded;
 pub mod identity;
 pub mod mail;
+pub mod mfa;
 pub mod oauth;
 pub mod password;
 pub mod ratelimit;
 pub mod recovery;
+mod sealed;
 mod secret;
 mod service;
 #[cfg(feature = "testing")]
@@ -40,7 +42,7 @@ pub use service::Operator;
 #[cfg(feature = "testing")]
 pub use service::testing;
 pub use service::{
-    Account, Accounts, Auth, AuthBuilder, BuildError, OAuth, Operators, RotateOutcome, Sessions, TenantView, Tenants,
-    TokenPair,
+    Account, Accounts, Auth, AuthBuilder, BuildError, Mfa, OAuth, Operators, RotateOutcome, SecondFactor, Sessions,
+    TenantView, Tenants, TokenPair,
 };
 pub use store::{AuditRecord, IdentityLink, Session};

@@ -66,6 +66,10 @@ pub(crate) mod exposed {
     pub(crate) fn serialize_option<S: Serializer>(secret: &Option<Secret>, serializer: S) -> Result<S::Ok, S::Error> {
         secret.as_ref().map(Secret::expose).serialize(serializer)
     }
+
+    pub(crate) fn serialize_all<S: Serializer>(secrets: &[Secret], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(secrets.iter().map(Secret::expose))
+    }
 }
 
 #[cfg(test)]

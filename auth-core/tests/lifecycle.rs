@@ -191,9 +191,9 @@ async fn account_deletion_removes_everything_but_anonymous_audit(ctx: TestContex
     ctx.auth.tenants().invite(user, shared.id, "friend@example.com", "member", &client()).await.unwrap();
     ctx.auth.sessions().login("leaving@example.com", "wrong-password", None, &client()).await.unwrap_err();
 
-    let wrong = ctx.auth.accounts().delete_account(&claims, "not-the-password", &client()).await;
+    let wrong = ctx.auth.accounts().delete_account(&claims, "not-the-password", None, &client()).await;
     assert!(matches!(wrong, Err(AuthError::ReauthenticationFailed)), "{wrong:?}");
-    ctx.auth.accounts().delete_account(&claims, PASSWORD, &client()).await.unwrap();
+    ctx.auth.accounts().delete_account(&claims, PASSWORD, None, &client()).await.unwrap();
 
     let id = user.simple().to_string();
     for table in ["users", "profiles", "memberships", "refresh_families", "one_time_tokens", "identity_links"] {
@@ -240,13 +240,13 @@ async fn account_deletion_refuses_the_only_owner_of_a_shared_tenant(ctx: TestCon
     let tenant = ctx.auth.tenants().create(owner, "Acme", &client()).await.unwrap();
     ctx.join(owner, tenant.id, member, "member@example.com", "member").await;
 
-    let refused = ctx.auth.accounts().delete_account(&claims, PASSWORD, &client()).await;
+    let refused = ctx.auth.accounts().delete_account(&claims, PASSWORD, None, &client()).await;
     assert!(matches!(refused, Err(AuthError::SoleOwner)), "{refused:?}");
     assert!(ctx.auth.accounts().account(owner).await.is_ok(), "nothing was deleted");
     assert!(ctx.auth.verify_access(ctx.login("owner@example.com").await.access.expose()).is_ok());
 
     ctx.auth.tenants().set_member_role(owner, tenant.id, member, "owner", &client()).await.unwrap();
-    ctx.auth.accounts().delete_account(&claims, PASSWORD, &client()).await.unwrap();
+    ctx.auth.accounts().delete_account(&claims, PASSWORD, None, &client()).await.unwrap();
     let members = ctx.auth.tenants().members(member, tenant.id).await.unwrap();
     assert_eq!(members.len(), 1);
 }
@@ -256,7 +256,7 @@ async fn a_deleted_accounts_tokens_stop_on_every_instance(ctx: TestContext) {
     ctx.verified_user("gone@example.com").await;
     let pair = ctx.login("gone@example.com").await;
     let claims = other.verify_access(pair.access.expose()).unwrap();
-    ctx.auth.accounts().delete_account(&claims, PASSWORD, &client()).await.unwrap();
+    ctx.auth.accounts().delete_account(&claims, PASSWORD, None, &client()).await.unwrap();
     let refused = common::refused_within_3s(&other, pair.access.expose()).await;
     assert!(refused, "the second instance still accepts a deleted account's token after 3 s");
 }

@@ -11,7 +11,7 @@ use std::{
 
 use auth_core::{
     Auth, AuthBuilder, AuthConfig, SigningAlgorithm,
-    config::{Environment, KeySpec, MailTransport, Secret},
+    config::{Environment, KeySpec, MailTransport, MfaSettings, Secret},
     tenancy::Roles,
     tokens::KeySet,
 };
@@ -200,6 +200,9 @@ async fn build(figment: &Figment, customize: Option<&Customize>) -> Result<Auth,
     if config.tokens.signing_key.is_none() && deployment.may_generate_keys() {
         let path = std::env::var_os("AUTH_DEV_KEY_FILE").map_or_else(|| PathBuf::from(DEV_KEY_FILE), PathBuf::from);
         config.tokens.signing_key = Some(development_key(&path, config.tokens.algorithm)?);
+    }
+    if config.mfa.encryption_key.is_none() && deployment.may_generate_keys() {
+        config.mfa.encryption_key = config.tokens.signing_key.as_ref().map(MfaSettings::development_key);
     }
     deployment.refusals(&config).map_err(|e| format!("refusing to launch: {e}"))?;
     if deployment.development {

@@ -62,13 +62,14 @@ pub use secret_query::SecretQuery;
 /// for a method a path does not take.
 pub fn routes() -> Vec<rocket::Route> {
     use routes::{account::*, keys::*, oauth::*, sessions::*, tenants::*};
-    use routes::{activity::*, admin::*};
+    use routes::{activity::*, admin::*, mfa::*};
     rocket::routes![
         register,
         verify_email,
         verify_email_link,
         resend_verification,
         login,
+        login_mfa,
         refresh,
         logout,
         logout_all,
@@ -93,6 +94,11 @@ pub fn routes() -> Vec<rocket::Route> {
         change_member_role,
         remove_member,
         tenant_token,
+        tenant_settings,
+        enroll_totp,
+        confirm_totp,
+        disable_totp,
+        regenerate_recovery_codes,
         jwks,
         oauth_authorize,
         oauth_callback,

@@ -20,7 +20,7 @@ use utoipa::{
     },
 };
 
-use crate::routes::{account, activity, admin, keys, oauth, sessions, tenants};
+use crate::routes::{account, activity, admin, keys, mfa, oauth, sessions, tenants};
 
 struct BearerAuth;
 
@@ -82,6 +82,12 @@ fn add_shared_answers(operation: &mut Operation) {
                 ("WWW-Authenticate", r#"The challenge: `Bearer`, or `Bearer error="invalid_token"`"#, "^Bearer( |$)")
             }
             "429" | "503" => ("Retry-After", "Seconds to wait before trying again", "^[1-9][0-9]*$"),
+            // A step-up refusal (RFC 9470): the routes that can answer one say so.
+            "403" if answer.description.contains("insufficient_user_authentication") => (
+                "WWW-Authenticate",
+                "What the sign-in lacks: a second factor, or a recent sign-in (`max_age`)",
+                "^Bearer error=\"insufficient_user_authentication\"",
+            ),
             _ => continue,
         };
         let (name, description, pattern) = header;
@@ -146,6 +152,7 @@ impl Modify for RoleNames<'_> {
         account::verify_email_link,
         account::resend_verification,
         sessions::login,
+        mfa::login_mfa,
         sessions::refresh,
         sessions::logout,
         sessions::logout_all,
@@ -170,6 +177,11 @@ impl Modify for RoleNames<'_> {
         tenants::change_member_role,
         tenants::remove_member,
         tenants::tenant_token,
+        tenants::tenant_settings,
+        mfa::enroll_totp,
+        mfa::confirm_totp,
+        mfa::disable_totp,
+        mfa::regenerate_recovery_codes,
         keys::jwks,
         oauth::oauth_authorize,
         oauth::oauth_callback,

@@ -11,16 +11,16 @@
 //! so starting sign-ins costs no database write; the cookie is removed at the
 //! callback, and the provider refuses a second use of a code.
 
-use aws_lc_rs::{
-    aead::{self, Aad, LessSafeKey, NONCE_LEN, Nonce},
-    constant_time, hkdf, rand,
-};
+use aws_lc_rs::constant_time;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use secrecy::zeroize::Zeroizing;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::secret::{Secret, exposed};
+use crate::{
+    sealed::SealingKey,
+    secret::{Secret, exposed},
+};
 
 /// The cookie is refused after this long: a sign-in at the provider takes a
 /// minute or two.
@@ -70,34 +70,21 @@ impl PendingLogin {
 
 /// The AEAD key of one provider's state cookies.
 pub(crate) struct StateKey {
-    key: LessSafeKey,
+    key: SealingKey,
     provider: String,
 }
 
 impl StateKey {
     pub(crate) fn derive(provider: &str, issuer: &str, client_id: &str, client_secret: &str) -> Self {
         let info = [provider.as_bytes(), b"\0", issuer.as_bytes(), b"\0", client_id.as_bytes()].concat();
-        let info = [info.as_slice()];
-        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, HKDF_SALT).extract(client_secret.as_bytes());
-        let okm = prk.expand(&info, &aead::AES_256_GCM).expect("32 bytes is a valid HKDF-SHA256 output length");
-        Self { key: LessSafeKey::new(aead::UnboundKey::from(okm)), provider: provider.to_owned() }
+        Self { key: SealingKey::derive(HKDF_SALT, &info, client_secret.as_bytes()), provider: provider.to_owned() }
     }
 
     /// `base64url(nonce ‖ ciphertext ‖ tag)`.
     pub(crate) fn seal(&self, pending: &PendingLogin) -> String {
-        let mut nonce = [0u8; NONCE_LEN];
-        rand::fill(&mut nonce).expect("the operating system's random number generator failed");
-        let mut sealed = serde_json::to_vec(pending).expect("a PendingLogin serialises");
-        self.key
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(self.provider.as_bytes()),
-                &mut sealed,
-            )
-            .expect("AES-GCM seals any message of this size");
-        let mut out = nonce.to_vec();
-        out.extend_from_slice(&sealed);
-        URL_SAFE_NO_PAD.encode(out)
+        // Serialised only to be sealed: the plaintext holds the secrets, wiped on return.
+        let plain = Zeroizing::new(serde_json::to_vec(pending).expect("a PendingLogin serialises"));
+        URL_SAFE_NO_PAD.encode(self.key.seal(self.provider.as_bytes(), &plain))
     }
 
     /// The pending sign-in, if `value` was sealed by this key for this provider.
@@ -105,16 +92,9 @@ impl StateKey {
         if value.len() > MAX_SEALED_LEN {
             return None;
         }
-        let bytes = URL_SAFE_NO_PAD.decode(value).ok()?;
-        if bytes.len() < NONCE_LEN {
-            return None;
-        }
-        let (nonce, sealed) = bytes.split_at(NONCE_LEN);
-        let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
-        // Opened in place: the plaintext holds the secrets, wiped on return.
-        let mut sealed = Zeroizing::new(sealed.to_vec());
-        let plain = self.key.open_in_place(nonce, Aad::from(self.provider.as_bytes()), &mut sealed).ok()?;
-        serde_json::from_slice(plain).ok()
+        let sealed = URL_SAFE_NO_PAD.decode(value).ok()?;
+        let plain = self.key.open(self.provider.as_bytes(), &sealed)?;
+        serde_json::from_slice(&plain).ok()
     }
 }
 

@@ -80,10 +80,11 @@ pub enum UserAction {
     SessionRevoke,
     MemberChange,
     EmailChange,
+    MfaChange,
 }
 
 impl UserAction {
-    pub const ALL: [UserAction; 7] = [
+    pub const ALL: [UserAction; 8] = [
         Self::PasswordChange,
         Self::TenantToken,
         Self::CreateTenant,
@@ -91,6 +92,7 @@ impl UserAction {
         Self::SessionRevoke,
         Self::MemberChange,
         Self::EmailChange,
+        Self::MfaChange,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -102,6 +104,7 @@ impl UserAction {
             Self::SessionRevoke => "session_revoke",
             Self::MemberChange => "member_change",
             Self::EmailChange => "email_change",
+            Self::MfaChange => "mfa_change",
         }
     }
 }
@@ -138,6 +141,7 @@ impl RateLimitSettings {
             UserAction::SessionRevoke => self.session_revoke,
             UserAction::MemberChange => self.member_change,
             UserAction::EmailChange => self.email_change,
+            UserAction::MfaChange => self.mfa_change,
         }
     }
 

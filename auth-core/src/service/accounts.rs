@@ -83,7 +83,8 @@ impl Accounts<'_> {
         let sessions = self.sessions().list(caller).await?;
         let identity_links = self.inner.store.identity_links(caller.sub).await?;
         let audit_events = self.inner.store.audit_events(Some(caller.sub), i64::MAX).await?;
-        Ok(AccountExport { account, sessions, identity_links, mfa_methods: Vec::new(), audit_events })
+        let mfa_methods = self.inner.store.factors(caller.sub).await?.methods();
+        Ok(AccountExport { account, sessions, identity_links, mfa_methods, audit_events })
     }
 
     pub async fn update_profile(&self, user_id: Uuid, update: &ProfileUpdate, client: &ClientInfo) -> Result<Profile> {
@@ -298,5 +299,7 @@ async fn replace_password(
     tx.set_password_hash(user_id, password_hash, now).await?;
     tx.delete_unused_one_time(user_id, OneTimePurpose::PasswordReset).await?;
     tx.delete_unused_one_time(user_id, OneTimePurpose::EmailChange).await?;
+    // A login waiting for its second factor passed the old password.
+    tx.end_mfa_logins(user_id, now).await?;
     tx.revoke_user_families(user_id, keep, reason, now).await
 }

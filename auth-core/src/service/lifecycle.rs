@@ -1,6 +1,6 @@
 //! Changing the account's email address, and deleting the account.
 
-use super::{Accounts, Auth, PRUNE_RETENTION_MS, secs_to_ms};
+use super::{Accounts, Auth, PRUNE_RETENTION_MS, SecondFactor, secs_to_ms};
 use crate::{
     audit::{AuditEvent, ClientInfo},
     error::{AuthError, FieldErrors, Result},
@@ -105,12 +105,26 @@ impl Accounts<'_> {
     /// or IP. Every session ends at once here and within one revocation poll
     /// on every other instance (the sessions are kept in `deleted_sessions`
     /// for the poll).
-    pub async fn delete_account(&self, caller: &AccessClaims, password: &str, client: &ClientInfo) -> Result<()> {
+    pub async fn delete_account(
+        &self,
+        caller: &AccessClaims,
+        password: &str,
+        code: Option<&str>,
+        client: &ClientInfo,
+    ) -> Result<()> {
         self.user_quota(UserAction::PasswordChange, caller.sub, client).await?;
         let user = self.reauthenticate(caller.sub, password, client, "account_deletion").await?;
+        let second_factor = match (self.inner.store.factors(user.id).await?.any(), code) {
+            (false, _) => None,
+            (true, Some(code)) => Some(SecondFactor::from_code(code)),
+            (true, None) => return Err(FieldErrors::single("code", "required: the account has a second factor")),
+        };
         let now = self.inner.clock.now_ms();
         let roles = &self.inner.roles;
         let mut tx = self.inner.store.begin().await?;
+        if let Some(factor) = second_factor {
+            tx = self.mfa().spend(tx, &user, factor, now, client).await?.0;
+        }
         // Locked in id order (as every member change locks its tenant), so no
         // other owner can leave meanwhile.
         let tenants = tx.tenant_ids_of(user.id).await?;

@@ -5,6 +5,7 @@ mod accounts;
 mod activity;
 mod invitations;
 mod lifecycle;
+mod mfa;
 mod oauth;
 mod operators;
 mod sessions;
@@ -12,6 +13,7 @@ mod tenants;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use mfa::SecondFactor;
 pub use operators::Operator;
 pub use sessions::RotateOutcome;
 
@@ -32,6 +34,7 @@ use crate::{
     error::{AuthError, Result},
     identity::{AccountFlags, Email, Profile, User},
     mail::{self, Mailer},
+    mfa::totp::SecretSealer,
     password::PasswordHasher,
     ratelimit::{
         self, Action, Decision, LockScope, MemoryRateLimiter, Quota, RateLimiter, RedisRateLimiter, UserAction,
@@ -91,6 +94,11 @@ pub enum BuildError {
     /// `rate_limits.redis_url` is set but Redis cannot be reached.
     #[error("cannot reach the rate-limit Redis: {0}")]
     RateLimiter(AuthError),
+    /// Users have TOTP secrets sealed under a key this deployment lacks.
+    #[error(
+        "{0} users have TOTP factors but mfa.encryption_key is not set: configure the key they were sealed with"
+    )]
+    MfaKeyMissing(i64),
 }
 
 /// Assembles an [`Auth`]; see [`Auth::builder`].
@@ -159,6 +167,13 @@ impl AuthBuilder {
         };
         let oauth = crate::oauth::Providers::from_settings(&config.oauth)?;
         let store = Store::connect(&config.database_url).await?;
+        let totp_sealer = config.mfa.key_bytes().map(|key| SecretSealer::new(&key));
+        if totp_sealer.is_none() {
+            let sealed = store.sealed_totp_secrets().await?;
+            if sealed > 0 {
+                return Err(BuildError::MfaKeyMissing(sealed));
+            }
+        }
         let audit = AuditLog::new(store.clone());
         let inner = Arc::new(Inner {
             tokens: AccessTokens::new(keys, &config.issuer, &config.audience, &config.tokens, self.clock.clone()),
@@ -175,6 +190,7 @@ impl AuthBuilder {
             clock: self.clock,
             limiter,
             oauth,
+            totp_sealer,
             config,
         });
         inner.reload_revocations().await?;
@@ -203,6 +219,8 @@ struct Inner {
     clock: Clock,
     limiter: Arc<dyn RateLimiter>,
     oauth: crate::oauth::Providers,
+    /// `None` without `mfa.encryption_key`: TOTP cannot be enrolled.
+    totp_sealer: Option<SecretSealer>,
 }
 
 impl Inner {
@@ -223,6 +241,7 @@ impl Inner {
         tx.delete_spent_one_time(cutoff).await?;
         tx.delete_audit_before(audit_before).await?;
         tx.delete_old_deleted_sessions(cutoff).await?;
+        tx.delete_old_mfa_logins(cutoff).await?;
         tx.commit().await?;
         Ok(families)
     }
@@ -302,6 +321,8 @@ views! {
     OAuth => oauth,
     /// What the platform's operators do (the CLI): superusers, deactivation, memberships, the audit trail.
     Operators => operators,
+    /// A signed-in user's second factors: TOTP and recovery codes.
+    Mfa => mfa,
 }
 
 impl std::fmt::Debug for Auth {

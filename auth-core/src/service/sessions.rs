@@ -3,18 +3,24 @@
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{Sessions, TokenPair, secs_to_ms};
+use super::{SecondFactor, Sessions, TokenPair, secs_to_ms};
 use crate::{
     audit::{AuditEvent, ClientInfo},
     config::MAX_PASSWORD_BYTES,
     error::{AuthError, Result},
-    identity::AccountFlags,
-    identity::Email,
+    identity::{AccountFlags, Email, User},
+    mfa::{Factors, MfaMethod},
     password::Verification,
     ratelimit::{Action, UserAction},
-    store::{Family, LiveSession, Session, StoredToken, Transaction},
+    secret::Secret,
+    store::{Family, LiveSession, PendingMfaLogin, Session, StoredToken, Transaction},
     tokens::{AccessClaims, AuthMethod, OpaqueToken, amr, random_bytes},
 };
+
+/// How long a login's second step may take (the contract: five minutes).
+const MFA_LOGIN_TTL_MS: i64 = 5 * 60 * 1000;
+/// Wrong second factors that end a login's `mfa_token` (the contract: five).
+const MAX_SECOND_FACTOR_FAILURES: i64 = 5;
 
 /// What presenting a refresh token led to.
 #[derive(Debug)]
@@ -95,10 +101,104 @@ impl Sessions<'_> {
         let rehashed = if needs_rehash { Some(self.inner.passwords.hash(password).await?) } else { None };
         let now = self.inner.clock.now_ms();
         self.inner.store.record_login(user.id, now, rehashed.as_deref()).await?;
+        let factors = self.inner.store.factors(user.id).await?;
+        if factors.any() {
+            // The back-off is not cleared yet: the second step's failures count
+            // against this address as wrong passwords do.
+            return Err(self.await_second_factor(&user, tenant_id, &factors, now, client).await?);
+        }
+        if let Some((tenant_id, _)) = &tenant {
+            self.check_tenant_factor(&user, *tenant_id, &[AuthMethod::Password], client).await?;
+        }
         let pair = self.start_session(&user, tenant, &[AuthMethod::Password], client).await?;
         self.login_succeeded(&email, client).await;
         self.audit(AuditEvent::LoginSucceeded, Some(user.id), client, json!({ "tenant_id": tenant_id })).await;
         Ok(pair)
+    }
+
+    /// The second step of a login whose password was right
+    /// ([`AuthError::SecondFactorRequired`] handed out `mfa_token`): a TOTP
+    /// code or a recovery code starts the session, with `amr` `pwd otp mfa`.
+    /// The token works once and for five minutes ([`AuthError::InvalidOneTimeToken`]
+    /// after); a wrong code is [`AuthError::InvalidCode`] and a failed login of
+    /// the account (the same back-off as a wrong password), and the fifth ends
+    /// the token. Counted against the per-IP `login` quota.
+    pub async fn finish_login(&self, mfa_token: &str, factor: SecondFactor<'_>, client: &ClientInfo) -> Result<TokenPair> {
+        self.rate_limit(Action::Login, client).await?;
+        let token = OpaqueToken::parse(mfa_token).ok_or(AuthError::InvalidOneTimeToken)?;
+        let hash = token.hash();
+        let now = self.inner.clock.now_ms();
+        let pending = self.inner.store.pending_mfa_login(&hash, now).await?.ok_or(AuthError::InvalidOneTimeToken)?;
+        let user = self.inner.store.user(pending.user_id).await?.ok_or(AuthError::InvalidOneTimeToken)?;
+        self.check_login_lock(&user.email, client).await?;
+        if !user.is_active {
+            return Err(AuthError::AccountDisabled);
+        }
+        let mut tx = self.inner.store.begin().await?;
+        // First: the conditional UPDATE that lets one request finish this login.
+        if tx.finish_mfa_login(&hash, now).await?.is_none() {
+            return Err(AuthError::InvalidOneTimeToken);
+        }
+        let (tx, method) = match self.mfa().spend(tx, &user, factor, now, client).await {
+            Ok(spent) => spent,
+            Err(AuthError::InvalidCode) => {
+                self.inner.store.mfa_login_failed(&hash, MAX_SECOND_FACTOR_FAILURES, now).await?;
+                self.login_failed(&user.email, client).await?;
+                return Err(AuthError::InvalidCode);
+            }
+            Err(error) => return Err(error),
+        };
+        tx.commit().await?;
+        if method == MfaMethod::RecoveryCode {
+            self.mfa().recovery_code_used(&user, client).await?;
+        }
+        let tenant = match pending.tenant_id {
+            None => None,
+            Some(tenant_id) => {
+                Some((tenant_id, self.inner.store.role_in(user.id, tenant_id).await?.ok_or(AuthError::NotAMember)?))
+            }
+        };
+        let methods = [AuthMethod::Password, AuthMethod::OneTimeCode, AuthMethod::MultiFactor];
+        let pair = self.start_session(&user, tenant, &methods, client).await?;
+        self.login_succeeded(&user.email, client).await;
+        let detail = json!({ "tenant_id": pending.tenant_id, "second_factor": method.as_str() });
+        self.audit(AuditEvent::LoginSucceeded, Some(user.id), client, detail).await;
+        Ok(pair)
+    }
+
+    /// Records a login that passed its password and now awaits one of the
+    /// user's `factors`; the error that hands the client its `mfa_token`.
+    async fn await_second_factor(
+        &self,
+        user: &User,
+        tenant_id: Option<Uuid>,
+        factors: &Factors,
+        now: i64,
+        client: &ClientInfo,
+    ) -> Result<AuthError> {
+        let token = OpaqueToken::generate();
+        let pending = PendingMfaLogin { user_id: user.id, tenant_id };
+        self.inner.store.insert_mfa_login(token.hash(), pending, now, now + MFA_LOGIN_TTL_MS).await?;
+        self.audit(AuditEvent::SecondFactorRequested, Some(user.id), client, json!({ "tenant_id": tenant_id })).await;
+        Ok(AuthError::SecondFactorRequired { mfa_token: Secret::new(token.as_str()), methods: factors.methods() })
+    }
+
+    /// [`AuthError::MfaRequired`] (audited) when `tenant_id` requires a second
+    /// factor and a session signed in with `methods` has none.
+    pub(super) async fn check_tenant_factor(
+        &self,
+        user: &User,
+        tenant_id: Uuid,
+        methods: &[AuthMethod],
+        client: &ClientInfo,
+    ) -> Result<()> {
+        let multi_factor = methods.iter().any(|m| *m == AuthMethod::MultiFactor || m.is_second_factor());
+        if !multi_factor && self.inner.store.tenant_requires_mfa(tenant_id).await? {
+            let detail = json!({ "tenant_id": tenant_id, "reason": "tenant_requires_mfa" });
+            self.audit(AuditEvent::AccessDenied, Some(user.id), client, detail).await;
+            return Err(AuthError::MfaRequired);
+        }
+        Ok(())
     }
 
     /// Rotates a refresh token (one transaction, see `rotate_refresh`). Presenting a
@@ -219,9 +319,8 @@ impl Sessions<'_> {
     /// the caller's session: its `amr` gains `factor` and `mfa`, and its
     /// `auth_time` becomes now. The session's next tokens (a refresh, a tenant
     /// token) say so; those already issued do not. Only for the code that has
-    /// verified the factor itself (TOTP, passkeys: issue #12); a session that
+    /// verified the factor itself (TOTP, passkeys); a session that
     /// is not live is [`AuthError::InvalidToken`].
-    #[cfg_attr(not(feature = "testing"), allow(dead_code, reason = "the second factors of issue #12 will call it"))]
     pub(crate) async fn record_second_factor(&self, caller: &AccessClaims, factor: AuthMethod) -> Result<Family> {
         if !factor.is_second_factor() {
             return Err(AuthError::internal(format!("`{}` is no second factor", factor.as_str())));
@@ -287,9 +386,13 @@ async fn rotate(
     if !tx.touch_family(family_id, now, idle_ms).await? {
         return Ok(RotateOutcome::Invalid);
     }
-    let Some(LiveSession { family, account, role }) = tx.live_session(family_id, tenant_id).await? else {
+    let Some(LiveSession { family, account, role, tenant_requires_mfa }) = tx.live_session(family_id, tenant_id).await?
+    else {
         return Ok(RotateOutcome::Invalid);
     };
+    // A tenant that requires a second factor mints no token for a session
+    // without one: that chain ends as if the membership had.
+    let role = role.filter(|_| !tenant_requires_mfa || amr::is_multi_factor(&amr::claimed(&family.amr)));
     let tenant = match (tenant_id, role) {
         (None, _) => None,
         (Some(tenant_id), Some(role)) => Some((tenant_id, role)),

@@ -6,11 +6,12 @@ use uuid::Uuid;
 use super::{TenantView, Tenants, TokenPair, secs_to_ms};
 use crate::{
     audit::{AuditEvent, ClientInfo},
+    contract::TenantSettings,
     error::{AuthError, Result},
     ratelimit::UserAction,
     store::{Inserted, Transaction, millis},
     tenancy::{Member, RoleSet, Tenant, check_leaving, check_membership_change, validate_tenant_name},
-    tokens::{AccessClaims, OpaqueToken},
+    tokens::{AccessClaims, OpaqueToken, amr},
 };
 
 /// A change to a tenant's members, made by an [`Actor`].
@@ -194,6 +195,35 @@ impl Tenants<'_> {
     /// membership. They belong to the caller's login: a token chain of its
     /// session, which that login's logout, reuse detection, revocation or
     /// expiry ends too (and `sessions` lists once).
+    /// Sets whether the tenant requires a second factor of its members: then
+    /// a login into it and `POST /token/tenant` need a session with one, and
+    /// a session without one gets no further tenant token at refresh. Only
+    /// the tenant's highest role (by the membership, not the token) may; and
+    /// only from a session with a second factor, so an owner cannot lock
+    /// themself out by turning it on.
+    pub async fn set_require_mfa(
+        &self,
+        caller: &AccessClaims,
+        tenant_id: Uuid,
+        required: bool,
+        client: &ClientInfo,
+    ) -> Result<TenantSettings> {
+        self.user_quota(UserAction::MemberChange, caller.sub, client).await?;
+        let store = &self.inner.store;
+        let role = store.role_in(caller.sub, tenant_id).await?;
+        if role.as_deref() != Some(self.inner.roles.highest()) {
+            self.record_denied(Some(caller.sub), client, "tenant_settings", json!({ "tenant_id": tenant_id }));
+            return Err(AuthError::InsufficientRole);
+        }
+        if required && !amr::is_multi_factor(&caller.amr) {
+            return Err(AuthError::MfaRequired);
+        }
+        store.set_tenant_requires_mfa(tenant_id, required, self.inner.clock.now_ms()).await?;
+        let detail = json!({ "tenant_id": tenant_id, "require_mfa": required });
+        self.audit(AuditEvent::TenantMfaRequirementChanged, Some(caller.sub), client, detail).await;
+        Ok(TenantSettings { id: tenant_id, require_mfa: required })
+    }
+
     pub async fn token(&self, caller: &AccessClaims, tenant_id: Uuid, client: &ClientInfo) -> Result<TokenPair> {
         self.user_quota(UserAction::TenantToken, caller.sub, client).await?;
         let store = &self.inner.store;
@@ -203,18 +233,22 @@ impl Tenants<'_> {
             return Err(AuthError::NotAMember);
         };
         let user = store.user(caller.sub).await?.filter(|u| u.is_active).ok_or(AuthError::InvalidToken)?;
+        let requires_mfa = store.tenant_requires_mfa(tenant_id).await?;
         let refresh = OpaqueToken::generate();
         let now = self.inner.clock.now_ms();
         let idle = secs_to_ms(self.inner.config.tokens.refresh_idle_ttl_secs);
         let mut tx = store.begin().await?;
         // The conditional UPDATE checks liveness and takes the family's row
         // lock, so a concurrent revocation cannot be missed.
-        let session = tx.touch_family_of(caller.sid, caller.sub, now, idle).await?;
-        if session.is_some() {
-            tx.insert_refresh_token(refresh.hash(), caller.sid, Some(tenant_id), now).await?;
+        let session = tx.touch_family_of(caller.sid, caller.sub, now, idle).await?.ok_or(AuthError::InvalidToken)?;
+        // The session's methods, not the token's: a second factor proved since counts.
+        if requires_mfa && !amr::is_multi_factor(&amr::claimed(&session.amr)) {
+            let detail = json!({ "tenant_id": tenant_id, "reason": "tenant_requires_mfa" });
+            self.record_denied(Some(caller.sub), client, "tenant_token", detail);
+            return Err(AuthError::MfaRequired);
         }
+        tx.insert_refresh_token(refresh.hash(), caller.sid, Some(tenant_id), now).await?;
         tx.commit().await?;
-        let session = session.ok_or(AuthError::InvalidToken)?;
         let access = self.mint(user.flags(), &session, Some((tenant_id, role)))?;
         Ok(self.pair(access, &refresh))
     }

@@ -29,6 +29,7 @@
 mod audit;
 mod identity_links;
 mod invitations;
+mod mfa;
 mod one_time;
 mod sessions;
 mod sql;
@@ -45,6 +46,7 @@ use sqlx::{
 
 pub use audit::AuditRecord;
 pub use identity_links::IdentityLink;
+pub(crate) use mfa::PendingMfaLogin;
 pub use one_time::OneTimePurpose;
 pub use sessions::{Family, NewFamily, Session};
 pub(crate) use sessions::{LiveSession, StoredToken};

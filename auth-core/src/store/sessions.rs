@@ -67,6 +67,8 @@ pub(crate) struct LiveSession {
     pub account: AccountFlags,
     /// The membership's role, for a tenant-scoped chain; none once it is gone.
     pub role: Option<String>,
+    /// Whether the chain's tenant requires a second factor of its members' sessions.
+    pub tenant_requires_mfa: bool,
 }
 
 /// A refresh token as stored.
@@ -266,9 +268,11 @@ impl Transaction {
         Ok(statement(
             "SELECT f.id, f.user_id, f.created_at, f.last_used_at, f.absolute_expires_at, f.revoked_at, \
              f.amr, f.auth_time, u.is_staff AS staff, u.is_superuser AS superuser, \
-             u.email_verified_at IS NOT NULL AS email_verified, m.role \
+             u.email_verified_at IS NOT NULL AS email_verified, m.role, \
+             COALESCE(t.require_mfa, FALSE) AS tenant_requires_mfa \
              FROM refresh_families f JOIN users u ON u.id = f.user_id AND u.is_active \
              LEFT JOIN memberships m ON m.user_id = f.user_id AND m.tenant_id = $2 \
+             LEFT JOIN tenants t ON t.id = $2 \
              WHERE f.id = $1",
         )
         .bind(family_id)

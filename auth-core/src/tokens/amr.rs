@@ -66,7 +66,6 @@ pub(crate) fn claimed(stored: &str) -> Vec<String> {
 
 /// The stored methods after the second factor `factor`: those before, then
 /// `factor` and `mfa`, each once.
-#[cfg_attr(not(feature = "testing"), allow(dead_code, reason = "the second factors of issue #12 will call it"))]
 pub(crate) fn with_second_factor(stored: &str, factor: AuthMethod) -> String {
     let mut values: Vec<&str> = stored.split_whitespace().collect();
     for value in [factor.as_str(), AuthMethod::MultiFactor.as_str()] {

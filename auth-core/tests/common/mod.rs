@@ -46,8 +46,15 @@ pub fn test_config(database_url: String) -> AuthConfig {
     config.password.argon2_iterations = 1;
     config.tokens.signing_key = Some(RSA_KEY.clone());
     config.mail.transport = MailTransport::Memory;
+    config.mfa.encryption_key = Some(MFA_KEY.clone());
     config
 }
+
+/// A fresh key to seal TOTP secrets, one per test binary.
+static MFA_KEY: LazyLock<auth_core::Secret> = LazyLock::new(|| {
+    use base64::Engine as _;
+    auth_core::Secret::new(base64::engine::general_purpose::STANDARD.encode(auth_core::tokens::random_bytes()))
+});
 
 impl TestContext {
     pub async fn sqlite() -> Self {

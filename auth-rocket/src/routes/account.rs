@@ -4,9 +4,9 @@
 use auth_core::{
     Auth, AuthError,
     contract::{
-        Accepted, AccountExport, AccountView, EmailChangeRequest, EmailChanged, EmailRequest, EmailVerified, ErrorBody,
-        PasswordChangeRequest, PasswordRequest, ProfileRequest, RegisterRequest, Registered, ResetConfirmRequest,
-        TokenRequest,
+        Accepted, AccountExport, AccountView, DeleteAccountRequest, EmailChangeRequest, EmailChanged, EmailRequest,
+        EmailVerified, ErrorBody, PasswordChangeRequest, ProfileRequest, RegisterRequest, Registered,
+        ResetConfirmRequest, TokenRequest,
     },
     identity::Profile,
 };
@@ -160,8 +160,8 @@ pub async fn confirm_password_reset(
     Ok(Status::NoContent)
 }
 
-#[utoipa::path(tag = "account", security(("bearer" = [])), request_body = EmailChangeRequest, responses((status = 202, description = "A confirmation link goes to the new address (or, if it has an account, a notice) and a notice to the current one; the same answer either way", body = Accepted), (status = 400, description = "Wrong password", body = ErrorBody), (status = 422, description = "Invalid email, or the account's own", body = ErrorBody), (status = 429, description = "Rate limited: the per-user quota, or the login back-off of this address", body = ErrorBody)))]
-#[requires(authenticated)]
+#[utoipa::path(tag = "account", security(("bearer" = [])), request_body = EmailChangeRequest, responses((status = 202, description = "A confirmation link goes to the new address (or, if it has an account, a notice) and a notice to the current one; the same answer either way", body = Accepted), (status = 400, description = "Wrong password", body = ErrorBody), (status = 403, description = "The sign-in is older than 10 minutes (reauthentication_required, with WWW-Authenticate: Bearer error=\"insufficient_user_authentication\", max_age=\"600\"): sign in again", body = ErrorBody), (status = 422, description = "Invalid email, or the account's own", body = ErrorBody), (status = 429, description = "Rate limited: the per-user quota, or the login back-off of this address", body = ErrorBody)))]
+#[requires(recent_auth = "10m")]
 #[post("/me/email", data = "<body>")]
 pub async fn request_email_change(
     auth: &State<Auth>,
@@ -186,15 +186,17 @@ pub async fn confirm_email_change(
     Ok(Json(EmailChanged { email: email.to_string(), email_verified: true }))
 }
 
-#[utoipa::path(tag = "account", security(("bearer" = [])), request_body = PasswordRequest, responses((status = 204, description = "Deleted, with every session"), (status = 400, description = "Wrong password", body = ErrorBody), (status = 409, description = "The only owner of a tenant that has other members", body = ErrorBody), (status = 429, description = "Rate limited: the per-user quota, or the login back-off of this address", body = ErrorBody)))]
-#[requires(authenticated)]
+#[utoipa::path(tag = "account", security(("bearer" = [])), request_body = DeleteAccountRequest, responses((status = 204, description = "Deleted, with every session"), (status = 400, description = "Wrong password (invalid_credentials), or wrong second factor (invalid_code)", body = ErrorBody), (status = 403, description = "The sign-in is older than 10 minutes (reauthentication_required, with WWW-Authenticate: Bearer error=\"insufficient_user_authentication\", max_age=\"600\"): sign in again", body = ErrorBody), (status = 409, description = "The only owner of a tenant that has other members", body = ErrorBody), (status = 422, description = "`code` is missing and the account has a second factor", body = ErrorBody), (status = 429, description = "Rate limited: the per-user quota, or the login back-off of this address", body = ErrorBody)))]
+#[requires(recent_auth = "10m")]
 #[delete("/me", data = "<body>")]
 pub async fn delete_account(
     auth: &State<Auth>,
     user: AuthUser,
     client: RemoteClient,
-    body: JsonBody<PasswordRequest>,
+    body: JsonBody<DeleteAccountRequest>,
 ) -> ApiResult<Status> {
-    auth.accounts().delete_account(user.claims(), body.0.password.expose(), &client.0).await?;
+    let body = body.into_inner();
+    let code = body.code.as_ref().map(|code| code.expose());
+    auth.accounts().delete_account(user.claims(), body.password.expose(), code, &client.0).await?;
     Ok(Status::NoContent)
 }

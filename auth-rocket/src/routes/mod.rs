@@ -11,6 +11,7 @@ pub(crate) mod account;
 pub(crate) mod activity;
 pub(crate) mod admin;
 pub(crate) mod keys;
+pub(crate) mod mfa;
 pub(crate) mod oauth;
 pub(crate) mod sessions;
 pub(crate) mod tenants;

@@ -13,7 +13,7 @@ use crate::{
     json::JsonBody,
 };
 
-#[utoipa::path(tag = "session", request_body = LoginRequest, responses((status = 200, description = "Signed in", body = TokenPair), (status = 401, description = "Invalid credentials", body = ErrorBody), (status = 403, description = "Email not verified, or not a member of tenant_id", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
+#[utoipa::path(tag = "session", request_body = LoginRequest, responses((status = 200, description = "Signed in", body = TokenPair), (status = 401, description = "Invalid credentials", body = ErrorBody), (status = 403, description = "Email not verified, account disabled, or not a member of tenant_id; or, after a correct password, mfa_required: with `mfa_token` and `methods` inside the error object when the account has a second factor (finish at POST /login/mfa), without them when tenant_id requires a second factor the account lacks", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
 #[public]
 #[post("/login", data = "<body>")]
 pub async fn login(

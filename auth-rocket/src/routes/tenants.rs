@@ -3,7 +3,8 @@
 use auth_core::{
     Auth, TenantView, TokenPair,
     contract::{
-        ErrorBody, InvitationRequest, InvitationSent, RoleRequest, TenantRequest, TenantTokenRequest, TokenRequest,
+        ErrorBody, InvitationRequest, InvitationSent, RoleRequest, TenantRequest, TenantSettings, TenantSettingsRequest,
+        TenantTokenRequest, TokenRequest,
     },
     tenancy::{Invitation, Member, TenantMembership},
 };
@@ -130,7 +131,7 @@ pub async fn change_member_role(
     Ok(Json(member))
 }
 
-#[utoipa::path(tag = "tenants", security(("bearer" = [])), request_body = TenantTokenRequest, responses((status = 200, description = "Tokens scoped to the tenant, in the caller's login", body = TokenPair), (status = 403, description = "Not a member", body = ErrorBody), (status = 429, description = "Rate limited: the per-user quota", body = ErrorBody)))]
+#[utoipa::path(tag = "tenants", security(("bearer" = [])), request_body = TenantTokenRequest, responses((status = 200, description = "Tokens scoped to the tenant, in the caller's login", body = TokenPair), (status = 403, description = "Not a member (not_a_member), or the tenant requires a second factor and the session has none (mfa_required, with WWW-Authenticate: Bearer error=\"insufficient_user_authentication\")", body = ErrorBody), (status = 429, description = "Rate limited: the per-user quota", body = ErrorBody)))]
 #[requires(authenticated)]
 #[post("/token/tenant", data = "<body>")]
 pub async fn tenant_token(
@@ -140,4 +141,18 @@ pub async fn tenant_token(
     body: JsonBody<TenantTokenRequest>,
 ) -> ApiResult<NoStore<TokenPair>> {
     Ok(NoStore::ok(auth.tenants().token(user.claims(), body.0.tenant_id, &client.0).await?))
+}
+
+#[utoipa::path(tag = "tenants", security(("bearer" = [])), params(("tenant_id" = Uuid, Path)), request_body = TenantSettingsRequest, responses((status = 200, description = "The tenant's settings as set", body = TenantSettings), (status = 403, description = "Token not scoped to this tenant, or not its owner (the highest role); or turning require_mfa on from a session without a second factor (mfa_required, with WWW-Authenticate: Bearer error=\"insufficient_user_authentication\")", body = ErrorBody), (status = 429, description = "Rate limited: the per-user quota", body = ErrorBody)))]
+#[requires(tenant)]
+#[patch("/tenants/<tenant_id>", data = "<body>")]
+pub async fn tenant_settings(
+    auth: &State<Auth>,
+    scope: TenantScope,
+    client: RemoteClient,
+    tenant_id: Uuid,
+    body: JsonBody<TenantSettingsRequest>,
+) -> ApiResult<Json<TenantSettings>> {
+    let settings = auth.tenants().set_require_mfa(scope.user.claims(), tenant_id, body.0.require_mfa, &client.0).await?;
+    Ok(Json(settings))
 }
