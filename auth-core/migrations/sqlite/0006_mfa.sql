@@ -33,7 +33,7 @@ CREATE TABLE mfa_logins (
     tenant_id  BLOB,
     created_at BIGINT NOT NULL,
     expires_at BIGINT NOT NULL,
-    failures   INTEGER NOT NULL DEFAULT 0,
+    failures   BIGINT NOT NULL DEFAULT 0,
     ended_at   BIGINT
 );
 CREATE INDEX mfa_logins_by_user ON mfa_logins (user_id);
