@@ -48,6 +48,8 @@ checks!(
     trailing_slashes,
     operators,
     activity,
+    mfa,
+    tenant_mfa,
 );
 
 /// The mail-reading and mount-point-dependent checks on the documented host

@@ -688,6 +688,32 @@ async fn a_password_session_steps_up_and_refreshing_never_makes_it_recent() {
     app.expect("/api/mfa", Some(&refreshed), 200, None).await;
 }
 
+/// The platform's own sensitive routes step up like a host's: removing the
+/// authenticator app and new recovery codes need a second factor, deleting
+/// the account and changing its email a sign-in within 10 minutes; refused
+/// before the body is read (a malformed one here).
+#[tokio::test]
+async fn the_platforms_sensitive_routes_ask_to_step_up() {
+    let app = App::new(host).await;
+    let password_only = app.token(Grant::user());
+    let stale = app.token(Grant { signed_in_secs_ago: 601, amr: &["pwd", "otp", "mfa"], ..Grant::user() });
+    let max_age = r#"Bearer error="insufficient_user_authentication", max_age="600""#;
+    let refusals = [
+        (Method::Delete, "/api/auth/mfa/totp", &password_only, "mfa_required", STEP_UP),
+        (Method::Post, "/api/auth/mfa/recovery-codes", &password_only, "mfa_required", STEP_UP),
+        (Method::Delete, "/api/auth/me", &stale, "reauthentication_required", max_age),
+        (Method::Post, "/api/auth/me/email", &stale, "reauthentication_required", max_age),
+    ];
+    for (method, path, token, code, challenge) in refusals {
+        let request = app.client.req(method, path).header(ContentType::JSON).body("{ not json");
+        let answer = request.header(Header::new("Authorization", format!("Bearer {token}"))).dispatch().await;
+        assert_eq!(answer.status(), Status::Forbidden, "{method} {path}");
+        assert_eq!(answer.headers().get_one("WWW-Authenticate"), Some(challenge), "{method} {path}");
+        let body: Value = answer.into_json().await.expect("a JSON error body");
+        assert_eq!(body["error"]["code"], code, "{method} {path}: {body}");
+    }
+}
+
 fn newsroom(figment: rocket::figment::Figment) -> Rocket<Build> {
     rocket::custom(figment)
         .attach(AuthFairing::with_roles::<Newsroom>())

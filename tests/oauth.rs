@@ -876,6 +876,37 @@ async fn oidc_verified_email_takes_over_an_unverified_account_on_postgres() {
     pre_registered_takeover(Backend::Postgres).await;
 }
 
+/// A provider sign-in is only the first step for an account with a second
+/// factor: `403 mfa_required` with an `mfa_token`, finished at `POST /login/mfa`,
+/// and the session says `fed otp mfa`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Node.js and the oidc-provider package: pass --ignored"]
+async fn oidc_sign_in_of_an_account_with_a_second_factor_asks_for_it() {
+    use auth_core::mfa::totp::TotpSecret;
+    let provider = OidcProvider::start(None).await;
+    let app = App::new(Backend::Sqlite, &provider.issuer, |p| p.trust_email = Some(true)).await;
+    let user = app.kit.verified_user("oidc-mfa").await;
+    let tokens = app.kit.sign_in(&user).await;
+    let claims = app.auth().verify_access(&tokens.access).expect("a valid token");
+    let client = auth_core::ClientInfo::default();
+    let enrollment = app.auth().mfa().enroll_totp(&claims, &user.password, &client).await.expect("enrol");
+    let secret = TotpSecret::from_base32(enrollment.secret.expose()).expect("a base32 secret");
+    let now = || u64::try_from(app.auth().now().timestamp()).expect("after 1970");
+    app.auth().mfa().confirm_totp(&claims, &secret.code_at(now()), &client).await.expect("confirm");
+
+    let (sub, _) = unique("oidc-mfa");
+    let first_step = app.sign_in(&account(&sub, &user.email, true)).await;
+    first_step.answer.expect_error(403, "mfa_required");
+    assert_eq!(first_step.answer.get("/error/methods"), &json!(["totp", "recovery_code"]), "{}", first_step.answer);
+    let mfa_token = first_step.answer.str("/error/mfa_token").to_owned();
+    let second_step = json!({ "mfa_token": mfa_token, "code": secret.code_at(now() + 30) });
+    let finished = app.kit.post("/login/mfa", None, &second_step).await;
+    finished.expect(200);
+    let signed_in = app.kit.verify_with_jwks(finished.str("/access")).await.expect("verifies with the JWKS");
+    assert_eq!(signed_in["amr"], json!(["fed", "otp", "mfa"]), "{signed_in}");
+    assert_eq!(signed_in["sub"], json!(user.id));
+}
+
 async fn untrusted_provider_and_existing_account(backend: Backend) {
     let provider = OidcProvider::start(None).await;
     let app = App::new(backend, &provider.issuer, |_| {}).await; // not trusted for email: the default

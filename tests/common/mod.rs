@@ -102,6 +102,9 @@ pub fn test_config(database_url: &str) -> AuthConfig {
     limits.profile_update = generous;
     limits.session_revoke = generous;
     limits.member_change = generous;
+    limits.mfa_change = generous;
+    // Any well-formed key: the suites' TOTP secrets live as long as their database.
+    config.mfa.encryption_key = Some(auth_core::config::MfaSettings::development_key(&RSA_KEY));
     config
 }
 

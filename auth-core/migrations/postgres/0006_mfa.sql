@@ -24,13 +24,15 @@ CREATE TABLE recovery_codes (
 );
 CREATE INDEX recovery_codes_by_user ON recovery_codes (user_id);
 
--- A login whose password was right and whose second factor is awaited: the
+-- A login whose first factor was right (`first_factor`: 'pwd' a password,
+-- 'fed' an identity provider) and whose second factor is awaited: the
 -- `mfa_token` (stored hashed) finishes it once, within five minutes; five
 -- wrong codes end it.
 CREATE TABLE mfa_logins (
     token_hash BYTEA PRIMARY KEY,
     user_id    UUID NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     tenant_id  UUID,
+    first_factor TEXT NOT NULL,
     created_at BIGINT NOT NULL,
     expires_at BIGINT NOT NULL,
     failures   BIGINT NOT NULL DEFAULT 0,

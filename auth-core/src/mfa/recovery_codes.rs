@@ -18,7 +18,8 @@ pub fn generate() -> Vec<Secret> {
 
 /// What the store keeps of a code; `None` for what cannot be a code.
 pub fn hash(code: &str) -> Option<Vec<u8>> {
-    let normalised: String = code.chars().filter(|c| *c != '-' && !c.is_whitespace()).collect::<String>().to_lowercase();
+    let normalised: String =
+        code.chars().filter(|c| *c != '-' && !c.is_whitespace()).collect::<String>().to_lowercase();
     let well_formed = normalised.len() == CODE_BYTES * 8 / 5 && normalised.bytes().all(|b| ALPHABET.contains(&b));
     well_formed.then(|| digest::digest(&digest::SHA256, normalised.as_bytes()).as_ref().to_vec())
 }

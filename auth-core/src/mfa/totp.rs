@@ -118,8 +118,7 @@ mod tests {
     #[test]
     fn codes_are_those_of_rfc_6238_appendix_b() {
         let secret = rfc_secret();
-        for (time, code) in [(59, "287082"), (1111111109, "081804"), (1111111111, "050471"), (1234567890, "005924")]
-        {
+        for (time, code) in [(59, "287082"), (1111111109, "081804"), (1111111111, "050471"), (1234567890, "005924")] {
             assert_eq!(secret.code_at(time), code, "at {time}");
         }
     }

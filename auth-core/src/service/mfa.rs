@@ -65,7 +65,12 @@ impl Mfa<'_> {
     /// [`Mfa::confirm_totp`]. [`AuthError::MfaAlreadyEnabled`] while a
     /// confirmed factor exists; [`AuthError::NotFound`] when the deployment
     /// has no `mfa.encryption_key`.
-    pub async fn enroll_totp(&self, caller: &AccessClaims, password: &str, client: &ClientInfo) -> Result<TotpEnrollment> {
+    pub async fn enroll_totp(
+        &self,
+        caller: &AccessClaims,
+        password: &str,
+        client: &ClientInfo,
+    ) -> Result<TotpEnrollment> {
         self.user_quota(UserAction::MfaChange, caller.sub, client).await?;
         let user = self.accounts().reauthenticate(caller.sub, password, client, "totp_enrollment").await?;
         let sealer = self.inner.totp_sealer.as_ref().ok_or(AuthError::NotFound)?;
@@ -112,15 +117,26 @@ impl Mfa<'_> {
         tx.commit().await?;
         self.revoked(ended);
         self.sessions().record_second_factor(caller, AuthMethod::OneTimeCode).await?;
-        self.factor_changed(caller.sub, AuditEvent::MfaEnabled, "An authenticator app was set up as a second factor", client)
-            .await?;
+        self.factor_changed(
+            caller.sub,
+            AuditEvent::MfaEnabled,
+            "An authenticator app was set up as a second factor",
+            client,
+        )
+        .await?;
         Ok(codes)
     }
 
     /// Turns TOTP off, confirmed with the password and a current code (or a
     /// recovery code). The recovery codes go too unless another factor
     /// remains. The user's other sessions end and a notice is mailed.
-    pub async fn disable_totp(&self, caller: &AccessClaims, password: &str, code: &str, client: &ClientInfo) -> Result<()> {
+    pub async fn disable_totp(
+        &self,
+        caller: &AccessClaims,
+        password: &str,
+        code: &str,
+        client: &ClientInfo,
+    ) -> Result<()> {
         self.user_quota(UserAction::MfaChange, caller.sub, client).await?;
         let user = self.accounts().reauthenticate(caller.sub, password, client, "totp_disable").await?;
         if !self.factors(user.id).await?.totp {
@@ -137,8 +153,13 @@ impl Mfa<'_> {
         let ended = tx.revoke_user_families(user.id, Some(caller.sid), "mfa_disabled", now).await?;
         tx.commit().await?;
         self.revoked(ended);
-        self.factor_changed(user.id, AuditEvent::MfaDisabled, "The authenticator app was removed as a second factor", client)
-            .await
+        self.factor_changed(
+            user.id,
+            AuditEvent::MfaDisabled,
+            "The authenticator app was removed as a second factor",
+            client,
+        )
+        .await
     }
 
     /// Ten fresh recovery codes, confirmed with the password; the old ones
@@ -161,8 +182,11 @@ impl Mfa<'_> {
         tx.replace_recovery_codes(user.id, &hashes, self.inner.clock.now_ms()).await?;
         tx.commit().await?;
         self.audit(AuditEvent::RecoveryCodesRegenerated, Some(user.id), client, json!({})).await;
-        self.send(&recovery::security_notice(&user.email, "New recovery codes were generated; the old ones no longer work"))
-            .await;
+        self.send(&recovery::security_notice(
+            &user.email,
+            "New recovery codes were generated; the old ones no longer work",
+        ))
+        .await;
         Ok(codes)
     }
 
@@ -210,13 +234,17 @@ impl Mfa<'_> {
     pub(super) async fn recovery_code_used(&self, user: &User, client: &ClientInfo) -> Result<()> {
         let left = self.factors(user.id).await?.recovery_codes_left;
         self.audit(AuditEvent::RecoveryCodeUsed, Some(user.id), client, json!({ "left": left })).await;
-        let notice = format!("A recovery code was used to sign in ({left} left). If this was not you, reset your password");
+        let notice =
+            format!("A recovery code was used to sign in ({left} left). If this was not you, reset your password");
         self.send(&recovery::security_notice(&user.email, &notice)).await;
         Ok(())
     }
 
     fn sealer(&self) -> Result<&crate::mfa::totp::SecretSealer> {
-        self.inner.totp_sealer.as_ref().ok_or_else(|| AuthError::internal("a TOTP factor exists without mfa.encryption_key"))
+        self.inner
+            .totp_sealer
+            .as_ref()
+            .ok_or_else(|| AuthError::internal("a TOTP factor exists without mfa.encryption_key"))
     }
 
     async fn factor_changed(&self, user_id: Uuid, event: AuditEvent, what: &str, client: &ClientInfo) -> Result<()> {

@@ -95,9 +95,7 @@ pub enum BuildError {
     #[error("cannot reach the rate-limit Redis: {0}")]
     RateLimiter(AuthError),
     /// Users have TOTP secrets sealed under a key this deployment lacks.
-    #[error(
-        "{0} users have TOTP factors but mfa.encryption_key is not set: configure the key they were sealed with"
-    )]
+    #[error("{0} users have TOTP factors but mfa.encryption_key is not set: configure the key they were sealed with")]
     MfaKeyMissing(i64),
 }
 

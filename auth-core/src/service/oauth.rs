@@ -221,10 +221,17 @@ impl OAuth<'_> {
         Ok(Some(OAuthLogin { user_id: user.id, origin, answer }))
     }
 
-    /// Starts a session for a provider sign-in, audited with `detail`.
+    /// Starts a session for a provider sign-in, audited with `detail`; for
+    /// an account with a second factor, the provider was the first step
+    /// ([`AuthError::SecondFactorRequired`], finished at `POST /login/mfa`).
     async fn oauth_session(&self, user: &User, detail: serde_json::Value, client: &ClientInfo) -> Result<TokenPair> {
         let now = self.inner.clock.now_ms();
         self.inner.store.record_login(user.id, now, None).await?;
+        let factors = self.inner.store.factors(user.id).await?;
+        if factors.any() {
+            let sessions = self.sessions();
+            return Err(sessions.await_second_factor(user, None, AuthMethod::Federated, &factors, client).await?);
+        }
         let tokens = self.start_session(user, None, &[AuthMethod::Federated], client).await?;
         self.audit(AuditEvent::LoginSucceeded, Some(user.id), client, detail).await;
         Ok(tokens)

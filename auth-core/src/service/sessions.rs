@@ -105,7 +105,7 @@ impl Sessions<'_> {
         if factors.any() {
             // The back-off is not cleared yet: the second step's failures count
             // against this address as wrong passwords do.
-            return Err(self.await_second_factor(&user, tenant_id, &factors, now, client).await?);
+            return Err(self.await_second_factor(&user, tenant_id, AuthMethod::Password, &factors, client).await?);
         }
         if let Some((tenant_id, _)) = &tenant {
             self.check_tenant_factor(&user, *tenant_id, &[AuthMethod::Password], client).await?;
@@ -116,14 +116,20 @@ impl Sessions<'_> {
         Ok(pair)
     }
 
-    /// The second step of a login whose password was right
+    /// The second step of a login whose first factor was right
     /// ([`AuthError::SecondFactorRequired`] handed out `mfa_token`): a TOTP
-    /// code or a recovery code starts the session, with `amr` `pwd otp mfa`.
+    /// code or a recovery code starts the session, with `amr` `pwd otp mfa`
+    /// (`fed otp mfa` after an identity provider).
     /// The token works once and for five minutes ([`AuthError::InvalidOneTimeToken`]
     /// after); a wrong code is [`AuthError::InvalidCode`] and a failed login of
     /// the account (the same back-off as a wrong password), and the fifth ends
     /// the token. Counted against the per-IP `login` quota.
-    pub async fn finish_login(&self, mfa_token: &str, factor: SecondFactor<'_>, client: &ClientInfo) -> Result<TokenPair> {
+    pub async fn finish_login(
+        &self,
+        mfa_token: &str,
+        factor: SecondFactor<'_>,
+        client: &ClientInfo,
+    ) -> Result<TokenPair> {
         self.rate_limit(Action::Login, client).await?;
         let token = OpaqueToken::parse(mfa_token).ok_or(AuthError::InvalidOneTimeToken)?;
         let hash = token.hash();
@@ -158,27 +164,31 @@ impl Sessions<'_> {
                 Some((tenant_id, self.inner.store.role_in(user.id, tenant_id).await?.ok_or(AuthError::NotAMember)?))
             }
         };
-        let methods = [AuthMethod::Password, AuthMethod::OneTimeCode, AuthMethod::MultiFactor];
-        let pair = self.start_session(&user, tenant, &methods, client).await?;
+        let first = AuthMethod::parse(&pending.first_factor).unwrap_or(AuthMethod::Password);
+        let pair = self
+            .start_session(&user, tenant, &[first, AuthMethod::OneTimeCode, AuthMethod::MultiFactor], client)
+            .await?;
         self.login_succeeded(&user.email, client).await;
         let detail = json!({ "tenant_id": pending.tenant_id, "second_factor": method.as_str() });
         self.audit(AuditEvent::LoginSucceeded, Some(user.id), client, detail).await;
         Ok(pair)
     }
 
-    /// Records a login that passed its password and now awaits one of the
-    /// user's `factors`; the error that hands the client its `mfa_token`.
-    async fn await_second_factor(
+    /// Records a login that passed its `first` factor (a password, an
+    /// identity provider) and now awaits one of the user's `factors`; the
+    /// error that hands the client its `mfa_token`.
+    pub(super) async fn await_second_factor(
         &self,
         user: &User,
         tenant_id: Option<Uuid>,
+        first: AuthMethod,
         factors: &Factors,
-        now: i64,
         client: &ClientInfo,
     ) -> Result<AuthError> {
         let token = OpaqueToken::generate();
-        let pending = PendingMfaLogin { user_id: user.id, tenant_id };
-        self.inner.store.insert_mfa_login(token.hash(), pending, now, now + MFA_LOGIN_TTL_MS).await?;
+        let now = self.inner.clock.now_ms();
+        let pending = PendingMfaLogin { user_id: user.id, tenant_id, first_factor: first.as_str().to_owned() };
+        self.inner.store.insert_mfa_login(token.hash(), &pending, now, now + MFA_LOGIN_TTL_MS).await?;
         self.audit(AuditEvent::SecondFactorRequested, Some(user.id), client, json!({ "tenant_id": tenant_id })).await;
         Ok(AuthError::SecondFactorRequired { mfa_token: Secret::new(token.as_str()), methods: factors.methods() })
     }
@@ -386,7 +396,8 @@ async fn rotate(
     if !tx.touch_family(family_id, now, idle_ms).await? {
         return Ok(RotateOutcome::Invalid);
     }
-    let Some(LiveSession { family, account, role, tenant_requires_mfa }) = tx.live_session(family_id, tenant_id).await?
+    let Some(LiveSession { family, account, role, tenant_requires_mfa }) =
+        tx.live_session(family_id, tenant_id).await?
     else {
         return Ok(RotateOutcome::Invalid);
     };

@@ -15,11 +15,13 @@ pub struct TotpFactor {
     pub last_step: i64,
 }
 
-/// A login that passed its password check and awaits its second factor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+/// A login that passed its first factor and awaits its second.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct PendingMfaLogin {
     pub user_id: Uuid,
     pub tenant_id: Option<Uuid>,
+    /// How the first step signed in, as `amr` writes it (`pwd`, `fed`).
+    pub first_factor: String,
 }
 
 impl Store {
@@ -69,7 +71,8 @@ impl Store {
     /// The pending login of `token_hash` if it is still open at `now`.
     pub async fn pending_mfa_login(&self, token_hash: &[u8], now: i64) -> Result<Option<PendingMfaLogin>> {
         Ok(statement(
-            "SELECT user_id, tenant_id FROM mfa_logins WHERE token_hash = $1 AND ended_at IS NULL AND expires_at > $2",
+            "SELECT user_id, tenant_id, first_factor FROM mfa_logins \
+             WHERE token_hash = $1 AND ended_at IS NULL AND expires_at > $2",
         )
         .bind(token_hash)
         .bind(now)
@@ -80,16 +83,18 @@ impl Store {
     pub(crate) async fn insert_mfa_login(
         &self,
         token_hash: Vec<u8>,
-        login: PendingMfaLogin,
+        login: &PendingMfaLogin,
         now: i64,
         expires_at: i64,
     ) -> Result<()> {
         statement(
-            "INSERT INTO mfa_logins (token_hash, user_id, tenant_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO mfa_logins (token_hash, user_id, tenant_id, first_factor, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(token_hash)
         .bind(login.user_id)
         .bind(login.tenant_id)
+        .bind(login.first_factor.as_str())
         .bind(now)
         .bind(expires_at)
         .execute(self)
@@ -138,7 +143,7 @@ impl Transaction {
     pub(crate) async fn finish_mfa_login(&mut self, token_hash: &[u8], now: i64) -> Result<Option<PendingMfaLogin>> {
         Ok(statement(
             "UPDATE mfa_logins SET ended_at = $2 WHERE token_hash = $1 AND ended_at IS NULL AND expires_at > $2 \
-             RETURNING user_id, tenant_id",
+             RETURNING user_id, tenant_id, first_factor",
         )
         .bind(token_hash)
         .bind(now)

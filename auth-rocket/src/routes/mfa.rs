@@ -4,8 +4,7 @@
 use auth_core::{
     Auth, FieldErrors, SecondFactor, TokenPair,
     contract::{
-        DisableTotpRequest, ErrorBody, MfaLoginRequest, PasswordRequest, RecoveryCodes, TotpCodeRequest,
-        TotpEnrollment,
+        DisableTotpRequest, ErrorBody, MfaLoginRequest, PasswordRequest, RecoveryCodes, TotpCodeRequest, TotpEnrollment,
     },
 };
 use auth_macros::{public, requires};

@@ -3,8 +3,8 @@
 use auth_core::{
     Auth, TenantView, TokenPair,
     contract::{
-        ErrorBody, InvitationRequest, InvitationSent, RoleRequest, TenantRequest, TenantSettings, TenantSettingsRequest,
-        TenantTokenRequest, TokenRequest,
+        ErrorBody, InvitationRequest, InvitationSent, RoleRequest, TenantRequest, TenantSettings,
+        TenantSettingsRequest, TenantTokenRequest, TokenRequest,
     },
     tenancy::{Invitation, Member, TenantMembership},
 };
@@ -153,6 +153,7 @@ pub async fn tenant_settings(
     tenant_id: Uuid,
     body: JsonBody<TenantSettingsRequest>,
 ) -> ApiResult<Json<TenantSettings>> {
-    let settings = auth.tenants().set_require_mfa(scope.user.claims(), tenant_id, body.0.require_mfa, &client.0).await?;
+    let settings =
+        auth.tenants().set_require_mfa(scope.user.claims(), tenant_id, body.0.require_mfa, &client.0).await?;
     Ok(Json(settings))
 }

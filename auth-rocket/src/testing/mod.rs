@@ -446,5 +446,7 @@ impl Conformance {
         self.trailing_slashes().await;
         self.operators().await;
         self.activity().await;
+        self.mfa().await;
+        self.tenant_mfa().await;
     }
 }

@@ -4,6 +4,7 @@
 mod account;
 mod documents;
 mod http;
+mod mfa;
 mod operators;
 mod sessions;
 mod tenants;
