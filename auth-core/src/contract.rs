@@ -194,12 +194,46 @@ pub struct LoginRequest {
     /// Sign in straight into this tenant (the caller must be a member).
     #[schema(schema_with = optional_uuid, required = false)]
     pub tenant_id: Option<Uuid>,
+    #[serde(default)]
+    pub session: Option<SessionMode>,
 }
 
+/// `session` of a sign-in or refresh: `"cookie"` keeps the tokens in
+/// HttpOnly cookies instead of the answer's body (a browser session).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionMode {
+    Cookie,
+}
+
+/// `POST /refresh` and `POST /logout`. `refresh` may be left out only by a
+/// browser session, whose refresh token is its cookie.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RefreshRequest {
-    #[schema(value_type = String)]
-    pub refresh: Secret,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub refresh: Option<Secret>,
+    #[serde(default)]
+    pub session: Option<SessionMode>,
+}
+
+/// The answer to a sign-in or refresh in cookie mode: the tokens are in
+/// the cookies, never in the body.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CookieSession {
+    /// Always `cookie`.
+    pub token_type: &'static str,
+    /// Seconds until the access cookie expires.
+    pub expires_in: u64,
+}
+
+/// The body of a successful sign-in or refresh: the pair, or in cookie mode
+/// only its lifetime.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum SignedIn {
+    Tokens(crate::TokenPair),
+    Cookie(CookieSession),
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -328,6 +362,8 @@ pub struct MfaLoginRequest {
     #[serde(default)]
     #[schema(value_type = Option<String>)]
     pub recovery_code: Option<Secret>,
+    #[serde(default)]
+    pub session: Option<SessionMode>,
 }
 
 /// `PATCH /tenants/<tenant_id>`.

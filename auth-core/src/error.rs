@@ -164,6 +164,10 @@ pub enum AuthError {
     /// Enrolling TOTP while a confirmed TOTP factor exists (409): disable it first.
     #[error("an authenticator app is already set up; disable it first")]
     MfaAlreadyEnabled,
+    /// An unsafe request authenticated by the session cookie without a
+    /// matching `X-CSRF-Token`, or sent cross-site (403).
+    #[error("the request did not prove it comes from this site's pages")]
+    CsrfFailed,
 }
 
 impl AuthError {
@@ -199,6 +203,7 @@ impl AuthError {
             Self::Unavailable => "unavailable",
             Self::Internal(_) => "internal_error",
             Self::MfaRequired => "mfa_required",
+            Self::CsrfFailed => "csrf_failed",
             Self::ReauthenticationRequired { .. } => "reauthentication_required",
             Self::SecondFactorRequired { .. } => "mfa_required",
             Self::InvalidCode => "invalid_code",
@@ -238,7 +243,10 @@ impl AuthError {
             Self::RateLimited { .. } => 429,
             Self::Internal(_) => 500,
             Self::Overloaded | Self::Unavailable => 503,
-            Self::MfaRequired | Self::ReauthenticationRequired { .. } | Self::SecondFactorRequired { .. } => 403,
+            Self::MfaRequired
+            | Self::ReauthenticationRequired { .. }
+            | Self::SecondFactorRequired { .. }
+            | Self::CsrfFailed => 403,
         }
     }
 

@@ -113,6 +113,7 @@ fn token_pair() -> TokenPair {
         refresh: Secret::new("refresh-token-value"),
         token_type: "Bearer",
         expires_in: 300,
+        refresh_expires_in: 3600,
     }
 }
 

@@ -1,7 +1,8 @@
 //! CORS for exactly the configured origins. An origin that is not listed gets
 //! no CORS headers at all, and nothing is ever reflected from the request
-//! except an origin that matched the list. No cookies are used, so
-//! credentials are never allowed.
+//! except an origin that matched the list. Credentials are never allowed:
+//! browser sessions ([`crate::browser`]) serve the site's own pages, and a
+//! cross-origin page has no business sending their cookies.
 
 use rocket::{
     Request, Response,

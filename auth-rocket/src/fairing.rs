@@ -245,7 +245,13 @@ impl Fairing for AuthFairing {
                 let cors = crate::cors::Cors::new(&auth.config().http.cors_allowed_origins);
                 let secret_queries = SecretQueryRoutes::of(&rocket);
                 let method_not_allowed = crate::method_not_allowed::MethodNotAllowed::of(&rocket);
-                Ok(rocket.manage(auth).manage(secret_queries).attach(cors).attach(method_not_allowed))
+                let browser_sessions = crate::browser::BrowserSessions::of(&rocket, auth.config());
+                Ok(rocket
+                    .manage(auth)
+                    .manage(secret_queries)
+                    .manage(browser_sessions)
+                    .attach(cors)
+                    .attach(method_not_allowed))
             }
             Err(error) => {
                 tracing::error!("auth platform: {error}");

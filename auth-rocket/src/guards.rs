@@ -2,10 +2,12 @@
 //! token), [`TenantScope`] (its tenant and role), [`Authorized<P>`] (a
 //! [`Policy`]), and [`RemoteClient`] (who is asking, for rate limits and audit).
 //!
-//! The bearer token is read from the `Authorization` header only and verified
-//! once per request (cached in the request's local cache), without touching
-//! the database. Guards run before the data guard, so an unauthorised caller
-//! gets 401/403 and never a 400/422 from body parsing.
+//! The access token is read from the `Authorization` header or, when there is
+//! none, from a browser session's cookie ([`crate::browser`]; an unsafe
+//! request must then pass the CSRF checks), and verified once per request
+//! (cached in the request's local cache), without touching the database.
+//! Guards run before the data guard, so an unauthorised caller gets 401/403
+//! and never a 400/422 from body parsing.
 
 use std::marker::PhantomData;
 
@@ -18,12 +20,16 @@ use rocket::{
 };
 use uuid::Uuid;
 
-use crate::error::{ApiError, stash};
+use crate::{
+    browser::{ACCESS_COOKIE, BrowserSessions, is_unsafe},
+    error::{ApiError, stash},
+};
 
 /// The caller, proven by a valid access token.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuthUser {
     claims: AccessClaims,
+    by_cookie: bool,
 }
 
 impl AuthUser {
@@ -70,6 +76,12 @@ impl AuthUser {
         self.claims.auth_time
     }
 
+    /// Whether the token came in the browser session's cookie rather than an
+    /// `Authorization` header.
+    pub fn is_cookie_session(&self) -> bool {
+        self.by_cookie
+    }
+
     /// Whether the session has proved more than one factor (`#[requires(mfa)]`).
     pub fn is_multi_factor(&self) -> bool {
         auth_core::tokens::is_multi_factor(&self.claims.amr)
@@ -81,6 +93,8 @@ impl AuthUser {
 enum Rejection {
     Missing,
     Invalid,
+    /// A cookie-authenticated unsafe request that failed the CSRF checks.
+    Csrf,
 }
 
 /// The token after `Bearer `, if the request carries exactly one such header.
@@ -107,10 +121,27 @@ fn bearer<'r>(request: &'r Request<'_>) -> Result<&'r str, Rejection> {
     }
 }
 
+/// The access token of a browser session, if the request carries its cookie;
+/// an unsafe request must also pass the CSRF checks.
+fn cookie<'r>(request: &'r Request<'_>) -> Result<&'r str, Rejection> {
+    let cookie = request.cookies().get(ACCESS_COOKIE).filter(|c| !c.value().is_empty()).ok_or(Rejection::Missing)?;
+    if is_unsafe(request.method()) {
+        let sessions = request.rocket().state::<BrowserSessions>().ok_or(Rejection::Csrf)?;
+        if !sessions.allows_unsafe(request) {
+            return Err(Rejection::Csrf);
+        }
+    }
+    Ok(cookie.value())
+}
+
 fn authenticate(request: &Request<'_>) -> Result<AuthUser, Rejection> {
-    let token = bearer(request)?;
+    // A header wins: cookies are looked at only when there is none.
+    let (token, by_cookie) = match bearer(request) {
+        Err(Rejection::Missing) => (cookie(request)?, true),
+        header => (header?, false),
+    };
     let auth = request.rocket().state::<Auth>().ok_or(Rejection::Invalid)?;
-    auth.verify_access(token).map(|claims| AuthUser { claims }).map_err(|_| Rejection::Invalid)
+    auth.verify_access(token).map(|claims| AuthUser { claims, by_cookie }).map_err(|_| Rejection::Invalid)
 }
 
 /// Verifies the request's token once; every guard of the request shares the result.
@@ -132,6 +163,11 @@ impl<'r> FromRequest<'r> for AuthUser {
         match cached(request) {
             Ok(user) => Outcome::Success(user.clone()),
             Err(Rejection::Missing) => reject(request, ApiError::Auth(AuthError::MissingToken)),
+            Err(Rejection::Csrf) => {
+                let ip = RemoteClient::resolve(request).0.ip;
+                tracing::warn!(target: "auth::audit", event = "access_denied", reason = "csrf_failed", ?ip, path = %request.uri().path());
+                reject(request, ApiError::Auth(AuthError::CsrfFailed))
+            }
             Err(Rejection::Invalid) => {
                 // Logged, not stored: a flood of forged tokens must not become database writes.
                 let ip = RemoteClient::resolve(request).0.ip;

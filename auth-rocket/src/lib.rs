@@ -31,6 +31,7 @@
 // `#[requires]` names this crate `::auth_rocket`, in the platform's own routes too.
 extern crate self as auth_rocket;
 
+pub mod browser;
 mod catchers;
 pub mod cli;
 mod cors;

@@ -65,6 +65,10 @@ pub struct TokenPair {
     pub token_type: &'static str,
     /// Seconds until the access token expires.
     pub expires_in: u64,
+    /// Seconds the refresh token stays usable if unused (the idle lifetime,
+    /// cut at the session's absolute end): the refresh cookie's `Max-Age`.
+    #[serde(skip)]
+    pub refresh_expires_in: u64,
 }
 
 /// A user with their profile and memberships (`GET /me`).
@@ -538,12 +542,16 @@ impl Auth {
         Ok(self.inner.tokens.mint(&grant)?.0)
     }
 
-    fn pair(&self, access: String, refresh: &OpaqueToken) -> TokenPair {
+    fn pair(&self, access: String, refresh: &OpaqueToken, session: &Family) -> TokenPair {
+        let now = self.inner.clock.now_ms();
+        let idle_end = now + secs_to_ms(self.inner.config.tokens.refresh_idle_ttl_secs);
+        let refresh_expires_in = (idle_end.min(session.absolute_expires_at) - now).max(0) / 1000;
         TokenPair {
             access: Secret::new(access),
             refresh: Secret::new(refresh.as_str()),
             token_type: "Bearer",
             expires_in: self.inner.tokens.ttl_secs(),
+            refresh_expires_in: u64::try_from(refresh_expires_in).unwrap_or(0),
         }
     }
 
@@ -594,7 +602,7 @@ impl Auth {
             auth_time: now,
         };
         let access = self.mint(user.flags(), &session, tenant)?;
-        Ok(self.pair(access, &refresh))
+        Ok(self.pair(access, &refresh, &session))
     }
 
     fn revoked(&self, sessions: Vec<Uuid>) {

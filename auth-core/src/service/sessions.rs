@@ -230,7 +230,7 @@ impl Sessions<'_> {
             RotateOutcome::Rotated { family, account, successor, tenant } => {
                 let access = self.mint(account, &family, tenant)?;
                 self.audit(AuditEvent::Refreshed, Some(family.user_id), client, json!({ "session": family.id })).await;
-                Ok(self.pair(access, &successor))
+                Ok(self.pair(access, &successor, &family))
             }
             RotateOutcome::Invalid => Err(AuthError::InvalidToken),
             RotateOutcome::Reused { family_id, user_id } => {

@@ -250,6 +250,6 @@ impl Tenants<'_> {
         tx.insert_refresh_token(refresh.hash(), caller.sid, Some(tenant_id), now).await?;
         tx.commit().await?;
         let access = self.mint(user.flags(), &session, Some((tenant_id, role)))?;
-        Ok(self.pair(access, &refresh))
+        Ok(self.pair(access, &refresh, &session))
     }
 }

@@ -12,6 +12,12 @@ pub use access::AccessClaims;
 pub use amr::{AuthMethod, is_multi_factor};
 pub use keys::KeySet;
 
+/// 256 fresh random bits, base64url, as an opaque token has: for values an
+/// adapter hands out itself, such as a browser session's CSRF cookie.
+pub fn random_secret() -> crate::Secret {
+    crate::Secret::new(OpaqueToken::generate().as_str())
+}
+
 // The engine's own parts: the suites and benchmarks reach them with the
 // feature `testing`; an app never needs them.
 #[cfg(feature = "testing")]

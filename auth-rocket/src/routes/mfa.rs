@@ -2,9 +2,10 @@
 //! step of a login.
 
 use auth_core::{
-    Auth, FieldErrors, SecondFactor, TokenPair,
+    Auth, FieldErrors, SecondFactor,
     contract::{
-        DisableTotpRequest, ErrorBody, MfaLoginRequest, PasswordRequest, RecoveryCodes, TotpCodeRequest, TotpEnrollment,
+        DisableTotpRequest, ErrorBody, MfaLoginRequest, PasswordRequest, RecoveryCodes, SignedIn, TotpCodeRequest,
+        TotpEnrollment,
     },
 };
 use auth_macros::{public, requires};
@@ -12,6 +13,7 @@ use rocket::{State, delete, http::Status, post};
 
 use super::{ApiResult, NoStore};
 use crate::{
+    browser::Browser,
     guards::{AuthUser, RemoteClient},
     json::JsonBody,
 };
@@ -69,15 +71,17 @@ pub async fn regenerate_recovery_codes(
     Ok(NoStore::ok(RecoveryCodes { recovery_codes }))
 }
 
-#[utoipa::path(tag = "session", request_body = MfaLoginRequest, responses((status = 200, description = "Signed in with a second factor (amr pwd otp mfa)", body = TokenPair), (status = 400, description = "Wrong or replayed code (invalid_code; five end the mfa_token), or an unknown, expired, used or ended mfa_token (invalid_token)", body = ErrorBody), (status = 403, description = "The account was disabled, or left the tenant, meanwhile", body = ErrorBody), (status = 429, description = "Rate limited: the login quota, or the login back-off of this address", body = ErrorBody)))]
+#[utoipa::path(tag = "session", request_body = MfaLoginRequest, responses((status = 200, description = "Signed in with a second factor (amr pwd otp mfa); with session cookie, in cookies", body = SignedIn), (status = 400, description = "Wrong or replayed code (invalid_code; five end the mfa_token), or an unknown, expired, used or ended mfa_token (invalid_token)", body = ErrorBody), (status = 403, description = "The account was disabled, or left the tenant, meanwhile; a cookie-mode sign-in sent cross-site (csrf_failed)", body = ErrorBody), (status = 429, description = "Rate limited: the login quota, or the login back-off of this address", body = ErrorBody)))]
 #[public]
 #[post("/login/mfa", data = "<body>")]
 pub async fn login_mfa(
     auth: &State<Auth>,
     client: RemoteClient,
+    browser: Browser<'_>,
     body: JsonBody<MfaLoginRequest>,
-) -> ApiResult<NoStore<TokenPair>> {
+) -> ApiResult<NoStore<SignedIn>> {
     let body = body.into_inner();
+    browser.check_sign_in(body.session)?;
     let factor = match (&body.code, &body.recovery_code) {
         (Some(code), None) => SecondFactor::Totp(code.expose()),
         (None, Some(code)) => SecondFactor::RecoveryCode(code.expose()),
@@ -85,5 +89,6 @@ pub async fn login_mfa(
             return Err(FieldErrors::single("code", "give exactly one of code and recovery_code").into());
         }
     };
-    Ok(NoStore::ok(auth.sessions().finish_login(body.mfa_token.expose(), factor, &client.0).await?))
+    let pair = auth.sessions().finish_login(body.mfa_token.expose(), factor, &client.0).await?;
+    Ok(NoStore::ok(browser.signed_in(body.session, pair)))
 }
