@@ -14,7 +14,8 @@ use rocket::{Route, State, get, serde::json::Json};
 use utoipa::{
     Modify, OpenApi,
     openapi::{
-        ContentBuilder, HeaderBuilder, ObjectBuilder, Ref, RefOr, ResponseBuilder, Schema, Type,
+        AllOfBuilder, ContentBuilder, HeaderBuilder, ObjectBuilder, OneOfBuilder, Ref, RefOr, ResponseBuilder, Schema,
+        Type,
         path::Operation,
         security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
     },
@@ -143,6 +144,24 @@ impl Modify for RoleNames<'_> {
     }
 }
 
+/// Bodies that take exactly one of some fields, which a derive cannot say.
+const EXACTLY_ONE_OF: [(&str, &[&str]); 1] = [("MfaLoginRequest", &["code", "recovery_code"])];
+
+struct ExactlyOne;
+
+impl Modify for ExactlyOne {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let Some(components) = openapi.components.as_mut() else { return };
+        for (name, fields) in EXACTLY_ONE_OF {
+            let Some(schema) = components.schemas.remove(name) else { continue };
+            let one_of = fields
+                .iter()
+                .fold(OneOfBuilder::new(), |one_of, field| one_of.item(ObjectBuilder::new().required(*field)));
+            components.schemas.insert(name.to_owned(), AllOfBuilder::new().item(schema).item(one_of).into());
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "auth-platform", description = "Authentication and authorization endpoints."),
@@ -196,7 +215,7 @@ impl Modify for RoleNames<'_> {
         admin::admin_set_staff,
         admin::admin_audit,
     ),
-    modifiers(&BearerAuth, &SharedAnswers)
+    modifiers(&BearerAuth, &SharedAnswers, &ExactlyOne)
 )]
 struct ApiDoc;
 
@@ -220,7 +239,7 @@ pub fn openapi_json(auth: &State<Auth>, route: &Route) -> Json<utoipa::openapi::
 
 #[cfg(test)]
 mod tests {
-    use serde_json::Value;
+    use serde_json::{Value, json};
 
     use super::*;
 
@@ -295,11 +314,22 @@ mod tests {
     }
 
     #[test]
+    fn a_second_step_takes_exactly_one_factor() {
+        let doc = served(&PasswordSettings::default());
+        let schema = &doc["components"]["schemas"]["MfaLoginRequest"];
+        assert_eq!(schema["allOf"][0]["required"], json!(["mfa_token"]));
+        assert_eq!(
+            schema["allOf"][1]["oneOf"],
+            json!([{ "type": "object", "required": ["code"] }, { "type": "object", "required": ["recovery_code"] }])
+        );
+    }
+
+    #[test]
     fn role_fields_name_the_deployments_roles() {
         let doc = served(&PasswordSettings::default());
         for (schema, field) in ROLE_FIELDS {
             let role = &doc["components"]["schemas"][schema]["properties"][field];
-            assert_eq!(role["enum"], serde_json::json!(["owner", "admin", "member"]), "{schema}");
+            assert_eq!(role["enum"], json!(["owner", "admin", "member"]), "{schema}");
         }
     }
 
