@@ -206,8 +206,8 @@ pub enum SessionMode {
     Cookie,
 }
 
-/// `POST /refresh` and `POST /logout`. `refresh` may be left out only by a
-/// browser session, whose refresh token is its cookie.
+/// `POST /refresh`: the refresh token, or `session: "cookie"` to use (and
+/// rotate) the browser session's cookies.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RefreshRequest {
     #[serde(default)]
@@ -215,6 +215,15 @@ pub struct RefreshRequest {
     pub refresh: Option<Secret>,
     #[serde(default)]
     pub session: Option<SessionMode>,
+}
+
+/// `POST /logout`: the refresh token of the session to end; a browser
+/// session sends `{}` (its refresh cookie never reaches this route).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct LogoutRequest {
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub refresh: Option<Secret>,
 }
 
 /// The answer to a sign-in or refresh in cookie mode: the tokens are in

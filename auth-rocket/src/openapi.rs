@@ -17,6 +17,7 @@ use utoipa::{
         AllOfBuilder, ContentBuilder, HeaderBuilder, ObjectBuilder, OneOfBuilder, Ref, RefOr, ResponseBuilder, Schema,
         Type,
         path::Operation,
+        schema::AnyOfBuilder,
         security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
     },
 };
@@ -144,20 +145,36 @@ impl Modify for RoleNames<'_> {
     }
 }
 
-/// Bodies that take exactly one of some fields, which a derive cannot say.
-const EXACTLY_ONE_OF: [(&str, &[&str]); 1] = [("MfaLoginRequest", &["code", "recovery_code"])];
+/// Bodies whose fields are each optional but not all at once, which a derive
+/// cannot say: exactly one (`oneOf`) or at least one (`anyOf`) of the named
+/// fields must be present and not null.
+const ALTERNATIVE_FIELDS: [(&str, Alternatives, &[(&str, Type)]); 2] = [
+    ("MfaLoginRequest", Alternatives::ExactlyOne, &[("code", Type::String), ("recovery_code", Type::String)]),
+    ("RefreshRequest", Alternatives::AtLeastOne, &[("refresh", Type::String), ("session", Type::String)]),
+];
 
-struct ExactlyOne;
+#[derive(Clone, Copy)]
+enum Alternatives {
+    ExactlyOne,
+    AtLeastOne,
+}
 
-impl Modify for ExactlyOne {
+struct AlternativeFields;
+
+impl Modify for AlternativeFields {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let Some(components) = openapi.components.as_mut() else { return };
-        for (name, fields) in EXACTLY_ONE_OF {
+        for (name, alternatives, fields) in ALTERNATIVE_FIELDS {
             let Some(schema) = components.schemas.remove(name) else { continue };
-            let one_of = fields
-                .iter()
-                .fold(OneOfBuilder::new(), |one_of, field| one_of.item(ObjectBuilder::new().required(*field)));
-            components.schemas.insert(name.to_owned(), AllOfBuilder::new().item(schema).item(one_of).into());
+            let present = fields.iter().map(|(field, kind)| {
+                let value = ObjectBuilder::new().schema_type(kind.clone());
+                ObjectBuilder::new().required(*field).property(*field, value)
+            });
+            let choice: Schema = match alternatives {
+                Alternatives::ExactlyOne => present.fold(OneOfBuilder::new(), |one, p| one.item(p)).into(),
+                Alternatives::AtLeastOne => present.fold(AnyOfBuilder::new(), |any, p| any.item(p)).into(),
+            };
+            components.schemas.insert(name.to_owned(), AllOfBuilder::new().item(schema).item(choice).into());
         }
     }
 }
@@ -215,7 +232,7 @@ impl Modify for ExactlyOne {
         admin::admin_set_staff,
         admin::admin_audit,
     ),
-    modifiers(&BearerAuth, &SharedAnswers, &ExactlyOne)
+    modifiers(&BearerAuth, &SharedAnswers, &AlternativeFields)
 )]
 struct ApiDoc;
 
@@ -314,14 +331,14 @@ mod tests {
     }
 
     #[test]
-    fn a_second_step_takes_exactly_one_factor() {
+    fn bodies_of_alternative_fields_say_which_are_needed() {
         let doc = served(&PasswordSettings::default());
         let schema = &doc["components"]["schemas"]["MfaLoginRequest"];
         assert_eq!(schema["allOf"][0]["required"], json!(["mfa_token"]));
-        assert_eq!(
-            schema["allOf"][1]["oneOf"],
-            json!([{ "type": "object", "required": ["code"] }, { "type": "object", "required": ["recovery_code"] }])
-        );
+        let present = |field: &str| json!({ "type": "object", "required": [field], "properties": { field: { "type": "string" } } });
+        assert_eq!(schema["allOf"][1]["oneOf"], json!([present("code"), present("recovery_code")]));
+        let refresh = &doc["components"]["schemas"]["RefreshRequest"];
+        assert_eq!(refresh["allOf"][1]["anyOf"], json!([present("refresh"), present("session")]));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use auth_core::{
     Auth, AuthError, FieldErrors, Session,
-    contract::{ErrorBody, LoginRequest, RefreshRequest, SignedIn},
+    contract::{ErrorBody, LoginRequest, LogoutRequest, RefreshRequest, SignedIn},
 };
 use auth_macros::{public, requires};
 use rocket::{State, delete, get, http::Status, post, serde::json::Json};
@@ -58,7 +58,7 @@ fn missing_refresh() -> AuthError {
     AuthError::Validation(fields)
 }
 
-#[utoipa::path(tag = "session", request_body = RefreshRequest, security(("bearer" = [])), responses((status = 204, description = "That session is revoked (a browser session's `{}` ends the cookies' session and clears them)"), (status = 401, description = "Missing, invalid, expired or revoked access token, or an invalid refresh token", body = ErrorBody), (status = 403, description = "Another user's refresh token; a cookie-authenticated request without the CSRF token (csrf_failed)", body = ErrorBody), (status = 422, description = "No refresh token from a bearer-authenticated caller", body = ErrorBody), (status = 429, description = "Rate limited: the per-user quota", body = ErrorBody)))]
+#[utoipa::path(tag = "session", request_body = LogoutRequest, security(("bearer" = [])), responses((status = 204, description = "That session is revoked (a browser session's `{}` ends the cookies' session and clears them)"), (status = 401, description = "Missing, invalid, expired or revoked access token, or an invalid refresh token", body = ErrorBody), (status = 403, description = "Another user's refresh token; a cookie-authenticated request without the CSRF token (csrf_failed)", body = ErrorBody), (status = 422, description = "No refresh token from a bearer-authenticated caller", body = ErrorBody), (status = 429, description = "Rate limited: the per-user quota", body = ErrorBody)))]
 #[requires(authenticated)]
 #[post("/logout", data = "<body>")]
 pub async fn logout(
@@ -66,7 +66,7 @@ pub async fn logout(
     user: AuthUser,
     client: RemoteClient,
     browser: Browser<'_>,
-    body: JsonBody<RefreshRequest>,
+    body: JsonBody<LogoutRequest>,
 ) -> ApiResult<Status> {
     match body.into_inner().refresh {
         Some(refresh) => auth.sessions().logout(user.claims(), refresh.expose(), &client.0).await?,
