@@ -148,15 +148,23 @@ impl Modify for RoleNames<'_> {
 /// Bodies whose fields are each optional but not all at once, which a derive
 /// cannot say: exactly one (`oneOf`) or at least one (`anyOf`) of the named
 /// fields must be present and not null.
-const ALTERNATIVE_FIELDS: [(&str, Alternatives, &[(&str, Type)]); 2] = [
-    ("MfaLoginRequest", Alternatives::ExactlyOne, &[("code", Type::String), ("recovery_code", Type::String)]),
-    ("RefreshRequest", Alternatives::AtLeastOne, &[("refresh", Type::String), ("session", Type::String)]),
+const ALTERNATIVE_FIELDS: [Alternatives; 2] = [
+    Alternatives {
+        schema: "MfaLoginRequest",
+        exactly_one: true,
+        fields: &[("code", Type::String), ("recovery_code", Type::String)],
+    },
+    Alternatives {
+        schema: "RefreshRequest",
+        exactly_one: false,
+        fields: &[("refresh", Type::String), ("session", Type::String)],
+    },
 ];
 
-#[derive(Clone, Copy)]
-enum Alternatives {
-    ExactlyOne,
-    AtLeastOne,
+struct Alternatives {
+    schema: &'static str,
+    exactly_one: bool,
+    fields: &'static [(&'static str, Type)],
 }
 
 struct AlternativeFields;
@@ -164,15 +172,16 @@ struct AlternativeFields;
 impl Modify for AlternativeFields {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let Some(components) = openapi.components.as_mut() else { return };
-        for (name, alternatives, fields) in ALTERNATIVE_FIELDS {
+        for Alternatives { schema: name, exactly_one, fields } in ALTERNATIVE_FIELDS {
             let Some(schema) = components.schemas.remove(name) else { continue };
             let present = fields.iter().map(|(field, kind)| {
                 let value = ObjectBuilder::new().schema_type(kind.clone());
                 ObjectBuilder::new().required(*field).property(*field, value)
             });
-            let choice: Schema = match alternatives {
-                Alternatives::ExactlyOne => present.fold(OneOfBuilder::new(), |one, p| one.item(p)).into(),
-                Alternatives::AtLeastOne => present.fold(AnyOfBuilder::new(), |any, p| any.item(p)).into(),
+            let choice: Schema = if exactly_one {
+                present.fold(OneOfBuilder::new(), |one, p| one.item(p)).into()
+            } else {
+                present.fold(AnyOfBuilder::new(), |any, p| any.item(p)).into()
             };
             components.schemas.insert(name.to_owned(), AllOfBuilder::new().item(schema).item(choice).into());
         }
