@@ -592,6 +592,21 @@ async fn oidc_success_redirect_carries_a_one_time_code_and_no_token() {
     let late = fragment_fields(signed_in.header("location").expect("a Location"), target)["code"].clone();
     clock.advance(Duration::from_secs(61));
     app.exchange(&late).await.answer.expect_error(400, "invalid_token");
+
+    // A browser app keeps the session in cookies: the same exchange with `session: "cookie"`.
+    let started = app.authorize(&account(&sub, &email, true)).await;
+    let callback = Browser::new().visit(&started.location).await;
+    let signed_in = app.callback(&callback, Some(&started.cookie)).await;
+    let code = fragment_fields(signed_in.header("location").expect("a Location"), target)["code"].clone();
+    let body = json!({ "code": code, "session": "cookie" });
+    let in_cookies = app.request(Method::Post, "/api/auth/oauth/exchange", None, None, Some(&body)).await;
+    in_cookies.answer.expect(200);
+    assert_eq!(in_cookies.answer.str("/token_type"), "cookie");
+    assert!(!in_cookies.answer.has("/access") && !in_cookies.answer.has("/refresh"), "no token in the body");
+    let access = in_cookies.set_cookie("__Host-access").expect("the access cookie");
+    assert!(access.contains("HttpOnly") && access.contains("Secure"), "{access}");
+    let claims = app.auth().verify_access(cookie_value(&access)).expect("a valid token");
+    assert_eq!(claims.amr, ["fed"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -406,6 +406,8 @@ pub struct CodeRequest {
     /// The `code` of the `success_redirect` fragment.
     #[schema(value_type = String)]
     pub code: Secret,
+    #[serde(default)]
+    pub session: Option<SessionMode>,
 }
 
 // ----- responses -------------------------------------------------------------

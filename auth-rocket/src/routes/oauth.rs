@@ -6,7 +6,7 @@
 
 use auth_core::{
     Auth, TokenPair,
-    contract::{AuthorizeUrl, CodeRequest, ErrorBody, Linked},
+    contract::{AuthorizeUrl, CodeRequest, ErrorBody, Linked, SignedIn},
     oauth::{OAuthCallback, OAuthDone, STATE_COOKIE, SignInAnswer, StateCookie},
 };
 use auth_macros::{public, requires};
@@ -19,6 +19,7 @@ use rocket::{
 
 use super::{ApiResult, NoStore};
 use crate::{
+    browser::Browser,
     guards::{AuthUser, RemoteClient},
     json::JsonBody,
     secret_query::SecretQuery,
@@ -114,15 +115,19 @@ pub async fn oauth_link(
 
 /// Trades the one-time code of `success_redirect` (60 s, single use) for the
 /// platform's tokens.
-#[utoipa::path(tag = "oauth", request_body = CodeRequest, responses((status = 200, description = "Signed in", body = TokenPair), (status = 400, description = "Unknown, used or expired code", body = ErrorBody), (status = 403, description = "Account disabled", body = ErrorBody), (status = 429, description = "Rate limited (the login quota)", body = ErrorBody)))]
+#[utoipa::path(tag = "oauth", request_body = CodeRequest, responses((status = 200, description = "Signed in: the pair, or with session cookie the cookies", body = SignedIn), (status = 400, description = "Unknown, used or expired code", body = ErrorBody), (status = 403, description = "Account disabled; mfa_required (with mfa_token and methods) when the account has a second factor; a cookie-mode sign-in sent cross-site (csrf_failed)", body = ErrorBody), (status = 429, description = "Rate limited (the login quota)", body = ErrorBody)))]
 #[public]
 #[post("/oauth/exchange", data = "<body>")]
 pub async fn oauth_exchange(
     auth: &State<Auth>,
     client: RemoteClient,
+    browser: Browser<'_>,
     body: JsonBody<CodeRequest>,
-) -> ApiResult<NoStore<TokenPair>> {
-    Ok(NoStore::ok(auth.oauth().exchange(body.0.code.expose(), &client.0).await?))
+) -> ApiResult<NoStore<SignedIn>> {
+    let body = body.into_inner();
+    browser.check_sign_in(body.session)?;
+    let pair = auth.oauth().exchange(body.code.expose(), &client.0).await?;
+    Ok(NoStore::ok(browser.signed_in(body.session, pair)))
 }
 
 /// Where the provider sends the browser back: checks the state, exchanges the

@@ -138,6 +138,11 @@ impl Answer {
         }
     }
 
+    /// Whether the JSON body has a member at `pointer`.
+    pub fn has(&self, pointer: &str) -> bool {
+        self.json.pointer(pointer).is_some()
+    }
+
     /// A member of the JSON body, or a panic naming it.
     #[track_caller]
     pub fn get(&self, pointer: &str) -> &Value {
