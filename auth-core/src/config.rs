@@ -67,6 +67,7 @@ pub struct AuthConfig {
     pub rate_limits: RateLimitSettings,
     pub audit: AuditSettings,
     pub mfa: MfaSettings,
+    pub webauthn: WebauthnSettings,
     /// OpenID Connect providers by name (`[default.auth.oauth.<name>]`); the
     /// name is the `<provider>` of `/oauth/<provider>/…`.
     pub oauth: BTreeMap<String, OAuthProvider>,
@@ -92,6 +93,7 @@ impl Default for AuthConfig {
             rate_limits: RateLimitSettings::default(),
             audit: AuditSettings::default(),
             mfa: MfaSettings::default(),
+            webauthn: WebauthnSettings::default(),
             oauth: BTreeMap::new(),
         }
     }
@@ -289,6 +291,61 @@ impl MfaSettings {
         let key = self.encryption_key.as_ref()?;
         let bytes = base64::engine::general_purpose::STANDARD.decode(key.expose().trim()).ok()?;
         (bytes.len() == MFA_KEY_BYTES).then(|| secrecy::zeroize::Zeroizing::new(bytes))
+    }
+}
+
+/// Passkeys (WebAuthn): the relying party that credentials are bound to.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebauthnSettings {
+    /// The relying-party id: a registrable domain (`example.com`), which
+    /// every credential is bound to for good. Unset: the host of `public_url`.
+    pub rp_id: Option<String>,
+    /// The name an authenticator shows. Unset: `mfa.totp_issuer`.
+    pub rp_name: Option<String>,
+    /// The origins (`https://app.example.com`) whose pages may use the
+    /// credentials; each must be the rp id or under it. Unset: `public_url`'s origin.
+    pub origins: Vec<String>,
+}
+
+/// The relying party of a deployment, once its settings are resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelyingParty {
+    pub id: String,
+    pub name: String,
+    pub origins: Vec<webauthn_rs::prelude::Url>,
+}
+
+impl AuthConfig {
+    /// The relying party the `webauthn` settings (or `public_url`) name, or
+    /// why there can be none: a relying-party id is a domain name, so a
+    /// `public_url` on an IP address leaves passkeys off.
+    pub fn relying_party(&self) -> Result<RelyingParty, String> {
+        use webauthn_rs::prelude::Url;
+        let w = &self.webauthn;
+        let origins: Vec<Url> = if w.origins.is_empty() {
+            vec![Url::parse(&self.public_url).map_err(|e| format!("public_url: {e}"))?]
+        } else {
+            w.origins
+                .iter()
+                .map(|o| Url::parse(o).map_err(|e| format!("webauthn.origins: {o}: {e}")))
+                .collect::<Result<_, _>>()?
+        };
+        let id = match &w.rp_id {
+            Some(id) => id.clone(),
+            None => origins[0].host_str().unwrap_or_default().to_owned(),
+        };
+        if id.is_empty() || id.starts_with('[') || id.parse::<std::net::IpAddr>().is_ok() {
+            return Err(format!("webauthn.rp_id `{id}` is no domain name"));
+        }
+        for origin in &origins {
+            let host = origin.host_str().unwrap_or_default();
+            if !(host == id || host.ends_with(&format!(".{id}"))) {
+                return Err(format!("webauthn.origins: {origin} is not under the rp id `{id}`"));
+            }
+        }
+        let name = w.rp_name.clone().unwrap_or_else(|| self.mfa.totp_issuer.clone());
+        Ok(RelyingParty { id, name, origins })
     }
 }
 
@@ -525,6 +582,7 @@ impl fmt::Debug for AuthConfig {
             rate_limits,
             audit,
             mfa,
+            webauthn,
             oauth,
         } = self;
         f.debug_struct("AuthConfig")
@@ -545,6 +603,7 @@ impl fmt::Debug for AuthConfig {
             .field("rate_limits", rate_limits)
             .field("audit", audit)
             .field("mfa", mfa)
+            .field("webauthn", webauthn)
             .field("oauth", oauth)
             .finish()
     }
@@ -822,6 +881,11 @@ impl AuthConfig {
         );
         p.check(self.public_url.starts_with("https://"), "public_url", "must use https in production");
         p.check(self.issuer.starts_with("https://"), "issuer", "must use https in production");
+        p.check(
+            self.webauthn.origins.iter().all(|origin| origin.starts_with("https://")),
+            "webauthn.origins",
+            "must use https in production",
+        );
         p.check(self.require_verified_email, "require_verified_email", "must be true in production");
         let pw = &self.password;
         p.check(

@@ -467,6 +467,8 @@ pub struct AccountExport {
     pub identity_links: Vec<crate::IdentityLink>,
     /// The second factors the account has (no secrets).
     pub mfa_methods: Vec<crate::mfa::MfaMethod>,
+    /// The account's passkeys (names and times; no key material).
+    pub passkeys: Vec<PasskeyView>,
     /// The caller's own audit events, newest first.
     pub audit_events: Vec<crate::AuditRecord>,
 }
@@ -720,4 +722,25 @@ mod operator_queries {
         assert!(AuditQuery::parse(None, Some(""), None, None).is_err(), "an empty event names none");
         assert!(AuditQuery::parse(None, Some(&"a".repeat(65)), None, None).is_err());
     }
+}
+
+/// A passkey as its owner sees it (`GET /webauthn/credentials`; `201` of
+/// `POST /webauthn/register/finish`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct PasskeyView {
+    pub id: Uuid,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// WebAuthn request options and the challenge that finishes them
+/// (`POST /webauthn/login/start`, `POST /login/mfa/webauthn/start`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PasskeyChallenge {
+    pub challenge_id: Uuid,
+    /// `PublicKeyCredentialRequestOptions` for `navigator.credentials.get({publicKey})`.
+    #[serde(rename = "publicKey")]
+    #[schema(value_type = Object)]
+    pub public_key: serde_json::Value,
 }

@@ -164,6 +164,12 @@ pub enum AuthError {
     /// Enrolling TOTP while a confirmed TOTP factor exists (409): disable it first.
     #[error("an authenticator app is already set up; disable it first")]
     MfaAlreadyEnabled,
+    /// A user's eleventh passkey (409).
+    #[error("this account has as many passkeys as it may; remove one first")]
+    PasskeyLimit,
+    /// A credential that is registered already (409).
+    #[error("this passkey is registered already")]
+    PasskeyExists,
 }
 
 impl AuthError {
@@ -203,6 +209,8 @@ impl AuthError {
             Self::SecondFactorRequired { .. } => "mfa_required",
             Self::InvalidCode => "invalid_code",
             Self::MfaAlreadyEnabled => "mfa_already_enabled",
+            Self::PasskeyLimit => "passkey_limit",
+            Self::PasskeyExists => "passkey_exists",
         }
     }
 
@@ -232,7 +240,9 @@ impl AuthError {
             | Self::AlreadyInvited
             | Self::AlreadyLinked
             | Self::SoleOwner
-            | Self::MfaAlreadyEnabled => 409,
+            | Self::MfaAlreadyEnabled
+            | Self::PasskeyLimit
+            | Self::PasskeyExists => 409,
             Self::PayloadTooLarge => 413,
             Self::Validation(_) => 422,
             Self::RateLimited { .. } => 429,
