@@ -328,6 +328,11 @@ pub struct MfaLoginRequest {
     #[serde(default)]
     #[schema(value_type = Option<String>)]
     pub recovery_code: Option<Secret>,
+    /// A passkey's assertion (`PublicKeyCredential` JSON) for the challenge
+    /// of `POST /login/mfa/webauthn/start`.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub credential: Option<serde_json::Value>,
 }
 
 /// `PATCH /tenants/<tenant_id>`.
@@ -740,6 +745,47 @@ pub struct PasskeyView {
 pub struct PasskeyChallenge {
     pub challenge_id: Uuid,
     /// `PublicKeyCredentialRequestOptions` for `navigator.credentials.get({publicKey})`.
+    #[serde(rename = "publicKey")]
+    #[schema(value_type = Object)]
+    pub public_key: serde_json::Value,
+}
+
+/// `POST /webauthn/register/finish`: the `PublicKeyCredential` that
+/// `navigator.credentials.create` answered, and a name for it.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PasskeyRegistrationRequest {
+    #[schema(value_type = Object)]
+    pub credential: serde_json::Value,
+    pub name: String,
+}
+
+/// `POST /webauthn/login/start`: `{}`, or the email whose passkey alone is accepted.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct PasskeySignInStartRequest {
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+/// `POST /webauthn/login/finish`: the challenge and the `PublicKeyCredential`
+/// that `navigator.credentials.get` answered.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PasskeySignInRequest {
+    pub challenge_id: Uuid,
+    #[schema(value_type = Object)]
+    pub credential: serde_json::Value,
+}
+
+/// `POST /login/mfa/webauthn/start`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct MfaTokenRequest {
+    #[schema(value_type = String)]
+    pub mfa_token: Secret,
+}
+
+/// WebAuthn creation options (`POST /webauthn/register/start`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PasskeyCreationOptions {
+    /// `PublicKeyCredentialCreationOptions` for `navigator.credentials.create({publicKey})`.
     #[serde(rename = "publicKey")]
     #[schema(value_type = Object)]
     pub public_key: serde_json::Value,

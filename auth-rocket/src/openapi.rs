@@ -20,7 +20,7 @@ use utoipa::{
     },
 };
 
-use crate::routes::{account, activity, admin, keys, mfa, oauth, sessions, tenants};
+use crate::routes::{account, activity, admin, keys, mfa, oauth, passkeys, sessions, tenants};
 
 struct BearerAuth;
 
@@ -182,6 +182,13 @@ impl Modify for RoleNames<'_> {
         mfa::confirm_totp,
         mfa::disable_totp,
         mfa::regenerate_recovery_codes,
+        passkeys::passkey_register_start,
+        passkeys::passkey_register_finish,
+        passkeys::passkeys,
+        passkeys::delete_passkey,
+        passkeys::passkey_login_start,
+        passkeys::passkey_login_finish,
+        passkeys::login_mfa_webauthn_start,
         keys::jwks,
         oauth::oauth_authorize,
         oauth::oauth_callback,

@@ -232,7 +232,7 @@ impl Passkeys<'_> {
 
     /// A challenge for the passkeys of `user_id`, as the second step of a
     /// login asks for it (one open at a time per user).
-    pub async fn start_for_user(&self, user_id: Uuid) -> Result<serde_json::Value> {
+    pub async fn start_for_user(&self, user_id: Uuid) -> Result<PasskeyChallenge> {
         let rp = self.relying_party()?;
         let credentials: Vec<Passkey> = self.credentials(user_id).await?.into_iter().map(|(_, p)| p).collect();
         if credentials.is_empty() {
@@ -240,8 +240,8 @@ impl Passkeys<'_> {
         }
         let (options, state) = rp.start_passkey_authentication(&credentials).map_err(AuthError::internal)?;
         self.inner.store.take_user_challenge(user_id, SECOND_FACTOR, 0).await?;
-        self.put_challenge(SECOND_FACTOR, Some(user_id), &SignInState::ForUser(state)).await?;
-        Ok(json!(options)["publicKey"].take())
+        let challenge_id = self.put_challenge(SECOND_FACTOR, Some(user_id), &SignInState::ForUser(state)).await?;
+        Ok(PasskeyChallenge { challenge_id, public_key: json!(options)["publicKey"].take() })
     }
 
     /// Verifies an assertion against the open second-factor challenge of `user_id`.

@@ -119,7 +119,11 @@ impl Sessions<'_> {
     /// The challenge for the passkeys of the user of a pending login
     /// (`POST /login/mfa/webauthn/start`), finished by [`Sessions::finish_login`]
     /// with [`SecondFactor::Passkey`].
-    pub async fn second_factor_challenge(&self, mfa_token: &str, client: &ClientInfo) -> Result<serde_json::Value> {
+    pub async fn second_factor_challenge(
+        &self,
+        mfa_token: &str,
+        client: &ClientInfo,
+    ) -> Result<crate::contract::PasskeyChallenge> {
         self.rate_limit(Action::Login, client).await?;
         let token = OpaqueToken::parse(mfa_token).ok_or(AuthError::InvalidOneTimeToken)?;
         let now = self.inner.clock.now_ms();

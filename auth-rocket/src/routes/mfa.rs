@@ -69,7 +69,7 @@ pub async fn regenerate_recovery_codes(
     Ok(NoStore::ok(RecoveryCodes { recovery_codes }))
 }
 
-#[utoipa::path(tag = "session", request_body = MfaLoginRequest, responses((status = 200, description = "Signed in with a second factor (amr pwd otp mfa)", body = TokenPair), (status = 400, description = "Wrong or replayed code (invalid_code; five end the mfa_token), or an unknown, expired, used or ended mfa_token (invalid_token)", body = ErrorBody), (status = 403, description = "The account was disabled, or left the tenant, meanwhile", body = ErrorBody), (status = 429, description = "Rate limited: the login quota, or the login back-off of this address", body = ErrorBody)))]
+#[utoipa::path(tag = "session", request_body = MfaLoginRequest, responses((status = 200, description = "Signed in with a second factor (amr pwd otp mfa; pwd hwk|swk mfa with a passkey)", body = TokenPair), (status = 400, description = "Wrong or replayed code or refused assertion (invalid_code; five end the mfa_token), or an unknown, expired, used or ended mfa_token or passkey challenge (invalid_token)", body = ErrorBody), (status = 403, description = "The account was disabled, or left the tenant, meanwhile", body = ErrorBody), (status = 429, description = "Rate limited: the login quota, or the login back-off of this address", body = ErrorBody)))]
 #[public]
 #[post("/login/mfa", data = "<body>")]
 pub async fn login_mfa(
@@ -78,11 +78,12 @@ pub async fn login_mfa(
     body: JsonBody<MfaLoginRequest>,
 ) -> ApiResult<NoStore<TokenPair>> {
     let body = body.into_inner();
-    let factor = match (&body.code, &body.recovery_code) {
-        (Some(code), None) => SecondFactor::Totp(code.expose()),
-        (None, Some(code)) => SecondFactor::RecoveryCode(code.expose()),
+    let factor = match (&body.code, &body.recovery_code, &body.credential) {
+        (Some(code), None, None) => SecondFactor::Totp(code.expose()),
+        (None, Some(code), None) => SecondFactor::RecoveryCode(code.expose()),
+        (None, None, Some(credential)) => SecondFactor::Passkey(credential),
         _ => {
-            return Err(FieldErrors::single("code", "give exactly one of code and recovery_code").into());
+            return Err(FieldErrors::single("code", "give exactly one of code, recovery_code and credential").into());
         }
     };
     Ok(NoStore::ok(auth.sessions().finish_login(body.mfa_token.expose(), factor, &client.0).await?))
