@@ -495,6 +495,9 @@ pub struct RateLimitSettings {
     /// Per user: enrolling, confirming and disabling TOTP, new recovery codes
     /// (each a password or code guess).
     pub mfa_change: Quota,
+    /// Per user: starting and finishing a passkey registration, removing a
+    /// passkey (a password guess when one is given).
+    pub passkey_change: Quota,
     /// `redis://…`: share the limits between instances through Redis instead
     /// of counting in each process.
     pub redis_url: Option<String>,
@@ -530,6 +533,7 @@ impl Default for RateLimitSettings {
             member_change: Quota::new(60, 60),
             email_change: Quota::new(5, 3600),
             mfa_change: Quota::new(10, 15 * 60),
+            passkey_change: Quota::new(30, 15 * 60),
             redis_url: None,
             redis_key_prefix: "auth:rl:".into(),
         }
@@ -538,7 +542,7 @@ impl Default for RateLimitSettings {
 
 impl RateLimitSettings {
     /// Every quota with its field name.
-    pub fn quotas(&self) -> [(&'static str, Quota); 16] {
+    pub fn quotas(&self) -> [(&'static str, Quota); 17] {
         [
             ("login", self.login),
             ("register", self.register),
@@ -556,6 +560,7 @@ impl RateLimitSettings {
             ("member_change", self.member_change),
             ("email_change", self.email_change),
             ("mfa_change", self.mfa_change),
+            ("passkey_change", self.passkey_change),
         ]
     }
 }
@@ -639,6 +644,7 @@ impl fmt::Debug for RateLimitSettings {
             .field("member_change", &self.member_change)
             .field("email_change", &self.email_change)
             .field("mfa_change", &self.mfa_change)
+            .field("passkey_change", &self.passkey_change)
             .field("redis_url", &redis_url)
             .field("redis_key_prefix", &self.redis_key_prefix)
             .finish()

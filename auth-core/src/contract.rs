@@ -790,3 +790,12 @@ pub struct PasskeyCreationOptions {
     #[schema(value_type = Object)]
     pub public_key: serde_json::Value,
 }
+
+/// `DELETE /webauthn/credentials/<id>`: the password, or `{}` from a session
+/// that proved a second factor in the last ten minutes.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct PasskeyRemovalRequest {
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub password: Option<Secret>,
+}

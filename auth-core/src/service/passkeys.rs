@@ -35,6 +35,8 @@ const CHALLENGE_TTL_MS: i64 = 5 * 60 * 1000;
 /// Passkeys one user may register.
 pub const MAX_PASSKEYS_PER_USER: i64 = 10;
 const MAX_NAME_CHARS: usize = 64;
+/// How recent a session's second factor must be to stand in for the password.
+pub const FRESH_SECOND_FACTOR_SECS: u64 = 600;
 
 const REGISTER: &str = "register";
 const SIGN_IN: &str = "sign_in";
@@ -43,8 +45,10 @@ const SECOND_FACTOR: &str = "second_factor";
 /// The state of a sign-in ceremony as stored.
 #[derive(Serialize, Deserialize)]
 enum SignInState {
-    /// Any registered credential (discoverable sign-in).
-    Discoverable(DiscoverableAuthentication),
+    /// Any registered credential (discoverable sign-in), or only those of
+    /// the user given (by email; a user that does not exist for an unknown
+    /// address, kept here rather than in the `user_id` column).
+    Discoverable(DiscoverableAuthentication, Option<Uuid>),
     /// One of the credentials of the challenge's user.
     ForUser(PasskeyAuthentication),
 }
@@ -70,7 +74,7 @@ impl Passkeys<'_> {
     /// again replaces the open one.
     pub async fn register_start(&self, caller: &AccessClaims, client: &ClientInfo) -> Result<serde_json::Value> {
         let rp = self.relying_party()?;
-        self.user_quota(UserAction::MfaChange, caller.sub, client).await?;
+        self.user_quota(UserAction::PasskeyChange, caller.sub, client).await?;
         let user = self.inner.store.user(caller.sub).await?.ok_or(AuthError::InvalidToken)?;
         let existing = self.credentials(user.id).await?;
         let exclude = existing.iter().map(|(_, passkey)| passkey.cred_id().clone()).collect();
@@ -101,7 +105,7 @@ impl Passkeys<'_> {
         client: &ClientInfo,
     ) -> Result<PasskeyView> {
         let rp = self.relying_party()?;
-        self.user_quota(UserAction::MfaChange, caller.sub, client).await?;
+        self.user_quota(UserAction::PasskeyChange, caller.sub, client).await?;
         let name = name.trim();
         if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
             return Err(FieldErrors::single("name", format!("must be 1 to {MAX_NAME_CHARS} characters")));
@@ -154,13 +158,27 @@ impl Passkeys<'_> {
         Ok(self.inner.store.passkeys(user_id).await?.iter().map(view).collect())
     }
 
-    /// Removes passkey `id` of the caller, confirmed with the password. The
-    /// recovery codes go too when no factor remains; the caller's other
+    /// Removes passkey `id` of the caller, confirmed with the password or,
+    /// without one, by a session that proved a second factor within
+    /// [`FRESH_SECOND_FACTOR_SECS`] (else [`AuthError::ReauthenticationRequired`]).
+    /// The recovery codes go too when no factor remains; the caller's other
     /// sessions end and a notice is mailed.
-    pub async fn delete(&self, caller: &AccessClaims, id: Uuid, password: &str, client: &ClientInfo) -> Result<()> {
+    pub async fn delete(
+        &self,
+        caller: &AccessClaims,
+        id: Uuid,
+        password: Option<&str>,
+        client: &ClientInfo,
+    ) -> Result<()> {
         self.relying_party()?;
-        self.user_quota(UserAction::MfaChange, caller.sub, client).await?;
-        let user = self.accounts().reauthenticate(caller.sub, password, client, "passkey_delete").await?;
+        self.user_quota(UserAction::PasskeyChange, caller.sub, client).await?;
+        let user = match password {
+            Some(password) => self.accounts().reauthenticate(caller.sub, password, client, "passkey_delete").await?,
+            None if self.fresh_second_factor(caller) => {
+                self.inner.store.user(caller.sub).await?.ok_or(AuthError::InvalidToken)?
+            }
+            None => return Err(AuthError::ReauthenticationRequired { max_age_secs: FRESH_SECOND_FACTOR_SECS }),
+        };
         let now = self.inner.clock.now_ms();
         let mut tx = self.inner.store.begin().await?;
         if !tx.delete_passkey(user.id, id).await? {
@@ -197,7 +215,7 @@ impl Passkeys<'_> {
             }
         };
         let (options, state) = rp.start_discoverable_authentication().map_err(AuthError::internal)?;
-        let challenge_id = self.put_challenge(SIGN_IN, expected, &SignInState::Discoverable(state)).await?;
+        let challenge_id = self.put_challenge(SIGN_IN, None, &SignInState::Discoverable(state, expected)).await?;
         Ok(PasskeyChallenge { challenge_id, public_key: json!(options)["publicKey"].take() })
     }
 
@@ -286,13 +304,19 @@ impl Passkeys<'_> {
             .passkey_by_credential_id(credential.raw_id.as_ref())
             .await?
             .ok_or(AuthError::InvalidCode)?;
+        let expected = match &state {
+            SignInState::Discoverable(_, expected) => *expected,
+            SignInState::ForUser(_) => challenge.user_id,
+        };
         let handle_matches = credential.get_user_unique_id().is_none_or(|handle| handle == stored.user_id.as_bytes());
-        if challenge.user_id.is_some_and(|expected| expected != stored.user_id) || !handle_matches {
+        if expected.is_some_and(|expected| expected != stored.user_id) || !handle_matches {
             return Err(AuthError::InvalidCode);
         }
         let mut passkey: Passkey = serde_json::from_str(&stored.credential).map_err(AuthError::internal)?;
         let result = match state {
-            SignInState::Discoverable(state) => rp.finish_discoverable_authentication_v2(&credential, state, &passkey),
+            SignInState::Discoverable(state, _) => {
+                rp.finish_discoverable_authentication_v2(&credential, state, &passkey)
+            }
             SignInState::ForUser(state) => rp.finish_passkey_authentication(&credential, &state),
         };
         let result = match result {
@@ -314,6 +338,15 @@ impl Passkeys<'_> {
         let user = self.inner.store.user(stored.user_id).await?.ok_or(AuthError::InvalidCode)?;
         let method = if result.backup_eligible() { AuthMethod::SoftwareKey } else { AuthMethod::HardwareKey };
         Ok(Verified { user, method })
+    }
+
+    /// Whether the caller's session proved a second factor (or a passkey)
+    /// within [`FRESH_SECOND_FACTOR_SECS`].
+    pub(super) fn fresh_second_factor(&self, caller: &AccessClaims) -> bool {
+        let age = self.inner.clock.now_ms().div_euclid(1000) - caller.auth_time;
+        crate::tokens::amr::is_multi_factor(&caller.amr)
+            && caller.auth_time > 0
+            && age <= i64::try_from(FRESH_SECOND_FACTOR_SECS).unwrap_or(i64::MAX)
     }
 
     async fn credentials(&self, user_id: Uuid) -> Result<Vec<(StoredPasskey, Passkey)>> {

@@ -6,7 +6,7 @@ use auth_core::{
     Auth, TokenPair,
     contract::{
         ErrorBody, MfaTokenRequest, PasskeyChallenge, PasskeyCreationOptions, PasskeyRegistrationRequest,
-        PasskeySignInRequest, PasskeySignInStartRequest, PasskeyView, PasswordRequest,
+        PasskeyRemovalRequest, PasskeySignInRequest, PasskeySignInStartRequest, PasskeyView,
     },
 };
 use auth_macros::{public, requires};
@@ -51,7 +51,7 @@ pub async fn passkeys(auth: &State<Auth>, user: AuthUser) -> ApiResult<Json<Vec<
     Ok(Json(auth.passkeys().list(user.claims()).await?))
 }
 
-#[utoipa::path(tag = "passkeys", security(("bearer" = [])), params(("id" = Uuid, Path, description = "Passkey id")), request_body = PasswordRequest, responses((status = 204, description = "Removed; the other sessions are signed out"), (status = 400, description = "Wrong password (invalid_credentials)", body = ErrorBody), (status = 404, description = "Not one of the caller's passkeys, or passkeys are off", body = ErrorBody), (status = 429, description = "Rate limited: the per-user quota, or the login back-off of this address", body = ErrorBody)))]
+#[utoipa::path(tag = "passkeys", security(("bearer" = [])), params(("id" = Uuid, Path, description = "Passkey id")), request_body = PasskeyRemovalRequest, responses((status = 204, description = "Removed; the other sessions are signed out"), (status = 400, description = "Wrong password (invalid_credentials)", body = ErrorBody), (status = 403, description = "No password given and no second factor in the last 10 minutes (reauthentication_required)", body = ErrorBody), (status = 404, description = "Not one of the caller's passkeys, or passkeys are off", body = ErrorBody), (status = 429, description = "Rate limited: the per-user quota, or the login back-off of this address", body = ErrorBody)))]
 #[requires(authenticated)]
 #[delete("/webauthn/credentials/<id>", data = "<body>")]
 pub async fn delete_passkey(
@@ -59,10 +59,11 @@ pub async fn delete_passkey(
     user: AuthUser,
     client: RemoteClient,
     id: &str,
-    body: JsonBody<PasswordRequest>,
+    body: JsonBody<PasskeyRemovalRequest>,
 ) -> ApiResult<Status> {
     let id = id_in_path(id)?;
-    auth.passkeys().delete(user.claims(), id, body.0.password.expose(), &client.0).await?;
+    let password = body.0.password.as_ref().map(|password| password.expose());
+    auth.passkeys().delete(user.claims(), id, password, &client.0).await?;
     Ok(Status::NoContent)
 }
 
