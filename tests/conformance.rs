@@ -50,6 +50,7 @@ checks!(
     activity,
     mfa,
     tenant_mfa,
+    passkeys,
 );
 
 /// The mail-reading and mount-point-dependent checks on the documented host

@@ -93,6 +93,12 @@ pub enum AuditEvent {
     SecondFactorFailed,
     /// A tenant's owner changed whether its members need a second factor.
     TenantMfaRequirementChanged,
+    /// A passkey was registered (detail: `passkey`); other sessions end.
+    PasskeyAdded,
+    /// A passkey was removed (detail: `passkey`); other sessions end.
+    PasskeyRemoved,
+    /// A passkey's signature counter went back: a cloned authenticator; refused.
+    PasskeyCloneSuspected,
 }
 
 impl AuditEvent {
@@ -138,6 +144,9 @@ impl AuditEvent {
             Self::SecondFactorRequested => "second_factor_requested",
             Self::SecondFactorFailed => "second_factor_failed",
             Self::TenantMfaRequirementChanged => "tenant_mfa_requirement_changed",
+            Self::PasskeyAdded => "passkey_added",
+            Self::PasskeyRemoved => "passkey_removed",
+            Self::PasskeyCloneSuspected => "passkey_clone_suspected",
         }
     }
 
@@ -151,6 +160,7 @@ impl AuditEvent {
                 | Self::RateLimited
                 | Self::OAuthFailed
                 | Self::SecondFactorFailed
+                | Self::PasskeyCloneSuspected
         )
     }
 }
@@ -187,6 +197,9 @@ pub const SECURITY_EVENTS: &[AuditEvent] = &[
     AuditEvent::RecoveryCodesRegenerated,
     AuditEvent::RecoveryCodeUsed,
     AuditEvent::SecondFactorFailed,
+    AuditEvent::PasskeyAdded,
+    AuditEvent::PasskeyRemoved,
+    AuditEvent::PasskeyCloneSuspected,
 ];
 
 /// Writes audit events. Recording never fails the operation it describes: a

@@ -67,6 +67,7 @@ pub struct AuthConfig {
     pub rate_limits: RateLimitSettings,
     pub audit: AuditSettings,
     pub mfa: MfaSettings,
+    pub webauthn: WebauthnSettings,
     /// OpenID Connect providers by name (`[default.auth.oauth.<name>]`); the
     /// name is the `<provider>` of `/oauth/<provider>/…`.
     pub oauth: BTreeMap<String, OAuthProvider>,
@@ -92,6 +93,7 @@ impl Default for AuthConfig {
             rate_limits: RateLimitSettings::default(),
             audit: AuditSettings::default(),
             mfa: MfaSettings::default(),
+            webauthn: WebauthnSettings::default(),
             oauth: BTreeMap::new(),
         }
     }
@@ -292,6 +294,61 @@ impl MfaSettings {
     }
 }
 
+/// Passkeys (WebAuthn): the relying party that credentials are bound to.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebauthnSettings {
+    /// The relying-party id: a registrable domain (`example.com`), which
+    /// every credential is bound to for good. Unset: the host of `public_url`.
+    pub rp_id: Option<String>,
+    /// The name an authenticator shows. Unset: `mfa.totp_issuer`.
+    pub rp_name: Option<String>,
+    /// The origins (`https://app.example.com`) whose pages may use the
+    /// credentials; each must be the rp id or under it. Unset: `public_url`'s origin.
+    pub origins: Vec<String>,
+}
+
+/// The relying party of a deployment, once its settings are resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelyingParty {
+    pub id: String,
+    pub name: String,
+    pub origins: Vec<webauthn_rs::prelude::Url>,
+}
+
+impl AuthConfig {
+    /// The relying party the `webauthn` settings (or `public_url`) name, or
+    /// why there can be none: a relying-party id is a domain name, so a
+    /// `public_url` on an IP address leaves passkeys off.
+    pub fn relying_party(&self) -> Result<RelyingParty, String> {
+        use webauthn_rs::prelude::Url;
+        let w = &self.webauthn;
+        let origins: Vec<Url> = if w.origins.is_empty() {
+            vec![Url::parse(&self.public_url).map_err(|e| format!("public_url: {e}"))?]
+        } else {
+            w.origins
+                .iter()
+                .map(|o| Url::parse(o).map_err(|e| format!("webauthn.origins: {o}: {e}")))
+                .collect::<Result<_, _>>()?
+        };
+        let id = match &w.rp_id {
+            Some(id) => id.clone(),
+            None => origins[0].host_str().unwrap_or_default().to_owned(),
+        };
+        if id.is_empty() || id.starts_with('[') || id.parse::<std::net::IpAddr>().is_ok() {
+            return Err(format!("webauthn.rp_id `{id}` is no domain name"));
+        }
+        for origin in &origins {
+            let host = origin.host_str().unwrap_or_default();
+            if !(host == id || host.ends_with(&format!(".{id}"))) {
+                return Err(format!("webauthn.origins: {origin} is not under the rp id `{id}`"));
+            }
+        }
+        let name = w.rp_name.clone().unwrap_or_else(|| self.mfa.totp_issuer.clone());
+        Ok(RelyingParty { id, name, origins })
+    }
+}
+
 /// What a web layer needs to treat requests safely.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -438,6 +495,9 @@ pub struct RateLimitSettings {
     /// Per user: enrolling, confirming and disabling TOTP, new recovery codes
     /// (each a password or code guess).
     pub mfa_change: Quota,
+    /// Per user: starting and finishing a passkey registration, removing a
+    /// passkey (a password guess when one is given).
+    pub passkey_change: Quota,
     /// `redis://…`: share the limits between instances through Redis instead
     /// of counting in each process.
     pub redis_url: Option<String>,
@@ -473,6 +533,7 @@ impl Default for RateLimitSettings {
             member_change: Quota::new(60, 60),
             email_change: Quota::new(5, 3600),
             mfa_change: Quota::new(10, 15 * 60),
+            passkey_change: Quota::new(30, 15 * 60),
             redis_url: None,
             redis_key_prefix: "auth:rl:".into(),
         }
@@ -481,7 +542,7 @@ impl Default for RateLimitSettings {
 
 impl RateLimitSettings {
     /// Every quota with its field name.
-    pub fn quotas(&self) -> [(&'static str, Quota); 16] {
+    pub fn quotas(&self) -> [(&'static str, Quota); 17] {
         [
             ("login", self.login),
             ("register", self.register),
@@ -499,6 +560,7 @@ impl RateLimitSettings {
             ("member_change", self.member_change),
             ("email_change", self.email_change),
             ("mfa_change", self.mfa_change),
+            ("passkey_change", self.passkey_change),
         ]
     }
 }
@@ -525,6 +587,7 @@ impl fmt::Debug for AuthConfig {
             rate_limits,
             audit,
             mfa,
+            webauthn,
             oauth,
         } = self;
         f.debug_struct("AuthConfig")
@@ -545,6 +608,7 @@ impl fmt::Debug for AuthConfig {
             .field("rate_limits", rate_limits)
             .field("audit", audit)
             .field("mfa", mfa)
+            .field("webauthn", webauthn)
             .field("oauth", oauth)
             .finish()
     }
@@ -580,6 +644,7 @@ impl fmt::Debug for RateLimitSettings {
             .field("member_change", &self.member_change)
             .field("email_change", &self.email_change)
             .field("mfa_change", &self.mfa_change)
+            .field("passkey_change", &self.passkey_change)
             .field("redis_url", &redis_url)
             .field("redis_key_prefix", &self.redis_key_prefix)
             .finish()
@@ -822,6 +887,11 @@ impl AuthConfig {
         );
         p.check(self.public_url.starts_with("https://"), "public_url", "must use https in production");
         p.check(self.issuer.starts_with("https://"), "issuer", "must use https in production");
+        p.check(
+            self.webauthn.origins.iter().all(|origin| origin.starts_with("https://")),
+            "webauthn.origins",
+            "must use https in production",
+        );
         p.check(self.require_verified_email, "require_verified_email", "must be true in production");
         let pw = &self.password;
         p.check(

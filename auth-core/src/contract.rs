@@ -371,6 +371,11 @@ pub struct MfaLoginRequest {
     #[serde(default)]
     #[schema(value_type = Option<String>)]
     pub recovery_code: Option<Secret>,
+    /// A passkey's assertion (`PublicKeyCredential` JSON) for the challenge
+    /// of `POST /login/mfa/webauthn/start`.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub credential: Option<serde_json::Value>,
     #[serde(default)]
     pub session: Option<SessionMode>,
 }
@@ -514,6 +519,8 @@ pub struct AccountExport {
     pub identity_links: Vec<crate::IdentityLink>,
     /// The second factors the account has (no secrets).
     pub mfa_methods: Vec<crate::mfa::MfaMethod>,
+    /// The account's passkeys (names and times; no key material).
+    pub passkeys: Vec<PasskeyView>,
     /// The caller's own audit events, newest first.
     pub audit_events: Vec<crate::AuditRecord>,
 }
@@ -767,4 +774,77 @@ mod operator_queries {
         assert!(AuditQuery::parse(None, Some(""), None, None).is_err(), "an empty event names none");
         assert!(AuditQuery::parse(None, Some(&"a".repeat(65)), None, None).is_err());
     }
+}
+
+/// A passkey as its owner sees it (`GET /webauthn/credentials`; `201` of
+/// `POST /webauthn/register/finish`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct PasskeyView {
+    pub id: Uuid,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// WebAuthn request options and the challenge that finishes them
+/// (`POST /webauthn/login/start`, `POST /login/mfa/webauthn/start`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PasskeyChallenge {
+    pub challenge_id: Uuid,
+    /// `PublicKeyCredentialRequestOptions` for `navigator.credentials.get({publicKey})`.
+    #[serde(rename = "publicKey")]
+    #[schema(value_type = Object)]
+    pub public_key: serde_json::Value,
+}
+
+/// `POST /webauthn/register/finish`: the `PublicKeyCredential` that
+/// `navigator.credentials.create` answered, and a name for it.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PasskeyRegistrationRequest {
+    #[schema(value_type = Object)]
+    pub credential: serde_json::Value,
+    pub name: String,
+}
+
+/// `POST /webauthn/login/start`: `{}`, or the email whose passkey alone is accepted.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct PasskeySignInStartRequest {
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+/// `POST /webauthn/login/finish`: the challenge and the `PublicKeyCredential`
+/// that `navigator.credentials.get` answered.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PasskeySignInRequest {
+    pub challenge_id: Uuid,
+    #[schema(value_type = Object)]
+    pub credential: serde_json::Value,
+    #[serde(default)]
+    pub session: Option<SessionMode>,
+}
+
+/// `POST /login/mfa/webauthn/start`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct MfaTokenRequest {
+    #[schema(value_type = String)]
+    pub mfa_token: Secret,
+}
+
+/// WebAuthn creation options (`POST /webauthn/register/start`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PasskeyCreationOptions {
+    /// `PublicKeyCredentialCreationOptions` for `navigator.credentials.create({publicKey})`.
+    #[serde(rename = "publicKey")]
+    #[schema(value_type = Object)]
+    pub public_key: serde_json::Value,
+}
+
+/// `DELETE /webauthn/credentials/<id>`: the password, or `{}` from a session
+/// that proved a second factor in the last ten minutes.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct PasskeyRemovalRequest {
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub password: Option<Secret>,
 }

@@ -168,6 +168,12 @@ pub enum AuthError {
     /// matching `X-CSRF-Token`, or sent cross-site (403).
     #[error("the request did not prove it comes from this site's pages")]
     CsrfFailed,
+    /// A user's eleventh passkey (409).
+    #[error("this account has as many passkeys as it may; remove one first")]
+    PasskeyLimit,
+    /// A credential that is registered already (409).
+    #[error("this passkey is registered already")]
+    PasskeyExists,
 }
 
 impl AuthError {
@@ -208,6 +214,8 @@ impl AuthError {
             Self::SecondFactorRequired { .. } => "mfa_required",
             Self::InvalidCode => "invalid_code",
             Self::MfaAlreadyEnabled => "mfa_already_enabled",
+            Self::PasskeyLimit => "passkey_limit",
+            Self::PasskeyExists => "passkey_exists",
         }
     }
 
@@ -237,7 +245,9 @@ impl AuthError {
             | Self::AlreadyInvited
             | Self::AlreadyLinked
             | Self::SoleOwner
-            | Self::MfaAlreadyEnabled => 409,
+            | Self::MfaAlreadyEnabled
+            | Self::PasskeyLimit
+            | Self::PasskeyExists => 409,
             Self::PayloadTooLarge => 413,
             Self::Validation(_) => 422,
             Self::RateLimited { .. } => 429,

@@ -63,7 +63,7 @@ pub use secret_query::SecretQuery;
 /// for a method a path does not take.
 pub fn routes() -> Vec<rocket::Route> {
     use routes::{account::*, keys::*, oauth::*, sessions::*, tenants::*};
-    use routes::{activity::*, admin::*, mfa::*};
+    use routes::{activity::*, admin::*, mfa::*, passkeys::*};
     rocket::routes![
         register,
         verify_email,
@@ -100,6 +100,13 @@ pub fn routes() -> Vec<rocket::Route> {
         confirm_totp,
         disable_totp,
         regenerate_recovery_codes,
+        passkey_register_start,
+        passkey_register_finish,
+        passkeys,
+        delete_passkey,
+        passkey_login_start,
+        passkey_login_finish,
+        login_mfa_webauthn_start,
         jwks,
         oauth_authorize,
         oauth_callback,

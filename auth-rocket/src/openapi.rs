@@ -22,7 +22,7 @@ use utoipa::{
     },
 };
 
-use crate::routes::{account, activity, admin, keys, mfa, oauth, sessions, tenants};
+use crate::routes::{account, activity, admin, keys, mfa, oauth, passkeys, sessions, tenants};
 
 struct BearerAuth;
 
@@ -152,7 +152,7 @@ const ALTERNATIVE_FIELDS: [Alternatives; 2] = [
     Alternatives {
         schema: "MfaLoginRequest",
         exactly_one: true,
-        fields: &[("code", Type::String), ("recovery_code", Type::String)],
+        fields: &[("code", Type::String), ("recovery_code", Type::String), ("credential", Type::Object)],
     },
     Alternatives {
         schema: "RefreshRequest",
@@ -227,6 +227,13 @@ impl Modify for AlternativeFields {
         mfa::confirm_totp,
         mfa::disable_totp,
         mfa::regenerate_recovery_codes,
+        passkeys::passkey_register_start,
+        passkeys::passkey_register_finish,
+        passkeys::passkeys,
+        passkeys::delete_passkey,
+        passkeys::passkey_login_start,
+        passkeys::passkey_login_finish,
+        passkeys::login_mfa_webauthn_start,
         keys::jwks,
         oauth::oauth_authorize,
         oauth::oauth_callback,
@@ -344,10 +351,11 @@ mod tests {
         let doc = served(&PasswordSettings::default());
         let schema = &doc["components"]["schemas"]["MfaLoginRequest"];
         assert_eq!(schema["allOf"][0]["required"], json!(["mfa_token"]));
-        let present = |field: &str| json!({ "type": "object", "required": [field], "properties": { field: { "type": "string" } } });
-        assert_eq!(schema["allOf"][1]["oneOf"], json!([present("code"), present("recovery_code")]));
+        let present = |field: &str, kind: &str| json!({ "type": "object", "required": [field], "properties": { field: { "type": kind } } });
+        let factors = [present("code", "string"), present("recovery_code", "string"), present("credential", "object")];
+        assert_eq!(schema["allOf"][1]["oneOf"], json!(factors));
         let refresh = &doc["components"]["schemas"]["RefreshRequest"];
-        assert_eq!(refresh["allOf"][1]["anyOf"], json!([present("refresh"), present("session")]));
+        assert_eq!(refresh["allOf"][1]["anyOf"], json!([present("refresh", "string"), present("session", "string")]));
     }
 
     #[test]

@@ -103,6 +103,7 @@ pub fn test_config(database_url: &str) -> AuthConfig {
     limits.session_revoke = generous;
     limits.member_change = generous;
     limits.mfa_change = generous;
+    limits.passkey_change = generous;
     // Any well-formed key: the suites' TOTP secrets live as long as their database.
     config.mfa.encryption_key = Some(auth_core::config::MfaSettings::development_key(&RSA_KEY));
     config

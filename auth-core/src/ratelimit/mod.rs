@@ -81,10 +81,11 @@ pub enum UserAction {
     MemberChange,
     EmailChange,
     MfaChange,
+    PasskeyChange,
 }
 
 impl UserAction {
-    pub const ALL: [UserAction; 8] = [
+    pub const ALL: [UserAction; 9] = [
         Self::PasswordChange,
         Self::TenantToken,
         Self::CreateTenant,
@@ -93,6 +94,7 @@ impl UserAction {
         Self::MemberChange,
         Self::EmailChange,
         Self::MfaChange,
+        Self::PasskeyChange,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -105,6 +107,7 @@ impl UserAction {
             Self::MemberChange => "member_change",
             Self::EmailChange => "email_change",
             Self::MfaChange => "mfa_change",
+            Self::PasskeyChange => "passkey_change",
         }
     }
 }
@@ -142,6 +145,7 @@ impl RateLimitSettings {
             UserAction::MemberChange => self.member_change,
             UserAction::EmailChange => self.email_change,
             UserAction::MfaChange => self.mfa_change,
+            UserAction::PasskeyChange => self.passkey_change,
         }
     }
 

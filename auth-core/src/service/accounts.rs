@@ -84,7 +84,8 @@ impl Accounts<'_> {
         let identity_links = self.inner.store.identity_links(caller.sub).await?;
         let audit_events = self.inner.store.audit_events(Some(caller.sub), i64::MAX).await?;
         let mfa_methods = self.inner.store.factors(caller.sub).await?.methods();
-        Ok(AccountExport { account, sessions, identity_links, mfa_methods, audit_events })
+        let passkeys = self.passkeys().list_stored(caller.sub).await?;
+        Ok(AccountExport { account, sessions, identity_links, mfa_methods, passkeys, audit_events })
     }
 
     pub async fn update_profile(&self, user_id: Uuid, update: &ProfileUpdate, client: &ClientInfo) -> Result<Profile> {

@@ -117,6 +117,8 @@ impl Accounts<'_> {
         let second_factor = match (self.inner.store.factors(user.id).await?.any(), code) {
             (false, _) => None,
             (true, Some(code)) => Some(SecondFactor::from_code(code)),
+            // A session that has just proved a factor (a passkey-only account has no code).
+            (true, None) if self.passkeys().fresh_second_factor(caller) => None,
             (true, None) => return Err(FieldErrors::single("code", "required: the account has a second factor")),
         };
         let now = self.inner.clock.now_ms();

@@ -31,6 +31,9 @@ pub enum SecondFactor<'a> {
     Totp(&'a str),
     /// One of the user's recovery codes.
     RecoveryCode(&'a str),
+    /// A passkey's assertion (`PublicKeyCredential` JSON) for the challenge of
+    /// `POST /login/mfa/webauthn/start`. Only the second step of a login takes it.
+    Passkey(&'a serde_json::Value),
 }
 
 impl SecondFactor<'_> {
@@ -49,6 +52,7 @@ impl SecondFactor<'_> {
         match self {
             Self::Totp(_) => MfaMethod::Totp,
             Self::RecoveryCode(_) => MfaMethod::RecoveryCode,
+            Self::Passkey(_) => MfaMethod::Webauthn,
         }
     }
 }
@@ -219,6 +223,9 @@ impl Mfa<'_> {
                 Some(hash) => tx.use_recovery_code(user.id, &hash, now).await?,
                 None => false,
             },
+            // Verified before any transaction (it writes the challenge and the
+            // counter): see `Sessions::finish_login`. Here it proves nothing.
+            SecondFactor::Passkey(_) => false,
         };
         if !spent {
             drop(tx);

@@ -8,6 +8,7 @@ mod lifecycle;
 mod mfa;
 mod oauth;
 mod operators;
+mod passkeys;
 mod sessions;
 mod tenants;
 #[cfg(feature = "testing")]
@@ -176,6 +177,7 @@ impl AuthBuilder {
                 return Err(BuildError::MfaKeyMissing(sealed));
             }
         }
+        let webauthn = relying_party(&config);
         let audit = AuditLog::new(store.clone());
         let inner = Arc::new(Inner {
             tokens: AccessTokens::new(keys, &config.issuer, &config.audience, &config.tokens, self.clock.clone()),
@@ -193,6 +195,7 @@ impl AuthBuilder {
             limiter,
             oauth,
             totp_sealer,
+            webauthn,
             config,
         });
         inner.reload_revocations().await?;
@@ -223,6 +226,8 @@ struct Inner {
     oauth: crate::oauth::Providers,
     /// `None` without `mfa.encryption_key`: TOTP cannot be enrolled.
     totp_sealer: Option<SecretSealer>,
+    /// `None` when the relying party cannot be configured: passkeys are off.
+    webauthn: Option<Arc<webauthn_rs::Webauthn>>,
 }
 
 impl Inner {
@@ -244,6 +249,7 @@ impl Inner {
         tx.delete_audit_before(audit_before).await?;
         tx.delete_old_deleted_sessions(cutoff).await?;
         tx.delete_old_mfa_logins(cutoff).await?;
+        tx.delete_old_challenges(now).await?;
         tx.commit().await?;
         Ok(families)
     }
@@ -325,6 +331,8 @@ views! {
     Operators => operators,
     /// A signed-in user's second factors: TOTP and recovery codes.
     Mfa => mfa,
+    /// Passkeys (WebAuthn): registration, discoverable sign-in, the second step of a login.
+    Passkeys => passkeys,
 }
 
 impl std::fmt::Debug for Auth {
@@ -607,6 +615,25 @@ impl Auth {
 
     fn revoked(&self, sessions: Vec<Uuid>) {
         self.inner.revocations.revoke(sessions, self.inner.clock.now_ms());
+    }
+}
+
+/// The WebAuthn relying party of `config`, or `None` (passkeys off, with a
+/// warning) when `public_url` or the `webauthn` settings cannot make one.
+fn relying_party(config: &AuthConfig) -> Option<Arc<webauthn_rs::Webauthn>> {
+    let built = config.relying_party().and_then(|rp| {
+        let mut builder = webauthn_rs::WebauthnBuilder::new(&rp.id, &rp.origins[0]).map_err(|e| e.to_string())?;
+        for origin in &rp.origins[1..] {
+            builder = builder.append_allowed_origin(origin);
+        }
+        builder.rp_name(&rp.name).timeout(Duration::from_secs(300)).build().map_err(|e| e.to_string())
+    });
+    match built {
+        Ok(webauthn) => Some(Arc::new(webauthn)),
+        Err(reason) => {
+            tracing::warn!(%reason, "passkeys are off: no WebAuthn relying party");
+            None
+        }
     }
 }
 

@@ -116,6 +116,22 @@ impl Sessions<'_> {
         Ok(pair)
     }
 
+    /// The challenge for the passkeys of the user of a pending login
+    /// (`POST /login/mfa/webauthn/start`), finished by [`Sessions::finish_login`]
+    /// with [`SecondFactor::Passkey`].
+    pub async fn second_factor_challenge(
+        &self,
+        mfa_token: &str,
+        client: &ClientInfo,
+    ) -> Result<crate::contract::PasskeyChallenge> {
+        self.rate_limit(Action::Login, client).await?;
+        let token = OpaqueToken::parse(mfa_token).ok_or(AuthError::InvalidOneTimeToken)?;
+        let now = self.inner.clock.now_ms();
+        let pending =
+            self.inner.store.pending_mfa_login(&token.hash(), now).await?.ok_or(AuthError::InvalidOneTimeToken)?;
+        self.passkeys().start_for_user(pending.user_id).await
+    }
+
     /// The second step of a login whose first factor was right
     /// ([`AuthError::SecondFactorRequired`] handed out `mfa_token`): a TOTP
     /// code or a recovery code starts the session, with `amr` `pwd otp mfa`
@@ -140,12 +156,34 @@ impl Sessions<'_> {
         if !user.is_active {
             return Err(AuthError::AccountDisabled);
         }
+        // A passkey is verified before the transaction: its check writes (the
+        // challenge, the counter), which on SQLite must not wait on `tx`'s lock.
+        let passkey = match factor {
+            SecondFactor::Passkey(credential) => {
+                match self.passkeys().verify_for_user(user.id, credential, client).await {
+                    Ok(verified) => Some(verified.method),
+                    Err(AuthError::InvalidCode) => {
+                        let detail = json!({ "method": MfaMethod::Webauthn.as_str() });
+                        self.audit(AuditEvent::SecondFactorFailed, Some(user.id), client, detail).await;
+                        self.inner.store.mfa_login_failed(&hash, MAX_SECOND_FACTOR_FAILURES, now).await?;
+                        self.login_failed(&user.email, client).await?;
+                        return Err(AuthError::InvalidCode);
+                    }
+                    Err(error) => return Err(error),
+                }
+            }
+            _ => None,
+        };
         let mut tx = self.inner.store.begin().await?;
         // First: the conditional UPDATE that lets one request finish this login.
         if tx.finish_mfa_login(&hash, now).await?.is_none() {
             return Err(AuthError::InvalidOneTimeToken);
         }
-        let (tx, method) = match self.mfa().spend(tx, &user, factor, now, client).await {
+        let spent = match passkey {
+            Some(_) => Ok((tx, MfaMethod::Webauthn)),
+            None => self.mfa().spend(tx, &user, factor, now, client).await,
+        };
+        let (tx, method) = match spent {
             Ok(spent) => spent,
             Err(AuthError::InvalidCode) => {
                 self.inner.store.mfa_login_failed(&hash, MAX_SECOND_FACTOR_FAILURES, now).await?;
@@ -165,9 +203,8 @@ impl Sessions<'_> {
             }
         };
         let first = AuthMethod::parse(&pending.first_factor).unwrap_or(AuthMethod::Password);
-        let pair = self
-            .start_session(&user, tenant, &[first, AuthMethod::OneTimeCode, AuthMethod::MultiFactor], client)
-            .await?;
+        let second = passkey.unwrap_or(AuthMethod::OneTimeCode);
+        let pair = self.start_session(&user, tenant, &[first, second, AuthMethod::MultiFactor], client).await?;
         self.login_succeeded(&user.email, client).await;
         let detail = json!({ "tenant_id": pending.tenant_id, "second_factor": method.as_str() });
         self.audit(AuditEvent::LoginSucceeded, Some(user.id), client, detail).await;

@@ -52,14 +52,16 @@ impl Store {
 
     /// The second factors of `user_id`, in one query.
     pub async fn factors(&self, user_id: Uuid) -> Result<Factors> {
-        let (totp, recovery_codes_left): (bool, i64) = statement(
+        let (totp, recovery_codes_left, passkeys): (bool, i64, i64) = statement(
             "SELECT EXISTS (SELECT 1 FROM totp_factors WHERE user_id = $1 AND confirmed_at IS NOT NULL), \
-             (SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL)",
+             (SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL), \
+             (SELECT COUNT(*) FROM passkeys WHERE user_id = $1)",
         )
         .bind(user_id)
         .fetch_one(self)
         .await?;
-        Ok(Factors { totp, recovery_codes_left: u32::try_from(recovery_codes_left).unwrap_or(u32::MAX), passkeys: 0 })
+        let count = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
+        Ok(Factors { totp, recovery_codes_left: count(recovery_codes_left), passkeys: count(passkeys) })
     }
 
     /// How many users have a TOTP secret sealed (confirmed or not).

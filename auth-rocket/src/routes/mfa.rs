@@ -71,7 +71,7 @@ pub async fn regenerate_recovery_codes(
     Ok(NoStore::ok(RecoveryCodes { recovery_codes }))
 }
 
-#[utoipa::path(tag = "session", request_body = MfaLoginRequest, responses((status = 200, description = "Signed in with a second factor (amr pwd otp mfa); with session cookie, in cookies", body = SignedIn), (status = 400, description = "Wrong or replayed code (invalid_code; five end the mfa_token), or an unknown, expired, used or ended mfa_token (invalid_token)", body = ErrorBody), (status = 403, description = "The account was disabled, or left the tenant, meanwhile; a cookie-mode sign-in sent cross-site (csrf_failed)", body = ErrorBody), (status = 429, description = "Rate limited: the login quota, or the login back-off of this address", body = ErrorBody)))]
+#[utoipa::path(tag = "session", request_body = MfaLoginRequest, responses((status = 200, description = "Signed in with a second factor (amr pwd otp mfa; pwd hwk|swk mfa with a passkey); with session cookie, in cookies", body = SignedIn), (status = 400, description = "Wrong or replayed code or refused assertion (invalid_code; five end the mfa_token), or an unknown, expired, used or ended mfa_token or passkey challenge (invalid_token)", body = ErrorBody), (status = 403, description = "The account was disabled, or left the tenant, meanwhile; a cookie-mode sign-in sent cross-site (csrf_failed)", body = ErrorBody), (status = 429, description = "Rate limited: the login quota, or the login back-off of this address", body = ErrorBody)))]
 #[public]
 #[post("/login/mfa", data = "<body>")]
 pub async fn login_mfa(
@@ -82,11 +82,12 @@ pub async fn login_mfa(
 ) -> ApiResult<NoStore<SignedIn>> {
     let body = body.into_inner();
     browser.check_sign_in(body.session)?;
-    let factor = match (&body.code, &body.recovery_code) {
-        (Some(code), None) => SecondFactor::Totp(code.expose()),
-        (None, Some(code)) => SecondFactor::RecoveryCode(code.expose()),
+    let factor = match (&body.code, &body.recovery_code, &body.credential) {
+        (Some(code), None, None) => SecondFactor::Totp(code.expose()),
+        (None, Some(code), None) => SecondFactor::RecoveryCode(code.expose()),
+        (None, None, Some(credential)) => SecondFactor::Passkey(credential),
         _ => {
-            return Err(FieldErrors::single("code", "give exactly one of code and recovery_code").into());
+            return Err(FieldErrors::single("code", "give exactly one of code, recovery_code and credential").into());
         }
     };
     let pair = auth.sessions().finish_login(body.mfa_token.expose(), factor, &client.0).await?;

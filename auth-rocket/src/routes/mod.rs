@@ -13,6 +13,7 @@ pub(crate) mod admin;
 pub(crate) mod keys;
 pub(crate) mod mfa;
 pub(crate) mod oauth;
+pub(crate) mod passkeys;
 pub(crate) mod sessions;
 pub(crate) mod tenants;
 

@@ -448,5 +448,6 @@ impl Conformance {
         self.activity().await;
         self.mfa().await;
         self.tenant_mfa().await;
+        self.passkeys().await;
     }
 }

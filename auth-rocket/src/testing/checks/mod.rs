@@ -6,5 +6,6 @@ mod documents;
 mod http;
 mod mfa;
 mod operators;
+mod passkeys;
 mod sessions;
 mod tenants;
