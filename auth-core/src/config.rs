@@ -1050,4 +1050,39 @@ mod tests {
         let spec = KeySpec { secret: Some(Secret::new("hunter2-hunter2")), ..KeySpec::default() };
         assert!(!format!("{spec:?}").contains("hunter2"));
     }
+
+    #[test]
+    fn the_relying_party_comes_from_public_url_or_the_webauthn_settings() {
+        let mut config = AuthConfig::default();
+        let rp = config.relying_party().unwrap();
+        assert_eq!((rp.id.as_str(), rp.name.as_str()), ("localhost", "Auth Platform"));
+        assert_eq!(rp.origins.iter().map(|o| o.as_str()).collect::<Vec<_>>(), ["http://localhost:8000/"]);
+
+        // An IP address is no relying-party id: passkeys are off.
+        config.public_url = "http://127.0.0.1:8000".into();
+        assert!(config.relying_party().is_err());
+        config.public_url = "http://[::1]:8000".into();
+        assert!(config.relying_party().is_err());
+
+        config.webauthn = WebauthnSettings {
+            rp_id: Some("example.com".into()),
+            rp_name: Some("Example".into()),
+            origins: vec!["https://app.example.com".into(), "https://example.com".into()],
+        };
+        let rp = config.relying_party().unwrap();
+        assert_eq!((rp.id.as_str(), rp.name.as_str(), rp.origins.len()), ("example.com", "Example", 2));
+        // An origin outside the rp id is refused, and so is a look-alike suffix.
+        config.webauthn.origins = vec!["https://notexample.com".into()];
+        assert!(config.relying_party().unwrap_err().contains("not under"));
+        config.webauthn.origins = vec!["https://example.com.evil.test".into()];
+        assert!(config.relying_party().is_err());
+    }
+
+    #[test]
+    fn production_needs_https_passkey_origins() {
+        let mut config = AuthConfig::default();
+        config.webauthn.origins = vec!["http://localhost:8000".into()];
+        let error = config.check_production().unwrap_err();
+        assert!(error.0.iter().any(|p| p.field == "webauthn.origins"), "{error:?}");
+    }
 }

@@ -179,17 +179,15 @@ impl Passkeys<'_> {
             }
             None => return Err(AuthError::ReauthenticationRequired { max_age_secs: FRESH_SECOND_FACTOR_SECS }),
         };
+        // The factors once this passkey is gone (read before `tx`, which
+        // deletes it; a concurrent change is caught by the next removal).
+        let before = self.inner.store.factors(user.id).await?;
+        let remaining = Factors { passkeys: before.passkeys.saturating_sub(1), ..before };
         let now = self.inner.clock.now_ms();
         let mut tx = self.inner.store.begin().await?;
         if !tx.delete_passkey(user.id, id).await? {
             return Err(AuthError::NotFound);
         }
-        let before = self.inner.store.factors(user.id).await;
-        let remaining = match before {
-            // Read outside `tx`: on PostgreSQL it still counts the deleted row.
-            Ok(factors) => Factors { passkeys: factors.passkeys.saturating_sub(1), ..factors },
-            Err(error) => return Err(error),
-        };
         if !remaining.any() {
             tx.delete_recovery_codes(user.id).await?;
         }
