@@ -803,6 +803,8 @@ pub struct PasskeyChallenge {
 pub struct PasskeyRegistrationRequest {
     #[schema(value_type = Object)]
     pub credential: serde_json::Value,
+    /// Trimmed: 1 to 64 characters, not only spaces.
+    #[schema(min_length = 1, max_length = 64, pattern = "\\S")]
     pub name: String,
 }
 
@@ -810,6 +812,7 @@ pub struct PasskeyRegistrationRequest {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct PasskeySignInStartRequest {
     #[serde(default)]
+    #[schema(format = Email, max_length = 254)]
     pub email: Option<String>,
 }
 

@@ -23,8 +23,15 @@ impl<T> JsonBody<T> {
     }
 }
 
-/// Deserialises `bytes`, keeping the path of the first mismatch.
+/// Deserialises `bytes`, keeping the path of the first mismatch. Every body
+/// of the contract is a JSON object: serde would read a struct from an array too.
 pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.trim_ascii_start().first() != Some(&b'{') {
+        return Err(match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+            Ok(_) => ApiError::Auth(FieldErrors::single("body", "must be a JSON object")),
+            Err(_) => ApiError::Auth(AuthError::MalformedRequest),
+        });
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
@@ -66,5 +73,36 @@ impl<'r, T: DeserializeOwned> FromData<'r> for JsonBody<T> {
                 Outcome::Error((status, ApiError::Status(status)))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    struct AllOptional {
+        #[serde(default)]
+        #[allow(dead_code)]
+        email: Option<String>,
+    }
+
+    fn body_error(result: Result<AllOptional, ApiError>) -> Option<Vec<String>> {
+        match result {
+            Err(ApiError::Auth(AuthError::Validation(fields))) => fields.get("body").map(<[String]>::to_vec),
+            other => panic!("not a 422: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_body_is_a_json_object() {
+        assert!(parse::<AllOptional>(b" \n{}").is_ok());
+        // serde reads a struct from an array; the contract does not.
+        let not_an_object = Some(vec!["must be a JSON object".to_owned()]);
+        assert_eq!(body_error(parse(b"[]")), not_an_object);
+        assert_eq!(body_error(parse(b" [\"ada@example.com\"]")), not_an_object);
+        assert_eq!(body_error(parse(b"null")), not_an_object);
+        assert!(matches!(parse::<AllOptional>(b"[1,"), Err(ApiError::Auth(AuthError::MalformedRequest))));
+        assert!(matches!(parse::<AllOptional>(b""), Err(ApiError::Auth(AuthError::MalformedRequest))));
     }
 }
