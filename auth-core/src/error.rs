@@ -37,6 +37,11 @@ impl FieldErrors {
         self.0.get(field).map(Vec::as_slice)
     }
 
+    /// Every message, field by field in name order.
+    pub fn messages(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().flat_map(|(field, messages)| messages.iter().map(move |m| (field.as_str(), m.as_str())))
+    }
+
     pub fn merge(&mut self, other: FieldErrors) {
         for (field, messages) in other.0 {
             self.0.entry(field).or_default().extend(messages);

@@ -12,7 +12,7 @@ use auth_core::{
 };
 use rocket::{
     Build, Request, Rocket,
-    http::{Cookie, CookieJar, Method, SameSite, uri::Absolute},
+    http::{Cookie, Method, SameSite, uri::Absolute},
     outcome::Outcome,
     request::{self, FromRequest},
     time::Duration,
@@ -67,13 +67,17 @@ impl BrowserSessions {
     }
 
     /// Whether an unsafe request that a cookie authenticates may go on:
-    /// same-site, and `X-CSRF-Token` equal to the CSRF cookie (compared in
-    /// constant time).
+    /// same-site, and `X-CSRF-Token` equal to the CSRF cookie.
     pub(crate) fn allows_unsafe(&self, request: &Request<'_>) -> bool {
-        let header = request.headers().get_one(CSRF_HEADER);
+        self.proves_origin(request, request.headers().get_one(CSRF_HEADER))
+    }
+
+    /// Whether `token` (a header's, or a hosted page form's field) equals
+    /// the CSRF cookie, compared in constant time, and the request is same-site.
+    fn proves_origin(&self, request: &Request<'_>, token: Option<&str>) -> bool {
         let cookie = request.cookies().get(CSRF_COOKIE).map(Cookie::value);
-        let token_matches = match (header, cookie) {
-            (Some(header), Some(cookie)) if !cookie.is_empty() => Secret::new(header) == Secret::new(cookie),
+        let token_matches = match (token, cookie) {
+            (Some(token), Some(cookie)) if !cookie.is_empty() => Secret::new(token) == Secret::new(cookie),
             _ => false,
         };
         token_matches && self.same_site(request)
@@ -95,9 +99,7 @@ pub(crate) fn is_unsafe(method: Method) -> bool {
 /// them on the answer.
 pub(crate) struct Browser<'r> {
     sessions: &'r BrowserSessions,
-    cookies: &'r CookieJar<'r>,
-    same_site: bool,
-    allows_unsafe: bool,
+    request: &'r Request<'r>,
 }
 
 impl Browser<'_> {
@@ -108,11 +110,9 @@ impl Browser<'_> {
         match mode {
             None => Ok(()),
             Some(SessionMode::Cookie) if !self.sessions.available => {
-                let mut fields = FieldErrors::new();
-                fields.add("session", "cookie sessions need an https public_url (or a loopback one)");
-                Err(AuthError::Validation(fields))
+                Err(FieldErrors::single("session", "cookie sessions need an https public_url (or a loopback one)"))
             }
-            Some(SessionMode::Cookie) if !self.same_site => Err(AuthError::CsrfFailed),
+            Some(SessionMode::Cookie) if !self.sessions.same_site(self.request) => Err(AuthError::CsrfFailed),
             Some(SessionMode::Cookie) => Ok(()),
         }
     }
@@ -121,11 +121,17 @@ impl Browser<'_> {
     /// an unsafe request may use only with the CSRF token.
     pub(crate) fn refresh_token(&self) -> Result<Secret, AuthError> {
         self.check_sign_in(Some(SessionMode::Cookie))?;
-        let cookie = self.cookies.get(REFRESH_COOKIE).ok_or(AuthError::MissingToken)?;
-        if !self.allows_unsafe {
+        let cookie = self.request.cookies().get(REFRESH_COOKIE).ok_or(AuthError::MissingToken)?;
+        if !self.sessions.allows_unsafe(self.request) {
             return Err(AuthError::CsrfFailed);
         }
         Ok(Secret::new(cookie.value()))
+    }
+
+    /// Checks a hosted page's form: its `csrf` field must be the CSRF cookie,
+    /// and the post must come from this site.
+    pub(crate) fn check_form(&self, csrf: &str) -> Result<(), AuthError> {
+        if self.sessions.proves_origin(self.request, Some(csrf)) { Ok(()) } else { Err(AuthError::CsrfFailed) }
     }
 
     /// The answer to a sign-in or refresh: the pair in the body, or, in cookie
@@ -163,7 +169,16 @@ impl Browser<'_> {
             .http_only(http_only)
             .same_site(same_site)
             .max_age(age);
-        self.cookies.add(cookie);
+        self.request.cookies().add(cookie);
+    }
+}
+
+impl<'r> Browser<'r> {
+    pub(crate) fn of(request: &'r Request<'_>) -> Self {
+        static UNAVAILABLE: BrowserSessions =
+            BrowserSessions { available: false, refresh_path: String::new(), origins: Vec::new() };
+        let sessions = request.rocket().state::<BrowserSessions>().unwrap_or(&UNAVAILABLE);
+        Browser { sessions, request }
     }
 }
 
@@ -172,15 +187,7 @@ impl<'r> FromRequest<'r> for Browser<'r> {
     type Error = std::convert::Infallible;
 
     async fn from_request(request: &'r Request<'_>) -> request::Outcome<Self, Self::Error> {
-        static UNAVAILABLE: BrowserSessions =
-            BrowserSessions { available: false, refresh_path: String::new(), origins: Vec::new() };
-        let sessions = request.rocket().state::<BrowserSessions>().unwrap_or(&UNAVAILABLE);
-        Outcome::Success(Browser {
-            sessions,
-            cookies: request.cookies(),
-            same_site: sessions.same_site(request),
-            allows_unsafe: sessions.allows_unsafe(request),
-        })
+        Outcome::Success(Browser::of(request))
     }
 }
 

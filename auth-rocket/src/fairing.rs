@@ -43,6 +43,7 @@ pub struct AuthFairing {
     allow_unmarked_routes: bool,
     /// Where [`AuthFairing::mounted_at`] mounts the routes and catchers.
     base: Option<String>,
+    pages: crate::ui::Pages,
 }
 
 impl AuthFairing {
@@ -57,6 +58,12 @@ impl AuthFairing {
     /// Mounts the platform under `base` too (see [`AuthFairing::mounted_at`]).
     pub fn mount_at(mut self, base: impl Into<String>) -> Self {
         self.base = Some(base.into());
+        self
+    }
+
+    /// How the hosted pages look, or [`Pages::off`](crate::ui::Pages::off).
+    pub fn pages(mut self, pages: crate::ui::Pages) -> Self {
+        self.pages = pages;
         self
     }
 
@@ -192,9 +199,13 @@ pub(crate) fn write_private(path: &Path, contents: &str) -> std::io::Result<()> 
     options.open(path)?.write_all(contents.as_bytes())
 }
 
-/// Builds the platform from a figment; the error says what to fix.
-async fn build(figment: &Figment, customize: Option<&Customize>) -> Result<Auth, String> {
+/// Builds the platform from a figment; the error says what to fix. With
+/// hosted pages under `ui_base`, the emailed links land there.
+async fn build(figment: &Figment, customize: Option<&Customize>, ui_base: Option<&str>) -> Result<Auth, String> {
     let mut config = load_config(figment)?;
+    if let Some(base) = ui_base {
+        crate::ui::link_paths(&mut config, figment, base);
+    }
     config.validate().map_err(|e| e.to_string())?;
     let deployment = Deployment::of(figment, &config);
     if config.tokens.signing_key.is_none() && deployment.may_generate_keys() {
@@ -225,27 +236,43 @@ impl Fairing for AuthFairing {
 
     async fn on_ignite(&self, rocket: Rocket<Build>) -> fairing::Result {
         let rocket = match &self.base {
-            Some(base) => rocket
-                .mount(base.as_str(), crate::routes())
-                .register(base.as_str(), crate::catchers())
-                .mount("/", crate::well_known()),
+            Some(base) => {
+                let rocket = rocket
+                    .mount(base.as_str(), crate::routes())
+                    .register(base.as_str(), crate::catchers())
+                    .mount("/", crate::well_known());
+                if self.pages.enabled() {
+                    rocket.mount(format!("{}/ui", base.trim_end_matches('/')), crate::ui::routes())
+                } else {
+                    rocket
+                }
+            }
             None => rocket,
         };
+        let ui_base = crate::ui::mounted_base(&rocket);
         let development = load_config(rocket.figment()).map(|c| Deployment::of(rocket.figment(), &c).development);
         let built = match development {
             Ok(development) => match crate::policy::check_marks(&rocket, !development && !self.allow_unmarked_routes) {
-                Ok(()) => build(rocket.figment(), self.customize.as_ref()).await,
+                Ok(()) => build(rocket.figment(), self.customize.as_ref(), ui_base.as_deref()).await,
                 Err(error) => Err(error),
             },
             Err(error) => Err(error),
         };
         let built = built.and_then(|auth| crate::policy::check_roles(&rocket, auth.roles()).map(|()| auth));
+        let built = built.and_then(|auth| match ui_base {
+            Some(_) => crate::ui::Ui::of(&rocket, &self.pages, &auth).map(|ui| (auth, Some(ui))),
+            None => Ok((auth, None)),
+        });
         match built {
-            Ok(auth) => {
+            Ok((auth, ui)) => {
                 let cors = crate::cors::Cors::new(&auth.config().http.cors_allowed_origins);
                 let secret_queries = SecretQueryRoutes::of(&rocket);
                 let method_not_allowed = crate::method_not_allowed::MethodNotAllowed::of(&rocket);
                 let browser_sessions = crate::browser::BrowserSessions::of(&rocket, auth.config());
+                let rocket = match ui {
+                    Some(ui) => rocket.manage(ui),
+                    None => rocket,
+                };
                 Ok(rocket
                     .manage(auth)
                     .manage(secret_queries)

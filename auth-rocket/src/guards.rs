@@ -144,6 +144,15 @@ fn authenticate(request: &Request<'_>) -> Result<AuthUser, Rejection> {
     auth.verify_access(token).map(|claims| AuthUser { claims, by_cookie }).map_err(|_| Rejection::Invalid)
 }
 
+/// The user whose browser-session cookie a hosted page's request carries
+/// (never a bearer header). The CSRF proof of an unsafe one is the page form's
+/// field: [`crate::ui`] hands the user out only after checking it.
+pub(crate) fn page_user(request: &Request<'_>) -> Option<AuthUser> {
+    let token = request.cookies().get(ACCESS_COOKIE).filter(|c| !c.value().is_empty())?;
+    let auth = request.rocket().state::<Auth>()?;
+    auth.verify_access(token.value()).ok().map(|claims| AuthUser { claims, by_cookie: true })
+}
+
 /// Verifies the request's token once; every guard of the request shares the result.
 fn cached<'r>(request: &'r Request<'_>) -> &'r Result<AuthUser, Rejection> {
     request.local_cache(|| authenticate(request))

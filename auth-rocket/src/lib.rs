@@ -12,8 +12,9 @@
 //! ```
 //!
 //! That mounts [`routes()`] and the JSON error [`catchers()`] under
-//! `/api/auth` and [`well_known()`] (`/.well-known/jwks.json`) at `/`; the
-//! pieces stay available for a host that mounts them itself.
+//! `/api/auth`, the hosted pages ([`ui`]) under `/api/auth/ui`, and
+//! [`well_known()`] (`/.well-known/jwks.json`) at `/`; the pieces stay
+//! available for a host that mounts them itself.
 //!
 //! Host handlers protect themselves with `#[requires(...)]` (auth-macros,
 //! re-exported by auth-platform), which compiles a list of conditions into a
@@ -45,6 +46,7 @@ mod openapi;
 pub mod policy;
 mod routes;
 mod secret_query;
+pub mod ui;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -53,9 +53,7 @@ pub async fn refresh(
 
 /// The 422 of a body without its refresh token, as a missing field is.
 fn missing_refresh() -> AuthError {
-    let mut fields = FieldErrors::new();
-    fields.add("refresh", "missing field `refresh`");
-    AuthError::Validation(fields)
+    FieldErrors::single("refresh", "missing field `refresh`")
 }
 
 #[utoipa::path(tag = "session", request_body = LogoutRequest, security(("bearer" = [])), responses((status = 204, description = "That session is revoked (a browser session's `{}` ends the cookies' session and clears them)"), (status = 401, description = "Missing, invalid, expired or revoked access token, or an invalid refresh token", body = ErrorBody), (status = 403, description = "Another user's refresh token; a cookie-authenticated request without the CSRF token (csrf_failed)", body = ErrorBody), (status = 422, description = "No refresh token from a bearer-authenticated caller", body = ErrorBody), (status = 429, description = "Rate limited: the per-user quota", body = ErrorBody)))]
