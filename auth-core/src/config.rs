@@ -48,13 +48,17 @@ pub struct AuthConfig {
     /// `sqlite://…` or `postgres://…`.
     pub database_url: String,
     /// Path (under `public_url`) of the page that verifies an emailed token.
-    pub verify_email_path: String,
+    /// Unset: the hosted page when there is one (auth-rocket's `ui`), else
+    /// [`AuthConfig::DEFAULT_VERIFY_EMAIL_PATH`].
+    pub verify_email_path: Option<String>,
     /// Path (under `public_url`) of the page where a user sets a new password
-    /// with an emailed reset token.
-    pub reset_password_path: String,
+    /// with an emailed reset token. Unset: the hosted page, else
+    /// [`AuthConfig::DEFAULT_RESET_PASSWORD_PATH`].
+    pub reset_password_path: Option<String>,
     /// Path (under `public_url`) of the page where an invited user accepts an
-    /// emailed invitation (`POST /invitations/accept` with its token).
-    pub invitation_path: String,
+    /// emailed invitation (`POST /invitations/accept` with its token). Unset:
+    /// the hosted page, else [`AuthConfig::DEFAULT_INVITATION_PATH`].
+    pub invitation_path: Option<String>,
     /// Path (under `public_url`) of the page that confirms a new email
     /// address with the emailed token (`POST /me/email/confirm`).
     pub email_change_path: String,
@@ -73,6 +77,29 @@ pub struct AuthConfig {
     pub oauth: BTreeMap<String, OAuthProvider>,
 }
 
+impl AuthConfig {
+    /// The emailed verification link's path without hosted pages: the JSON
+    /// API's own `GET /verify-email` under the demo's mount.
+    pub const DEFAULT_VERIFY_EMAIL_PATH: &str = "/api/auth/verify-email";
+    pub const DEFAULT_RESET_PASSWORD_PATH: &str = "/reset-password";
+    pub const DEFAULT_INVITATION_PATH: &str = "/accept-invitation";
+
+    /// The path of the emailed email-verification link.
+    pub fn verify_email_link(&self) -> &str {
+        self.verify_email_path.as_deref().unwrap_or(Self::DEFAULT_VERIFY_EMAIL_PATH)
+    }
+
+    /// The path of the emailed password-reset link.
+    pub fn reset_password_link(&self) -> &str {
+        self.reset_password_path.as_deref().unwrap_or(Self::DEFAULT_RESET_PASSWORD_PATH)
+    }
+
+    /// The path of the emailed invitation link.
+    pub fn invitation_link(&self) -> &str {
+        self.invitation_path.as_deref().unwrap_or(Self::DEFAULT_INVITATION_PATH)
+    }
+}
+
 impl Default for AuthConfig {
     fn default() -> Self {
         Self {
@@ -81,9 +108,9 @@ impl Default for AuthConfig {
             audience: "auth-platform".into(),
             public_url: "http://localhost:8000".into(),
             database_url: "sqlite://auth.db?mode=rwc".into(),
-            verify_email_path: "/api/auth/verify-email".into(),
-            reset_password_path: "/reset-password".into(),
-            invitation_path: "/accept-invitation".into(),
+            verify_email_path: None,
+            reset_password_path: None,
+            invitation_path: None,
             email_change_path: "/confirm-email".into(),
             require_verified_email: true,
             tokens: TokenSettings::default(),
@@ -727,9 +754,9 @@ impl AuthConfig {
         p.check(!self.audience.trim().is_empty(), "audience", "must not be empty");
         p.check(is_http_url(&self.public_url), "public_url", "must be an http(s) URL");
         for (field, path) in [
-            ("verify_email_path", &self.verify_email_path),
-            ("reset_password_path", &self.reset_password_path),
-            ("invitation_path", &self.invitation_path),
+            ("verify_email_path", self.verify_email_link()),
+            ("reset_password_path", self.reset_password_link()),
+            ("invitation_path", self.invitation_link()),
             ("email_change_path", &self.email_change_path),
         ] {
             p.check(path.starts_with('/') && !path.contains(['?', '#']), field, "must be a path starting with /");

@@ -23,7 +23,7 @@ pub fn verification_email(config: &AuthConfig, to: &Email, token: &OpaqueToken) 
             "Welcome!\n\nConfirm your email address by opening this link:\n\n{}\n\n\
              Or submit this code to the verification endpoint:\n\n{}\n\n\
              The link expires in {hours} hours. If you did not sign up, ignore this email.\n",
-            link(config, &config.verify_email_path, token),
+            link(config, config.verify_email_link(), token),
             token.as_str(),
         ),
     }
@@ -39,7 +39,7 @@ pub fn reset_email(config: &AuthConfig, to: &Email, token: &OpaqueToken) -> mail
              Choose a new password here:\n\n{}\n\nOr submit this code with your new password:\n\n{}\n\n\
              The link works once and expires in {minutes} minutes. If this was not you, ignore this \
              email: your password stays as it is.\n",
-            link(config, &config.reset_password_path, token),
+            link(config, config.reset_password_link(), token),
             token.as_str(),
         ),
     }
@@ -103,7 +103,7 @@ pub fn invitation_email(
              Accepting needs an account with this email address, verified; if you have none, sign up with this \
              address first. The invitation works once and expires in {days} days. If you did not expect it, \
              ignore this email.\n",
-            link(config, &config.invitation_path, token),
+            link(config, config.invitation_link(), token),
             token.as_str(),
         ),
     }

@@ -204,7 +204,7 @@ pub(crate) fn write_private(path: &Path, contents: &str) -> std::io::Result<()> 
 async fn build(figment: &Figment, customize: Option<&Customize>, ui_base: Option<&str>) -> Result<Auth, String> {
     let mut config = load_config(figment)?;
     if let Some(base) = ui_base {
-        crate::ui::link_paths(&mut config, figment, base);
+        crate::ui::link_paths(&mut config, base);
     }
     config.validate().map_err(|e| e.to_string())?;
     let deployment = Deployment::of(figment, &config);

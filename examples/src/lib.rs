@@ -2,9 +2,15 @@
 //! demo routes, each guarded by `#[requires(...)]` (a request guard the macro
 //! adds, run before the handler and before any body is parsed).
 
-use auth_platform::requires;
+use auth_platform::{public, requires};
 use auth_platform::rocket::{AuthFairing, AuthUser, TenantScope};
-use rocket::{Build, Rocket, get, routes, serde::json::Json};
+use rocket::{
+    Build, Request, Response, Rocket, get,
+    http::{ContentType, Header},
+    response::{self, Responder},
+    routes,
+    serde::json::Json,
+};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -36,10 +42,37 @@ fn staff(user: AuthUser) -> Json<Value> {
     Json(json!({ "staff": true, "user_id": user.id() }))
 }
 
+/// The demo's page: signs in with the hosted pages, then calls `/api/protected`
+/// from script with the browser session's cookies (`static/demo.js`).
+#[public]
+#[get("/")]
+fn index() -> Page {
+    Page(ContentType::HTML, include_str!("../static/index.html"))
+}
+
+#[public]
+#[get("/demo.js")]
+fn demo_script() -> Page {
+    Page(ContentType::JavaScript, include_str!("../static/demo.js"))
+}
+
+/// A file of the demo's page, with a policy that runs this site's scripts only.
+struct Page(ContentType, &'static str);
+
+impl<'r> Responder<'r, 'static> for Page {
+    fn respond_to(self, request: &'r Request<'_>) -> response::Result<'static> {
+        Response::build_from((self.0, self.1).respond_to(request)?)
+            .header(Header::new("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'"))
+            .header(Header::new("X-Content-Type-Options", "nosniff"))
+            .ok()
+    }
+}
+
 /// The demo app on `figment` (tests pass their own; `main` uses Rocket's default).
 pub fn rocket(figment: rocket::figment::Figment) -> Rocket<Build> {
     rocket::custom(figment)
         .attach(AuthFairing::mounted_at("/api/auth"))
+        .mount("/", routes![index, demo_script])
         .mount("/api", routes![protected, tenant_data, tenant_admin, staff])
         // An API-only app: the contract's error bodies everywhere, not only under /api/auth.
         .register("/", auth_platform::rocket::catchers())

@@ -26,6 +26,14 @@ impl Mail {
     }
 }
 
+impl Mail {
+    /// The first link of the email that carries a token: what a user opens.
+    pub fn link(&self) -> String {
+        let start = self.text.find("http").unwrap_or_else(|| panic!("no link in the email {:?}", self.subject));
+        self.text[start..].split_whitespace().next().unwrap_or_default().to_owned()
+    }
+}
+
 /// The value of the first `token=` in `text` (URL-safe base64 characters).
 fn token_in(text: &str) -> Option<String> {
     let start = text.find("token=")? + "token=".len();
@@ -49,8 +57,9 @@ impl Mailbox {
     }
 }
 
-/// Reads the `.eml` files of an outbox (named so that they sort by time).
-fn outbox_mail(dir: &std::path::Path, to: &str) -> Vec<Mail> {
+/// Every email of a file outbox sent to `to`, oldest first (the `.eml` files
+/// are named so that they sort by time).
+pub fn outbox_mail(dir: &std::path::Path, to: &str) -> Vec<Mail> {
     let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
     let mut files: Vec<PathBuf> = entries
         .filter_map(|entry| entry.ok().map(|entry| entry.path()))

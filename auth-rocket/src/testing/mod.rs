@@ -92,7 +92,7 @@ mod mail;
 mod tokens;
 
 pub use answer::{Answer, assert_bearer_challenge};
-pub use mail::Mail;
+pub use mail::{Mail, outbox_mail};
 use mail::Mailbox;
 pub use tokens::Tokens;
 

@@ -154,17 +154,37 @@ pub(crate) fn mounted_base<P: rocket::Phase>(rocket: &Rocket<P>) -> Option<Strin
         .map(|route| route.uri.path().trim_end_matches("/login").to_owned())
 }
 
-/// The emailed links' paths that `figment` leaves unset: the hosted pages
+/// The emailed links' paths the settings leave unset: the hosted pages
 /// under `base`.
-pub(crate) fn link_paths(config: &mut auth_core::AuthConfig, figment: &rocket::figment::Figment, base: &str) {
-    let unset = |key: &str| figment.find_value(&format!("auth.{key}")).is_err();
-    for (key, path, page) in [
-        ("verify_email_path", &mut config.verify_email_path, "verify-email"),
-        ("reset_password_path", &mut config.reset_password_path, "reset-password"),
-        ("invitation_path", &mut config.invitation_path, "invitation"),
+pub(crate) fn link_paths(config: &mut auth_core::AuthConfig, base: &str) {
+    for (path, page) in [
+        (&mut config.verify_email_path, "verify-email"),
+        (&mut config.reset_password_path, "reset-password"),
+        (&mut config.invitation_path, "invitation"),
     ] {
-        if unset(key) {
-            *path = format!("{base}/{page}");
+        path.get_or_insert_with(|| format!("{base}/{page}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use minijinja::context;
+
+    #[test]
+    fn every_template_renders_and_escapes_what_it_is_given() {
+        let environment = Pages::default().environment().expect("the templates parse");
+        let hostile = "<script>alert(1)</script>";
+        let sessions = vec![context! { user_agent => hostile, ip => "127.0.0.1", last_used_at => "2026-12-02T10:00:00Z", current => true }];
+        let context = context! {
+            ui => "/api/auth/ui", api => "/api/auth", nonce => "n0nce", csrf => "t0ken", email => hostile,
+            error => hostile, sessions, methods => vec!["totp", "webauthn"], passkeys => true,
+            passkey_list => vec![context! { name => hostile, created_at => "2026-12-02T10:00:00Z" }],
+            factors => context! { totp => true, recovery_codes_left => 10 }, signed_in => true,
+        };
+        for (name, _) in TEMPLATES {
+            let html = environment.get_template(name).and_then(|t| t.render(&context)).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+            assert!(!html.contains(hostile), "{name} escapes what it shows: {html}");
         }
     }
 }

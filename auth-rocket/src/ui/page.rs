@@ -1,5 +1,5 @@
 //! A rendered page and its headers: the nonce-based CSP, no framing, no
-//! caching, no referrer (a page's URL may hold an emailed token).
+//! caching, no referrer to other sites (a page's URL may hold an emailed token).
 
 use auth_core::{AuthError, tokens};
 use minijinja::{Value, context};
@@ -91,7 +91,9 @@ impl<'r> Responder<'r, 'static> for Page {
             .header(Header::new("Content-Security-Policy", policy))
             .header(Header::new("X-Frame-Options", "DENY"))
             .header(Header::new("X-Content-Type-Options", "nosniff"))
-            .header(Header::new("Referrer-Policy", "no-referrer"))
+            // Not `no-referrer`: with it a browser sends `Origin: null` on the
+            // page's own form posts, which the origin check must refuse.
+            .header(Header::new("Referrer-Policy", "same-origin"))
             .header(Header::new("Cache-Control", "no-store"))
             .header(Header::new("Cross-Origin-Opener-Policy", "same-origin"))
             .ok()

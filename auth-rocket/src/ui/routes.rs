@@ -28,29 +28,29 @@ use crate::{browser::Browser, guards::RemoteClient, secret_query::SecretQuery};
 pub(super) fn all() -> Vec<rocket::Route> {
     rocket::routes![
         login_page,
-        login,
-        login_second_factor,
+        sign_in,
+        sign_in_second_factor,
         register_page,
-        register,
-        verify_email,
+        sign_up,
+        verify_email_page,
         forgot_password_page,
-        forgot_password,
+        forgot_password_form,
         reset_password_page,
-        reset_password,
+        reset_password_form,
         invitation_page,
-        accept_invitation,
-        account,
-        logout,
-        logout_all,
-        stylesheet,
-        script,
+        accept_invitation_form,
+        account_page,
+        sign_out,
+        sign_out_everywhere,
+        ui_stylesheet,
+        ui_script,
     ]
 }
 
 /// The routes whose query holds a secret (an emailed token; `next`, which may
 /// carry one): kept out of the request log like the API's.
 pub(crate) fn secret_query_routes() -> Vec<rocket::Route> {
-    rocket::routes![login_page, verify_email, reset_password_page, invitation_page]
+    rocket::routes![login_page, verify_email_page, reset_password_page, invitation_page]
 }
 
 #[public]
@@ -64,7 +64,7 @@ pub(crate) fn login_page(ui: &State<Ui>, query: SecretQuery) -> Page {
 
 #[public]
 #[post("/login", data = "<form>")]
-pub(crate) async fn login(
+pub(crate) async fn sign_in(
     auth: &State<Auth>,
     ui: &State<Ui>,
     client: RemoteClient,
@@ -105,7 +105,7 @@ fn second_factor_page(mfa_token: &str, methods: &[String], next: &str) -> Page {
 
 #[public]
 #[post("/login/mfa", data = "<form>")]
-pub(crate) async fn login_second_factor(
+pub(crate) async fn sign_in_second_factor(
     auth: &State<Auth>,
     ui: &State<Ui>,
     client: RemoteClient,
@@ -142,7 +142,7 @@ pub(crate) fn register_page() -> Page {
 
 #[public]
 #[post("/register", data = "<form>")]
-pub(crate) async fn register(
+pub(crate) async fn sign_up(
     auth: &State<Auth>,
     client: RemoteClient,
     browser: Browser<'_>,
@@ -165,7 +165,7 @@ pub(crate) async fn register(
 
 #[public]
 #[get("/verify-email")]
-pub(crate) async fn verify_email(auth: &State<Auth>, ui: &State<Ui>, client: RemoteClient, query: SecretQuery) -> Page {
+pub(crate) async fn verify_email_page(auth: &State<Auth>, ui: &State<Ui>, client: RemoteClient, query: SecretQuery) -> Page {
     let sign_in = (format!("{}/login", ui.base), "Sign in");
     let verified = match query.get("token") {
         Some(token) => auth.accounts().verify_email(&token, &client.0).await,
@@ -199,7 +199,7 @@ pub(crate) fn forgot_password_page() -> Page {
 
 #[public]
 #[post("/forgot-password", data = "<form>")]
-pub(crate) async fn forgot_password(
+pub(crate) async fn forgot_password_form(
     auth: &State<Auth>,
     client: RemoteClient,
     browser: Browser<'_>,
@@ -223,7 +223,7 @@ pub(crate) fn reset_password_page(query: SecretQuery) -> Page {
 
 #[public]
 #[post("/reset-password", data = "<form>")]
-pub(crate) async fn reset_password(
+pub(crate) async fn reset_password_form(
     auth: &State<Auth>,
     ui: &State<Ui>,
     client: RemoteClient,
@@ -263,7 +263,7 @@ pub(crate) async fn invitation_page(
 
 #[public]
 #[post("/invitation", data = "<form>")]
-pub(crate) async fn accept_invitation(
+pub(crate) async fn accept_invitation_form(
     auth: &State<Auth>,
     ui: &State<Ui>,
     client: RemoteClient,
@@ -283,7 +283,7 @@ pub(crate) async fn accept_invitation(
 
 #[public]
 #[get("/account")]
-pub(crate) async fn account(auth: &State<Auth>, ui: &State<Ui>, page: PageUser<'_>) -> Answer {
+pub(crate) async fn account_page(auth: &State<Auth>, ui: &State<Ui>, page: PageUser<'_>) -> Answer {
     let Some(user) = page.viewing() else {
         return Answer::SeeOther(format!("{0}/login?next={0}/account", ui.base));
     };
@@ -296,8 +296,7 @@ pub(crate) async fn account(auth: &State<Auth>, ui: &State<Ui>, page: PageUser<'
             email => account.user.email.as_str(),
             sessions => Serde(&sessions),
             factors => context! { totp => factors.totp, recovery_codes_left => factors.recovery_codes_left },
-            passkeys => Serde(&passkeys),
-            passkeys_on => ui.passkeys,
+            passkey_list => Serde(&passkeys),
         })
     };
     match shown.await {
@@ -308,7 +307,7 @@ pub(crate) async fn account(auth: &State<Auth>, ui: &State<Ui>, page: PageUser<'
 
 #[public]
 #[post("/logout", data = "<form>")]
-pub(crate) async fn logout(
+pub(crate) async fn sign_out(
     auth: &State<Auth>,
     ui: &State<Ui>,
     client: RemoteClient,
@@ -326,7 +325,7 @@ pub(crate) async fn logout(
 
 #[public]
 #[post("/logout-all", data = "<form>")]
-pub(crate) async fn logout_all(
+pub(crate) async fn sign_out_everywhere(
     auth: &State<Auth>,
     ui: &State<Ui>,
     client: RemoteClient,
@@ -371,12 +370,12 @@ impl<'r> Responder<'r, 'static> for Asset {
 
 #[public]
 #[get("/assets/ui.css")]
-pub(crate) fn stylesheet() -> Asset {
+pub(crate) fn ui_stylesheet() -> Asset {
     Asset(ContentType::CSS, include_str!("../../ui/assets/ui.css"))
 }
 
 #[public]
 #[get("/assets/ui.js")]
-pub(crate) fn script() -> Asset {
+pub(crate) fn ui_script() -> Asset {
     Asset(ContentType::JavaScript, include_str!("../../ui/assets/ui.js"))
 }
