@@ -46,9 +46,9 @@ mod openapi;
 pub mod policy;
 mod routes;
 mod secret_query;
-pub mod ui;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod ui;
 
 pub use error::ApiError;
 pub use fairing::AuthFairing;

@@ -33,7 +33,8 @@ impl SecretQueryRoutes {
             admin::{admin_audit, admin_find_users},
             oauth::{oauth_authorize, oauth_callback},
         };
-        let mut secret = rocket::routes![verify_email_link, oauth_authorize, oauth_callback, admin_find_users, admin_audit];
+        let mut secret =
+            rocket::routes![verify_email_link, oauth_authorize, oauth_callback, admin_find_users, admin_audit];
         secret.extend(crate::ui::secret_query_routes());
         Self(mounts_of(rocket, &secret).map(PathPattern::of).collect())
     }

@@ -2,8 +2,8 @@
 //! demo routes, each guarded by `#[requires(...)]` (a request guard the macro
 //! adds, run before the handler and before any body is parsed).
 
-use auth_platform::{public, requires};
 use auth_platform::rocket::{AuthFairing, AuthUser, TenantScope};
+use auth_platform::{public, requires};
 use rocket::{
     Build, Request, Response, Rocket, get,
     http::{ContentType, Header},
@@ -63,7 +63,6 @@ impl<'r> Responder<'r, 'static> for Page {
     fn respond_to(self, request: &'r Request<'_>) -> response::Result<'static> {
         Response::build_from((self.0, self.1).respond_to(request)?)
             .header(Header::new("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'"))
-            .header(Header::new("X-Content-Type-Options", "nosniff"))
             .ok()
     }
 }

@@ -92,8 +92,8 @@ mod mail;
 mod tokens;
 
 pub use answer::{Answer, assert_bearer_challenge};
-pub use mail::{Mail, outbox_mail};
 use mail::Mailbox;
+pub use mail::{Mail, outbox_mail};
 pub use tokens::Tokens;
 
 /// A password the default policy accepts, unrelated to any email or name the kit uses.

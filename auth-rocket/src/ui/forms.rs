@@ -151,7 +151,9 @@ mod tests {
     #[test]
     fn a_sign_in_goes_on_only_to_this_site() {
         assert_eq!(onward("/dashboard?tab=1", "/ui"), "/dashboard?tab=1");
-        for foreign in ["https://evil.example", "//evil.example", "/\\evil.example", "/a\\b", "", "javascript:x", "/\n/x"] {
+        for foreign in
+            ["https://evil.example", "//evil.example", "/\\evil.example", "/a\\b", "", "javascript:x", "/\n/x"]
+        {
             assert_eq!(onward(foreign, "/ui"), "/ui/account", "{foreign:?}");
         }
     }

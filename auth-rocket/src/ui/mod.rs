@@ -175,7 +175,9 @@ mod tests {
     fn every_template_renders_and_escapes_what_it_is_given() {
         let environment = Pages::default().environment().expect("the templates parse");
         let hostile = "<script>alert(1)</script>";
-        let sessions = vec![context! { user_agent => hostile, ip => "127.0.0.1", last_used_at => "2026-12-02T10:00:00Z", current => true }];
+        let sessions = vec![
+            context! { user_agent => hostile, ip => "127.0.0.1", last_used_at => "2026-12-02T10:00:00Z", current => true },
+        ];
         let context = context! {
             ui => "/api/auth/ui", api => "/api/auth", nonce => "n0nce", csrf => "t0ken", email => hostile,
             error => hostile, sessions, methods => vec!["totp", "webauthn"], passkeys => true,
@@ -183,7 +185,10 @@ mod tests {
             factors => context! { totp => true, recovery_codes_left => 10 }, signed_in => true,
         };
         for (name, _) in TEMPLATES {
-            let html = environment.get_template(name).and_then(|t| t.render(&context)).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+            let html = environment
+                .get_template(name)
+                .and_then(|t| t.render(&context))
+                .unwrap_or_else(|e| panic!("{name}: {e:#}"));
             assert!(!html.contains(hostile), "{name} escapes what it shows: {html}");
         }
     }

@@ -89,8 +89,8 @@ impl<'r> Responder<'r, 'static> for Page {
         );
         Response::build_from((self.status, (ContentType::HTML, html)).respond_to(request)?)
             .header(Header::new("Content-Security-Policy", policy))
-            .header(Header::new("X-Frame-Options", "DENY"))
-            .header(Header::new("X-Content-Type-Options", "nosniff"))
+            // `X-Frame-Options` and `nosniff` are Rocket's Shield's (on by
+            // default); `frame-ancestors 'none'` is the stricter word on framing.
             // Not `no-referrer`: with it a browser sends `Origin: null` on the
             // page's own form posts, which the origin check must refuse.
             .header(Header::new("Referrer-Policy", "same-origin"))

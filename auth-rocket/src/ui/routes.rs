@@ -100,7 +100,10 @@ fn method_name(method: auth_core::mfa::MfaMethod) -> &'static str {
 }
 
 fn second_factor_page(mfa_token: &str, methods: &[String], next: &str) -> Page {
-    Page::new("login-mfa.html", context! { mfa_token, methods => Serde(methods), methods_list => methods.join(","), next })
+    Page::new(
+        "login-mfa.html",
+        context! { mfa_token, methods => Serde(methods), methods_list => methods.join(","), next },
+    )
 }
 
 #[public]
@@ -165,14 +168,23 @@ pub(crate) async fn sign_up(
 
 #[public]
 #[get("/verify-email")]
-pub(crate) async fn verify_email_page(auth: &State<Auth>, ui: &State<Ui>, client: RemoteClient, query: SecretQuery) -> Page {
+pub(crate) async fn verify_email_page(
+    auth: &State<Auth>,
+    ui: &State<Ui>,
+    client: RemoteClient,
+    query: SecretQuery,
+) -> Page {
     let sign_in = (format!("{}/login", ui.base), "Sign in");
     let verified = match query.get("token") {
         Some(token) => auth.accounts().verify_email(&token, &client.0).await,
         None => Err(AuthError::InvalidOneTimeToken),
     };
     match verified {
-        Ok(()) => Page::message("Email verified", "Your email address is verified. You can sign in now.", (&sign_in.0, sign_in.1)),
+        Ok(()) => Page::message(
+            "Email verified",
+            "Your email address is verified. You can sign in now.",
+            (&sign_in.0, sign_in.1),
+        ),
         Err(error) => link_failed(&error, sign_in),
     }
 }
@@ -236,7 +248,9 @@ pub(crate) async fn reset_password_form(
         auth.accounts().confirm_password_reset(form.token.expose(), form.new_password.expose(), &client.0).await
     };
     match reset.await {
-        Ok(()) => Page::message("Password changed", "Your new password is set. Sign in with it.", (&sign_in.0, sign_in.1)),
+        Ok(()) => {
+            Page::message("Password changed", "Your new password is set. Sign in with it.", (&sign_in.0, sign_in.1))
+        }
         Err(error @ (AuthError::Validation(_) | AuthError::CsrfFailed)) => {
             Page::failed("reset-password.html", &error, context! { token => form.token.expose() })
         }
@@ -356,13 +370,12 @@ fn failed(error: &AuthError, ui: &Ui) -> Page {
     Page::failed("message.html", error, page.context)
 }
 
-/// The pages' own files, served with their type and `nosniff`.
+/// The pages' own files, served with their type (Rocket's Shield adds `nosniff`).
 pub(crate) struct Asset(ContentType, &'static str);
 
 impl<'r> Responder<'r, 'static> for Asset {
     fn respond_to(self, request: &'r rocket::Request<'_>) -> rocket::response::Result<'static> {
         rocket::Response::build_from((self.0, self.1).respond_to(request)?)
-            .header(Header::new("X-Content-Type-Options", "nosniff"))
             .header(Header::new("Cache-Control", "no-cache"))
             .ok()
     }
