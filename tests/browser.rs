@@ -238,12 +238,18 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"))
 }
 
-/// Signs in on the hosted page with a password, going on to `next`.
+/// Signs in on the hosted page with a password, going on to `next`, with the
+/// keyboard alone: typing, Tab to the next field, Enter to send.
 async fn sign_in(browser: &Browser, site: &Site, email: &str, password: &str, next: &str) {
+    const TAB: &str = "\u{E004}";
+    const ENTER: &str = "\u{E007}";
     browser.goto(&site.url(&format!("/api/auth/ui/login?next={next}"))).await;
-    browser.fill("#email", email).await;
-    browser.fill("#password", password).await;
-    browser.click("#login button[type=submit]").await;
+    let field = browser.find("#email").await;
+    field.clear().await.expect("clear");
+    field.send_keys(&format!("{email}{TAB}")).await.expect("type the email");
+    let focused = browser.client.active_element().await.expect("a focused element");
+    assert_eq!(focused.attr("id").await.expect("an id").as_deref(), Some("password"), "Tab goes to the password");
+    focused.send_keys(&format!("{password}{ENTER}")).await.expect("type the password");
 }
 
 #[tokio::test]
@@ -298,8 +304,12 @@ async fn sign_up_verify_sign_in_refresh_and_sign_out_in_a_real_browser() {
     let renewed = browser.cookie("__Host-access").await.expect("a new access cookie");
     assert_ne!(renewed, access, "the refresh rotated the session");
 
+    // A hosted page that needs the session, opened after the access cookie
+    // expired, sends the browser to sign in, whose script refreshes and comes back.
+    tokio::time::sleep(Duration::from_secs(ACCESS_SECS + 1)).await;
     browser.goto(&site.url("/api/auth/ui/account")).await;
     browser.wait_text("#account-email", &email).await;
+    assert_eq!(browser.path().await, "/api/auth/ui/account");
     browser.screenshot("account").await;
 
     browser.goto(&site.url("/")).await;
@@ -339,10 +349,15 @@ async fn a_cross_site_form_post_is_refused_even_with_the_csrf_token() {
     browser.goto(&site.url("/api/auth/ui/account")).await;
     browser.wait_text("#account-email", &email).await;
 
-    // The same form on the site's own page works.
+    // The same form on the site's own page works, even once the access cookie
+    // has expired (the page's script refreshes first).
+    tokio::time::sleep(Duration::from_secs(ACCESS_SECS + 1)).await;
     browser.click("#sign-out-everywhere").await;
     browser.wait_text("h1", "Sign in").await;
     assert_eq!(browser.cookie("__Host-access").await, None);
+    browser.goto(&site.url("/api/auth/ui/account")).await;
+    browser.wait_text("h1", "Sign in").await;
+    assert_eq!(browser.cookie("__Host-access").await, None, "the session is over: no refresh brings it back");
     browser.close().await;
 }
 

@@ -14,7 +14,7 @@ use std::sync::{
 use auth_core::{AuthConfig, mail::MemoryMailer};
 use auth_platform::requires;
 use auth_rocket::{
-    AuthFairing, AuthUser,
+    AuthFairing, AuthUser, TenantScope,
     browser::{ACCESS_COOKIE, CSRF_COOKIE, CSRF_HEADER, REFRESH_COOKIE},
     testing::Conformance,
 };
@@ -44,6 +44,14 @@ fn notes(ran: &State<Ran>, body: String) -> String {
     body
 }
 
+/// A tenant admin's unsafe route: `#[requires(role, tenant)]` on a cookie session.
+#[requires(role = "admin", tenant)]
+#[post("/tenant/<tenant_id>/settings", data = "<body>")]
+fn tenant_settings(ran: &State<Ran>, tenant_id: uuid::Uuid, scope: TenantScope, body: String) -> String {
+    ran.0.fetch_add(1, Ordering::SeqCst);
+    format!("{tenant_id} {} {}", scope.role, body.len())
+}
+
 struct App {
     kit: Conformance,
     _db: TestDatabase,
@@ -60,7 +68,7 @@ impl App {
         let rocket = rocket::custom(figment(&config))
             .attach(platform)
             .manage(Ran::default())
-            .mount("/", routes![whoami, notes])
+            .mount("/", routes![whoami, notes, tenant_settings])
             .register("/", auth_rocket::catchers());
         let client = Client::untracked(rocket).await.expect("the host app ignites");
         Self { kit: Conformance::new(client, HOST_BASE, mail), _db: db }
@@ -313,7 +321,34 @@ async fn cookies_need_https_or_a_loopback_public_url(backend: Backend) {
     assert!(response.cookies().get(ACCESS_COOKIE).is_some());
 }
 
+async fn a_tenant_scoped_cookie_session_passes_requires_role_and_tenant(backend: Backend) {
+    let app = App::start(backend, |_| {}).await;
+    let owner = app.kit.verified_user("owner").await;
+    let tokens = app.kit.sign_in(&owner).await;
+    let created = app.kit.post("/tenants", Some(&tokens.access), &json!({ "name": "Cookie Co" })).await;
+    created.expect(201);
+    let tenant = created.str("/id").to_owned();
+    let body = json!({ "email": owner.email, "password": owner.password, "tenant_id": tenant, "session": "cookie" });
+    let response = app.post(&format!("{HOST_BASE}/login"), &Jar::default(), &[], body).await;
+    assert_eq!(response.status(), Status::Ok);
+    let jar = Jar::from(&response);
+
+    let route = format!("/tenant/{tenant}/settings");
+    let refused = app.post(&route, &jar, &[], json!({ "x": 1 })).await;
+    assert_eq!(refused.status(), Status::Forbidden);
+    assert_eq!(error_code(refused).await, "csrf_failed", "the CSRF check comes first");
+    let other = format!("/tenant/{}/settings", uuid::Uuid::new_v4());
+    let headers = [(CSRF_HEADER, jar.csrf())];
+    assert_eq!(app.post(&other, &jar, &headers, json!({})).await.status(), Status::Forbidden, "another tenant");
+    assert_eq!(app.ran(), 0);
+    let allowed = app.post(&route, &jar, &headers, json!({ "x": 1 })).await;
+    assert_eq!(allowed.status(), Status::Ok);
+    assert!(allowed.into_string().await.unwrap_or_default().starts_with(&format!("{tenant} owner")));
+    assert_eq!(app.ran(), 1);
+}
+
 backend_tests!(
+    a_tenant_scoped_cookie_session_passes_requires_role_and_tenant,
     a_cookie_sign_in_keeps_the_tokens_out_of_scripts_reach,
     an_unsafe_cookie_request_needs_the_csrf_token_before_its_body,
     a_bearer_header_wins_over_cookies,

@@ -240,13 +240,13 @@ async fn emailed_links_use_the_public_url(backend: Backend) {
     let lies = [("Host", "evil.example"), ("X-Forwarded-Host", "evil.example"), ("X-Forwarded-Proto", "http")];
     app.kit.send(Method::Post, "/api/auth/register", None, Some(body), &lies).await.expect(201);
     let mail = app.kit.wait_for_mail(&email, 0).await;
-    let link = format!("https://app.example.test/api/auth/verify-email?token={}", mail.token());
+    let link = format!("https://app.example.test/api/auth/ui/verify-email?token={}", mail.token());
     assert!(mail.text.contains(&link), "the verification link is {link}: {}", mail.text);
 
     let reset = json!({ "email": email }).to_string();
     app.kit.send(Method::Post, "/api/auth/password/reset", None, Some(reset), &lies).await.expect(202);
     let mail = app.kit.wait_for_mail(&email, 1).await;
-    let link = format!("https://app.example.test/reset-password?token={}", mail.token());
+    let link = format!("https://app.example.test/api/auth/ui/reset-password?token={}", mail.token());
     assert!(mail.text.contains(&link), "the reset link is {link}: {}", mail.text);
     assert!(!mail.text.contains("evil.example"), "{}", mail.text);
 }
@@ -312,7 +312,7 @@ async fn guards_answer_before_body_parsing(backend: Backend) {
 
 async fn unknown_routes_answer_the_contract_body(backend: Backend) {
     let app = TestApp::demo(backend).await;
-    for uri in ["/api/nope", "/api/tenant", "/api/tenant/x/y/z", "/", "/api/protected/extra"] {
+    for uri in ["/api/nope", "/api/tenant", "/api/tenant/x/y/z", "/nope", "/api/protected/extra"] {
         let answer = app.get(uri, None).await;
         answer.expect(404);
         answer.assert_error_body();

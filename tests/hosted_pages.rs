@@ -29,6 +29,15 @@ fn csrf_field(html: &str) -> String {
     html[start..].split('"').next().unwrap_or_default().to_owned()
 }
 
+/// The ids of a page's inputs that a person fills in (not hidden ones).
+fn visible_input_ids(html: &str) -> Vec<String> {
+    html.split("<input ")
+        .skip(1)
+        .filter(|tag| !tag.starts_with(r#"type="hidden""#))
+        .map(|tag| tag.split(r#"id=""#).nth(1).and_then(|r| r.split('"').next()).expect("every input has an id").to_owned())
+        .collect()
+}
+
 fn form(pairs: &[(&str, &str)]) -> String {
     pairs.iter().map(|(k, v)| format!("{k}={}", urlencode(v))).collect::<Vec<_>>().join("&")
 }
@@ -63,6 +72,9 @@ async fn every_page_is_html_under_a_policy_that_runs_only_its_own_nonced_script(
         assert!(html.contains(&format!(r#"nonce="{nonce}""#)), "{page}: the script carries the header's nonce");
         assert_eq!(html.matches("<script").count(), 1, "{page}: one script, and it is a file");
         assert!(html.contains(r#"<script src=""#), "{page}");
+        for id in visible_input_ids(&html) {
+            assert!(html.contains(&format!(r#"<label for="{id}">"#)), "{page}: the field {id} has a label");
+        }
         nonces.push(nonce.to_owned());
     }
     nonces.sort();

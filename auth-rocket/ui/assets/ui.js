@@ -82,6 +82,17 @@
     window.location.reload();
   });
 
+  // A form that acts for the signed-in user, sent after the access cookie
+  // expired, would find no session: refresh first, and send the rotated token.
+  document.querySelectorAll("form[data-needs-session]").forEach((form) => {
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      await refresh().catch(() => false);
+      form.elements.csrf.value = cookie("__Host-csrf");
+      HTMLFormElement.prototype.submit.call(form);
+    });
+  });
+
   // A browser whose access cookie expired may still hold a session: try the
   // refresh cookie once before asking for the password.
   const login = document.getElementById("login");
