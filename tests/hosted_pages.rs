@@ -34,7 +34,9 @@ fn visible_input_ids(html: &str) -> Vec<String> {
     html.split("<input ")
         .skip(1)
         .filter(|tag| !tag.starts_with(r#"type="hidden""#))
-        .map(|tag| tag.split(r#"id=""#).nth(1).and_then(|r| r.split('"').next()).expect("every input has an id").to_owned())
+        .map(|tag| {
+            tag.split(r#"id=""#).nth(1).and_then(|r| r.split('"').next()).expect("every input has an id").to_owned()
+        })
         .collect()
 }
 
