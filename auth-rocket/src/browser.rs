@@ -102,7 +102,14 @@ pub(crate) struct Browser<'r> {
     request: &'r Request<'r>,
 }
 
-impl Browser<'_> {
+impl<'r> Browser<'r> {
+    pub(crate) fn of(request: &'r Request<'_>) -> Self {
+        static UNAVAILABLE: BrowserSessions =
+            BrowserSessions { available: false, refresh_path: String::new(), origins: Vec::new() };
+        let sessions = request.rocket().state::<BrowserSessions>().unwrap_or(&UNAVAILABLE);
+        Browser { sessions, request }
+    }
+
     /// Checks a sign-in's `session` before any credential is: cookie mode
     /// needs a deployment that can set secure cookies, and a same-site
     /// request (a cross-site form must not sign a browser into an account).
@@ -170,15 +177,6 @@ impl Browser<'_> {
             .same_site(same_site)
             .max_age(age);
         self.request.cookies().add(cookie);
-    }
-}
-
-impl<'r> Browser<'r> {
-    pub(crate) fn of(request: &'r Request<'_>) -> Self {
-        static UNAVAILABLE: BrowserSessions =
-            BrowserSessions { available: false, refresh_path: String::new(), origins: Vec::new() };
-        let sessions = request.rocket().state::<BrowserSessions>().unwrap_or(&UNAVAILABLE);
-        Browser { sessions, request }
     }
 }
 

@@ -55,7 +55,7 @@ pub(crate) struct SignIn {
 }
 
 #[derive(FromForm)]
-pub(crate) struct SecondFactor {
+pub(crate) struct Factor {
     #[field(default = String::new())]
     pub csrf: String,
     pub mfa_token: Hidden,

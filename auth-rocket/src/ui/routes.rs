@@ -113,7 +113,7 @@ pub(crate) async fn sign_in_second_factor(
     ui: &State<Ui>,
     client: RemoteClient,
     browser: Browser<'_>,
-    form: Form<forms::SecondFactor>,
+    form: Form<forms::Factor>,
 ) -> Answer {
     let next = onward(&form.next, &ui.base);
     let signed_in = async {
