@@ -99,6 +99,9 @@ pub enum AuditEvent {
     PasskeyRemoved,
     /// A passkey's signature counter went back: a cloned authenticator; refused.
     PasskeyCloneSuspected,
+    /// A sign-in from a device (browser family and network) the account has
+    /// not used in 90 days (detail: `session`, `device`); the user is mailed.
+    NewDeviceSignIn,
 }
 
 impl AuditEvent {
@@ -147,6 +150,7 @@ impl AuditEvent {
             Self::PasskeyAdded => "passkey_added",
             Self::PasskeyRemoved => "passkey_removed",
             Self::PasskeyCloneSuspected => "passkey_clone_suspected",
+            Self::NewDeviceSignIn => "new_device_sign_in",
         }
     }
 
@@ -176,6 +180,7 @@ impl AuditEvent {
 pub const SECURITY_EVENTS: &[AuditEvent] = &[
     AuditEvent::Registered,
     AuditEvent::LoginSucceeded,
+    AuditEvent::NewDeviceSignIn,
     AuditEvent::LoginFailed,
     AuditEvent::RefreshReuseDetected,
     AuditEvent::LoggedOut,

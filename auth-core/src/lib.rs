@@ -14,6 +14,7 @@ pub mod audit;
 mod clock;
 pub mod config;
 pub mod contract;
+pub mod detection;
 pub mod error;
 pub mod forwarded;
 pub mod identity;

@@ -45,6 +45,28 @@ pub fn reset_email(config: &AuthConfig, to: &Email, token: &OpaqueToken) -> mail
     }
 }
 
+/// Sent after a sign-in from a device the account has not used in 90 days:
+/// when (UTC), the device's family, and a reset link (a new password ends
+/// every session). No address and no full user agent.
+pub fn new_device_notice(
+    config: &AuthConfig,
+    to: &Email,
+    when: chrono::DateTime<chrono::Utc>,
+    device: &str,
+    token: &OpaqueToken,
+) -> mail::Email {
+    let minutes = config.tokens.reset_ttl_secs / 60;
+    mail::Email {
+        to: to.as_str().to_owned(),
+        subject: "New sign-in to your account".into(),
+        text: format!(
+            "Your account was signed in to on {} from {device}, on a device or network it has not used              in the last 90 days.\n\nIf this was you, there is nothing to do.\n\nIf it was not, choose a new              password with this link: it signs out every session, that one included.\n\n{}\n\n             The link works once and expires in {minutes} minutes.\n",
+            when.format("%Y-%m-%d %H:%M UTC"),
+            link(config, config.reset_password_link(), token),
+        ),
+    }
+}
+
 /// Sent when an account's password was wiped or changed on the user's behalf.
 pub fn security_notice(to: &Email, what_happened: &str) -> mail::Email {
     mail::Email {

@@ -32,6 +32,7 @@ use crate::{
     audit::{AuditEvent, AuditLog, ClientInfo, Denials},
     clock::Clock,
     config::{AuthConfig, ConfigError},
+    detection::{Device, DeviceKey, NEW_DEVICE_WINDOW_MS},
     error::{AuthError, Result},
     identity::{AccountFlags, Email, Profile, User},
     mail::{self, Mailer},
@@ -40,8 +41,9 @@ use crate::{
     ratelimit::{
         self, Action, Decision, LockScope, MemoryRateLimiter, Quota, RateLimiter, RedisRateLimiter, UserAction,
     },
+    recovery,
     secret::{Secret, exposed},
-    store::{Family, NewFamily, Store},
+    store::{Family, NewFamily, OneTimePurpose, Seen, Store},
     tenancy::{RoleSet, Roles, TenantMembership},
     tokens::{AccessClaims, AccessGrant, AccessTokens, AuthMethod, KeySet, OpaqueToken, RevocationList, amr},
 };
@@ -178,6 +180,7 @@ impl AuthBuilder {
             }
         }
         let webauthn = relying_party(&config);
+        let devices = config.mfa.key_bytes().map(|key| DeviceKey::derive(&key));
         let audit = AuditLog::new(store.clone());
         let inner = Arc::new(Inner {
             tokens: AccessTokens::new(keys, &config.issuer, &config.audience, &config.tokens, self.clock.clone()),
@@ -196,6 +199,7 @@ impl AuthBuilder {
             oauth,
             totp_sealer,
             webauthn,
+            devices,
             config,
         });
         inner.reload_revocations().await?;
@@ -228,6 +232,8 @@ struct Inner {
     totp_sealer: Option<SecretSealer>,
     /// `None` when the relying party cannot be configured: passkeys are off.
     webauthn: Option<Arc<webauthn_rs::Webauthn>>,
+    /// `None` without `mfa.encryption_key`: no new-device detection.
+    devices: Option<DeviceKey>,
 }
 
 impl Inner {
@@ -588,12 +594,21 @@ impl Auth {
         };
         let refresh = OpaqueToken::generate();
         let idle = secs_to_ms(t.refresh_idle_ttl_secs);
-        // One transaction: the new session and the cap on live sessions hold together.
+        let device = self.inner.devices.as_ref().and_then(|key| key.device(client));
+        // One transaction: the new session, the cap on live sessions and the
+        // device it came from hold together.
         let mut tx = self.inner.store.begin().await?;
         tx.insert_family(&family).await?;
         tx.insert_refresh_token(refresh.hash(), family.id, family.tenant_id, now).await?;
         let ended = tx.revoke_sessions_beyond(user.id, t.max_sessions_per_user, now, idle).await?;
+        let seen = match &device {
+            Some(device) => Some(tx.see_device(user.id, &device.fingerprint, now, now - NEW_DEVICE_WINDOW_MS).await?),
+            None => None,
+        };
         tx.commit().await?;
+        if let (Some(Seen::New), Some(device)) = (seen, &device) {
+            self.new_device_sign_in(user, device, family.id, client).await;
+        }
         if !ended.is_empty() {
             let detail = json!({ "sessions": ended, "reason": "session_limit" });
             self.revoked(ended);
@@ -615,6 +630,24 @@ impl Auth {
 
     fn revoked(&self, sessions: Vec<Uuid>) {
         self.inner.revocations.revoke(sessions, self.inner.clock.now_ms());
+    }
+
+    /// A sign-in from a device the account has not used in 90 days: audited
+    /// now; after the answer, the user is mailed when, with what (the family
+    /// only), and a password reset link, which also ends every session, that
+    /// one included.
+    async fn new_device_sign_in(&self, user: &User, device: &Device, session: Uuid, client: &ClientInfo) {
+        let detail = json!({ "session": session, "device": device.description });
+        self.audit(AuditEvent::NewDeviceSignIn, Some(user.id), client, detail).await;
+        let (this, user_id, email, device) = (self.clone(), user.id, user.email.clone(), device.description.clone());
+        self.detach(async move {
+            let token = OpaqueToken::generate();
+            let now = this.inner.clock.now_ms();
+            let expires = now + secs_to_ms(this.inner.config.tokens.reset_ttl_secs);
+            this.accounts().issue_one_time(&token, OneTimePurpose::PasswordReset, user_id, now, expires).await?;
+            this.send(&recovery::new_device_notice(&this.inner.config, &email, this.now(), &device, &token)).await;
+            Ok(())
+        });
     }
 }
 

@@ -27,6 +27,7 @@
 //! decides what the client is told (and must then drop the transaction).
 
 mod audit;
+mod devices;
 mod identity_links;
 mod invitations;
 mod mfa;
@@ -46,6 +47,7 @@ use sqlx::{
 };
 
 pub use audit::AuditRecord;
+pub(crate) use devices::Seen;
 pub use identity_links::IdentityLink;
 pub(crate) use mfa::PendingMfaLogin;
 pub use one_time::OneTimePurpose;
