@@ -102,6 +102,12 @@ pub enum AuditEvent {
     /// A sign-in from a device (browser family and network) the account has
     /// not used in 90 days (detail: `session`, `device`); the user is mailed.
     NewDeviceSignIn,
+    /// Failed sign-ins for many different accounts from one client address
+    /// (detail: `address`, `accounts`); that address's login quota drops.
+    CredentialStuffingSuspected,
+    /// Failed sign-ins for one account from many client addresses (detail:
+    /// `email`, `addresses`).
+    AccountUnderAttack,
 }
 
 impl AuditEvent {
@@ -151,6 +157,8 @@ impl AuditEvent {
             Self::PasskeyRemoved => "passkey_removed",
             Self::PasskeyCloneSuspected => "passkey_clone_suspected",
             Self::NewDeviceSignIn => "new_device_sign_in",
+            Self::CredentialStuffingSuspected => "credential_stuffing_suspected",
+            Self::AccountUnderAttack => "account_under_attack",
         }
     }
 
@@ -181,6 +189,7 @@ pub const SECURITY_EVENTS: &[AuditEvent] = &[
     AuditEvent::Registered,
     AuditEvent::LoginSucceeded,
     AuditEvent::NewDeviceSignIn,
+    AuditEvent::AccountUnderAttack,
     AuditEvent::LoginFailed,
     AuditEvent::RefreshReuseDetected,
     AuditEvent::LoggedOut,

@@ -486,6 +486,18 @@ pub struct RateLimitSettings {
     pub login_known_address_secs: u64,
     /// Known addresses kept per account (the most recent ones).
     pub login_known_addresses_per_account: u32,
+    /// Credential stuffing: this many different accounts failing to sign in
+    /// from one client address within `stuffing_window_secs` is
+    /// `credential_stuffing_suspected`, and that address's logins then count
+    /// against `login_suspected` too, for the rest of the window.
+    pub stuffing_accounts_per_address: u32,
+    /// An account under attack: this many different client addresses failing
+    /// to sign in to one account within `stuffing_window_secs` is
+    /// `account_under_attack` (the account-wide lock stops them).
+    pub attack_addresses_per_account: u32,
+    pub stuffing_window_secs: u64,
+    /// Per client IP suspected of credential stuffing: `POST /login`.
+    pub login_suspected: Quota,
     /// Per client IP: `POST /login`.
     pub login: Quota,
     /// Per client IP: `POST /register`.
@@ -544,6 +556,10 @@ impl Default for RateLimitSettings {
             login_backoff_max_secs: 15 * 60,
             login_known_address_secs: 30 * 24 * 3600,
             login_known_addresses_per_account: 10,
+            stuffing_accounts_per_address: 10,
+            attack_addresses_per_account: 10,
+            stuffing_window_secs: 15 * 60,
+            login_suspected: Quota::new(5, 15 * 60),
             login: Quota::new(30, 60),
             register: Quota::new(10, 60),
             refresh: Quota::new(60, 60),
@@ -569,9 +585,10 @@ impl Default for RateLimitSettings {
 
 impl RateLimitSettings {
     /// Every quota with its field name.
-    pub fn quotas(&self) -> [(&'static str, Quota); 17] {
+    pub fn quotas(&self) -> [(&'static str, Quota); 18] {
         [
             ("login", self.login),
+            ("login_suspected", self.login_suspected),
             ("register", self.register),
             ("refresh", self.refresh),
             ("password_reset", self.password_reset),
@@ -655,6 +672,10 @@ impl fmt::Debug for RateLimitSettings {
             .field("login_backoff_max_secs", &self.login_backoff_max_secs)
             .field("login_known_address_secs", &self.login_known_address_secs)
             .field("login_known_addresses_per_account", &self.login_known_addresses_per_account)
+            .field("stuffing_accounts_per_address", &self.stuffing_accounts_per_address)
+            .field("attack_addresses_per_account", &self.attack_addresses_per_account)
+            .field("stuffing_window_secs", &self.stuffing_window_secs)
+            .field("login_suspected", &self.login_suspected)
             .field("login", &self.login)
             .field("register", &self.register)
             .field("refresh", &self.refresh)
@@ -850,6 +871,17 @@ impl AuthConfig {
             (1..=MAX_KNOWN_ADDRESS_SECS).contains(&rl.login_known_address_secs),
             "rate_limits.login_known_address_secs",
             "must be between 1 second and 365 days",
+        );
+        for (field, threshold) in [
+            ("stuffing_accounts_per_address", rl.stuffing_accounts_per_address),
+            ("attack_addresses_per_account", rl.attack_addresses_per_account),
+        ] {
+            p.check(threshold >= 2, &format!("rate_limits.{field}"), "must be at least 2");
+        }
+        p.check(
+            (1..=MAX_LIMIT_SECS).contains(&rl.stuffing_window_secs),
+            "rate_limits.stuffing_window_secs",
+            "must be between 1 second and 24 hours",
         );
         p.check(
             (1..=100).contains(&rl.login_known_addresses_per_account),

@@ -1,6 +1,9 @@
 //! Suspicious sign-ins: a sign-in from a device the account has not used in
 //! the last [`NEW_DEVICE_WINDOW_MS`] is `new_device_sign_in`, and its user is
-//! mailed.
+//! mailed; failed sign-ins spread over many accounts from one address are
+//! `credential_stuffing_suspected` (that address's login quota drops to
+//! `rate_limits.login_suspected`), and over many addresses against one
+//! account `account_under_attack` (see `Auth::watch_failures`).
 //!
 //! A "device" is the user agent's family (browser and system, such as
 //! "Chrome on Linux") and the client's network (the IPv4 /24 or IPv6 /48), so
@@ -99,6 +102,36 @@ fn family(user_agent: &str) -> String {
     format!("{browser} on {system}")
 }
 
+/// Client addresses suspected of credential stuffing, until when (Unix ms).
+/// Each instance keeps the addresses it has seen cross the threshold; with a
+/// shared rate limiter (Redis) the counts are shared, so every instance that
+/// sees one more failure from such an address learns it too.
+pub(crate) struct Suspects(std::sync::Mutex<std::collections::HashMap<String, i64>>);
+
+/// A flood of addresses cannot grow [`Suspects`] past this.
+const MAX_SUSPECTS: usize = 10_000;
+
+impl Suspects {
+    pub(crate) fn new() -> Self {
+        Self(std::sync::Mutex::new(std::collections::HashMap::new()))
+    }
+
+    pub(crate) fn flag(&self, address: &str, until: i64, now: i64) {
+        let mut suspects = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if suspects.len() >= MAX_SUSPECTS {
+            suspects.retain(|_, ends| *ends > now);
+        }
+        if suspects.len() < MAX_SUSPECTS || suspects.contains_key(address) {
+            suspects.insert(address.to_owned(), until);
+        }
+    }
+
+    pub(crate) fn is_suspect(&self, address: &str, now: i64) -> bool {
+        let suspects = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        suspects.get(address).is_some_and(|ends| *ends > now)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,5 +170,18 @@ mod tests {
         assert_eq!(family("curl/8.5.0"), "an unknown browser on an unknown system");
         let device = DeviceKey::derive(&[7; 32]).device(&client("203.0.113.7", CHROME_LINUX)).unwrap();
         assert!(!device.description.contains("203.0.113") && !device.description.contains("156"));
+    }
+
+    #[test]
+    fn suspects_expire_and_a_flood_of_addresses_cannot_grow_them() {
+        let suspects = Suspects::new();
+        suspects.flag("198.51.100.7", 2_000, 1_000);
+        assert!(suspects.is_suspect("198.51.100.7", 1_999) && !suspects.is_suspect("198.51.100.7", 2_000));
+        for i in 0..MAX_SUSPECTS + 500 {
+            suspects.flag(&format!("flood-{i}"), 10_000, 1_000);
+        }
+        assert!(suspects.0.lock().unwrap().len() <= MAX_SUSPECTS);
+        suspects.flag("203.0.113.9", 90_000, 20_000);
+        assert!(suspects.is_suspect("203.0.113.9", 20_001), "expired entries make room");
     }
 }

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod activity;
+mod detection;
 mod invitations;
 mod lifecycle;
 mod mfa;
@@ -32,7 +33,7 @@ use crate::{
     audit::{AuditEvent, AuditLog, ClientInfo, Denials},
     clock::Clock,
     config::{AuthConfig, ConfigError},
-    detection::{Device, DeviceKey, NEW_DEVICE_WINDOW_MS},
+    detection::{Device, DeviceKey, NEW_DEVICE_WINDOW_MS, Suspects},
     error::{AuthError, Result},
     identity::{AccountFlags, Email, Profile, User},
     mail::{self, Mailer},
@@ -200,6 +201,7 @@ impl AuthBuilder {
             totp_sealer,
             webauthn,
             devices,
+            suspects: Suspects::new(),
             config,
         });
         inner.reload_revocations().await?;
@@ -234,6 +236,8 @@ struct Inner {
     webauthn: Option<Arc<webauthn_rs::Webauthn>>,
     /// `None` without `mfa.encryption_key`: no new-device detection.
     devices: Option<DeviceKey>,
+    /// Addresses suspected of credential stuffing: a lower login quota.
+    suspects: Suspects,
 }
 
 impl Inner {
@@ -422,11 +426,22 @@ impl Auth {
             return Ok(());
         }
         let key = ratelimit::ip_key(action, client.ip);
-        match self.inner.limiter.hit(&key, limits.per_ip(action)).await? {
+        self.within(&key, limits.per_ip(action), action, client).await?;
+        let now = self.inner.clock.now_ms();
+        if action == Action::Login && self.inner.suspects.is_suspect(&ratelimit::address_bucket(client.ip), now) {
+            let key = format!("{key}:suspected");
+            self.within(&key, limits.login_suspected, action, client).await?;
+        }
+        Ok(())
+    }
+
+    /// Counts one request of `action` under `key`: refused past `quota`.
+    async fn within(&self, key: &str, quota: Quota, action: Action, client: &ClientInfo) -> Result<()> {
+        match self.inner.limiter.hit(key, quota).await? {
             Decision::Allowed => Ok(()),
             Decision::Limited { retry_after_secs } => {
                 let detail = json!({ "action": action.as_str(), "scope": "ip", "retry_after_secs": retry_after_secs });
-                self.record_limited(&key, retry_after_secs, client, detail).await;
+                self.record_limited(key, retry_after_secs, client, detail).await;
                 Err(AuthError::RateLimited { retry_after_secs })
             }
         }
@@ -506,6 +521,7 @@ impl Auth {
         if limits.enabled {
             let address = ratelimit::address_bucket(client.ip);
             self.inner.limiter.login_failed(email.as_str(), &address, limits).await?;
+            self.watch_failures(email, &address, client).await?;
         }
         Ok(())
     }
