@@ -245,6 +245,7 @@ impl AuditLog {
             user_agent: client.user_agent.clone(),
             detail,
         };
+        metrics::counter!(crate::metrics::EVENTS, "event" => event.as_str()).increment(1);
         let user = user_id.map(|id| id.to_string());
         if event.is_alarming() {
             tracing::warn!(target: "auth::audit", event = record.event, user, ip = record.ip, detail = %record.detail);

@@ -72,6 +72,7 @@ pub struct AuthConfig {
     pub audit: AuditSettings,
     pub mfa: MfaSettings,
     pub webauthn: WebauthnSettings,
+    pub metrics: MetricsSettings,
     /// OpenID Connect providers by name (`[default.auth.oauth.<name>]`); the
     /// name is the `<provider>` of `/oauth/<provider>/…`.
     pub oauth: BTreeMap<String, OAuthProvider>,
@@ -121,6 +122,7 @@ impl Default for AuthConfig {
             audit: AuditSettings::default(),
             mfa: MfaSettings::default(),
             webauthn: WebauthnSettings::default(),
+            metrics: MetricsSettings::default(),
             oauth: BTreeMap::new(),
         }
     }
@@ -319,6 +321,18 @@ impl MfaSettings {
         let bytes = base64::engine::general_purpose::STANDARD.decode(key.expose().trim()).ok()?;
         (bytes.len() == MFA_KEY_BYTES).then(|| secrecy::zeroize::Zeroizing::new(bytes))
     }
+}
+
+/// `GET /metrics` (the Prometheus text format; see [`crate::metrics`]).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Off by default. On, auth-rocket serves `GET /metrics` at the root.
+    pub enabled: bool,
+    /// The bearer token a scraper must send (`Authorization: Bearer …`);
+    /// required when enabled, at least 32 characters.
+    #[serde(serialize_with = "exposed::serialize_option")]
+    pub token: Option<Secret>,
 }
 
 /// Passkeys (WebAuthn): the relying party that credentials are bound to.
@@ -632,6 +646,7 @@ impl fmt::Debug for AuthConfig {
             audit,
             mfa,
             webauthn,
+            metrics,
             oauth,
         } = self;
         f.debug_struct("AuthConfig")
@@ -653,6 +668,7 @@ impl fmt::Debug for AuthConfig {
             .field("audit", audit)
             .field("mfa", mfa)
             .field("webauthn", webauthn)
+            .field("metrics", metrics)
             .field("oauth", oauth)
             .finish()
     }
@@ -782,6 +798,8 @@ impl AuthConfig {
         ] {
             p.check(path.starts_with('/') && !path.contains(['?', '#']), field, "must be a path starting with /");
         }
+        let metrics_token = self.metrics.token.as_ref().map_or(0, |t| t.expose().trim().chars().count());
+        p.check(!self.metrics.enabled || metrics_token >= 32, "metrics.token", "must be set, 32 characters or more");
         p.check(
             self.database_url.starts_with("sqlite:") || self.database_url.starts_with("postgres"),
             "database_url",

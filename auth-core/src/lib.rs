@@ -19,6 +19,7 @@ pub mod error;
 pub mod forwarded;
 pub mod identity;
 pub mod mail;
+pub mod metrics;
 pub mod mfa;
 pub mod oauth;
 pub mod password;

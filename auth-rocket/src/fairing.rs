@@ -221,6 +221,10 @@ async fn build(figment: &Figment, customize: Option<&Customize>, ui_base: Option
     } else {
         config.check_production().map_err(|e| format!("refusing to launch in production: {e}"))?;
     }
+    if config.metrics.enabled {
+        // Before the build, so that what the start records (the first revocation poll) is kept.
+        crate::metrics::recorder();
+    }
     let mut builder = Auth::builder(config);
     if let Some(customize) = customize {
         builder = customize(builder);
@@ -272,6 +276,13 @@ impl Fairing for AuthFairing {
                 let rocket = match ui {
                     Some(ui) => rocket.manage(ui),
                     None => rocket,
+                };
+                let rocket = if auth.config().metrics.enabled && crate::metrics::recorder().is_some() {
+                    rocket
+                        .mount("/", rocket::routes![crate::metrics::prometheus_metrics])
+                        .register("/metrics", crate::catchers())
+                } else {
+                    rocket
                 };
                 Ok(rocket
                     .manage(auth)

@@ -158,7 +158,7 @@ fn cached<'r>(request: &'r Request<'_>) -> &'r Result<AuthUser, Rejection> {
     request.local_cache(|| authenticate(request))
 }
 
-fn reject<T>(request: &Request<'_>, error: ApiError) -> request::Outcome<T, ApiError> {
+pub(crate) fn reject<T>(request: &Request<'_>, error: ApiError) -> request::Outcome<T, ApiError> {
     let status = error.status();
     stash(request, error);
     Outcome::Error((status, ApiError::Status(status)))

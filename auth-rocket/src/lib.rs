@@ -41,6 +41,7 @@ mod fairing;
 mod guards;
 mod json;
 mod method_not_allowed;
+mod metrics;
 mod mounted;
 mod openapi;
 pub mod policy;

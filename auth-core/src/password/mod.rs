@@ -155,8 +155,13 @@ impl PasswordHasher {
 
     /// Waits (bounded) for a free thread, hands it the job and awaits the answer.
     async fn run<T>(&self, work: impl FnOnce(oneshot::Sender<T>) -> Work) -> Result<T, AuthError> {
-        let permit = tokio::time::timeout(self.queue_timeout, Arc::clone(&self.permits).acquire_owned())
-            .await
+        let queued = std::time::Instant::now();
+        let depth = metrics::gauge!(crate::metrics::HASHING_QUEUE_DEPTH);
+        depth.increment(1.0);
+        let permit = tokio::time::timeout(self.queue_timeout, Arc::clone(&self.permits).acquire_owned()).await;
+        depth.decrement(1.0);
+        metrics::histogram!(crate::metrics::HASHING_WAIT).record(queued.elapsed().as_secs_f64());
+        let permit = permit
             .map_err(|_| {
                 tracing::warn!(threads = self.threads, "password hashing pool saturated");
                 AuthError::Overloaded

@@ -271,6 +271,8 @@ impl Inner {
         let forget_before = now - self.revocation_window_ms();
         let revoked = self.store.revoked_since(self.revocations.poll_since(forget_before)).await?;
         self.revocations.merge_poll(&revoked, now, forget_before);
+        metrics::gauge!(crate::metrics::REVOCATION_LIST_SIZE).set(self.revocations.len() as f64);
+        metrics::gauge!(crate::metrics::REVOCATION_LAST_POLL).set(now as f64 / 1000.0);
         Ok(())
     }
 }
@@ -398,9 +400,14 @@ impl Auth {
     /// Sends an email; a failure is logged, not returned: the operation that
     /// wanted it has happened, and the user can ask again.
     async fn send(&self, email: &mail::Email) {
-        if let Err(error) = self.inner.mailer.send(email).await {
-            tracing::error!(%error, subject = email.subject, "email not sent");
-        }
+        let outcome = match self.inner.mailer.send(email).await {
+            Ok(()) => "sent",
+            Err(error) => {
+                tracing::error!(%error, subject = email.subject, "email not sent");
+                "failed"
+            }
+        };
+        metrics::counter!(crate::metrics::MAIL, "outcome" => outcome).increment(1);
     }
 
     /// Runs `work` after the caller has been answered, so that the answer and

@@ -1,0 +1,32 @@
+//! The platform's metrics, recorded through the `metrics` facade: nothing is
+//! kept until the host (or auth-rocket's `GET /metrics`) installs a recorder.
+//! Names follow Prometheus' conventions; labels never hold a user, an address
+//! or a secret.
+
+/// Every audit event, by `event` (`login_succeeded`, `login_failed`,
+/// `refreshed`, `refresh_reuse_detected`, `rate_limited`, `new_device_sign_in`, …):
+/// sign-ins by outcome, refreshes, reuse detections and limited requests are
+/// its series.
+pub const EVENTS: &str = "auth_events_total";
+/// Password hashing jobs waiting for a thread of the pool.
+pub const HASHING_QUEUE_DEPTH: &str = "auth_hashing_queue_depth";
+/// How long a hashing job waited for a thread, in seconds.
+pub const HASHING_WAIT: &str = "auth_hashing_wait_seconds";
+/// Revoked sessions held by this instance's revocation list.
+pub const REVOCATION_LIST_SIZE: &str = "auth_revocation_list_size";
+/// When this instance last read the revoked sessions (Unix seconds): the poll
+/// lag is `time() - auth_revocation_last_poll_timestamp_seconds`.
+pub const REVOCATION_LAST_POLL: &str = "auth_revocation_last_poll_timestamp_seconds";
+/// Emails handed to the transport, by `outcome` (`sent`, `failed`).
+pub const MAIL: &str = "auth_mail_total";
+
+/// Describes every metric to the installed recorder (units and help texts).
+pub fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(EVENTS, "Audit events, by event");
+    describe_gauge!(HASHING_QUEUE_DEPTH, "Password hashing jobs waiting for a thread");
+    describe_histogram!(HASHING_WAIT, Unit::Seconds, "Wait of a password hashing job for a thread");
+    describe_gauge!(REVOCATION_LIST_SIZE, "Revoked sessions in this instance's revocation list");
+    describe_gauge!(REVOCATION_LAST_POLL, Unit::Seconds, "Unix time of this instance's last revocation poll");
+    describe_counter!(MAIL, "Emails handed to the mail transport, by outcome");
+}
