@@ -57,6 +57,8 @@ fn capture_everything() -> Capture {
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
         .with_ansi(false)
+        // Every span as it opens too, with its fields: the operations' spans are checked.
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::NEW)
         .with_writer(move || writer.clone())
         .finish();
     tracing::subscriber::set_global_default(subscriber).expect("the first subscriber of this binary");
@@ -127,6 +129,10 @@ async fn no_secret_of_a_full_flow_reaches_any_log() {
     let logged = capture.text();
     assert!(logged.contains("/api/auth/verify-email?token=***"), "the request line is logged, redacted");
     assert!(logged.contains("POST /api/auth/login"), "Rocket's request lines were captured");
+    for span in ["auth.accounts.register", "auth.accounts.verify_email", "auth.sessions.login", "auth.sessions.refresh"]
+    {
+        assert!(logged.contains(span), "one span per operation: {span} in\n{logged}");
+    }
     for (label, secret) in &secrets {
         // JWTs: each part on its own too (a log could cut a token at its dots).
         let parts: Vec<&str> = secret.split('.').filter(|part| part.len() >= 16).collect();

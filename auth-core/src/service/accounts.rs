@@ -22,6 +22,7 @@ impl Accounts<'_> {
 
     /// Registers a user and their profile in one transaction and emails a
     /// verification link. Every invalid field is reported at once.
+    #[tracing::instrument(name = "auth.accounts.register", skip_all)]
     pub async fn register(&self, registration: &Registration, client: &ClientInfo) -> Result<(User, Profile)> {
         self.rate_limit(Action::Register, client).await?;
         let mut errors = FieldErrors::new();
@@ -88,6 +89,7 @@ impl Accounts<'_> {
         Ok(AccountExport { account, sessions, identity_links, mfa_methods, passkeys, audit_events })
     }
 
+    #[tracing::instrument(name = "auth.accounts.update_profile", skip_all, fields(user_id = %user_id))]
     pub async fn update_profile(&self, user_id: Uuid, update: &ProfileUpdate, client: &ClientInfo) -> Result<Profile> {
         self.user_quota(UserAction::ProfileUpdate, user_id, client).await?;
         let current = self.inner.store.profile(user_id).await?.ok_or(AuthError::NotFound)?;
@@ -102,6 +104,7 @@ impl Accounts<'_> {
     /// per-user `rate_limits.password_change` quota, refused while the login
     /// back-off locks the client's address out of the account (before any
     /// hashing), and a wrong one counts as a failed login of the account.
+    #[tracing::instrument(name = "auth.accounts.change_password", skip_all, fields(user_id = %caller.sub))]
     pub async fn change_password(
         &self,
         caller: &AccessClaims,
@@ -173,6 +176,7 @@ impl Accounts<'_> {
     }
 
     /// Consumes an emailed verification token and marks the email verified.
+    #[tracing::instrument(name = "auth.accounts.verify_email", skip_all)]
     pub async fn verify_email(&self, token: &str, client: &ClientInfo) -> Result<()> {
         self.rate_limit(Action::VerificationResend, client).await?;
         let token = OpaqueToken::parse(token).ok_or(AuthError::InvalidOneTimeToken)?;
@@ -191,6 +195,7 @@ impl Accounts<'_> {
     /// Emails a new verification link if `email` belongs to an active,
     /// unverified account, at most `rate_limits.verification_resend_per_account`
     /// times per window. Answers the same, at once, in every case.
+    #[tracing::instrument(name = "auth.accounts.resend_verification", skip_all)]
     pub async fn resend_verification(&self, email: &str, client: &ClientInfo) -> Result<()> {
         self.rate_limit(Action::VerificationResend, client).await?;
         self.detach_email_link(Action::VerificationResend, email, client, |this, user, client| async move {
@@ -204,6 +209,7 @@ impl Accounts<'_> {
     /// Emails a password-reset link if `email` belongs to an active account,
     /// at most `rate_limits.password_reset_per_account` times per window.
     /// Answers the same, at once, in every case.
+    #[tracing::instrument(name = "auth.accounts.request_password_reset", skip_all)]
     pub async fn request_password_reset(&self, email: &str, client: &ClientInfo) -> Result<()> {
         self.rate_limit(Action::PasswordReset, client).await?;
         self.detach_email_link(Action::PasswordReset, email, client, |this, user, client| async move {
@@ -258,6 +264,7 @@ impl Accounts<'_> {
     }
 
     /// Sets a new password with an emailed reset token and revokes every session.
+    #[tracing::instrument(name = "auth.accounts.confirm_password_reset", skip_all)]
     pub async fn confirm_password_reset(&self, token: &str, new_password: &str, client: &ClientInfo) -> Result<()> {
         self.rate_limit(Action::ResetConfirm, client).await?;
         let token = OpaqueToken::parse(token).ok_or(AuthError::InvalidOneTimeToken)?;

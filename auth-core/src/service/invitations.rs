@@ -19,6 +19,7 @@ use crate::{
 
 impl Tenants<'_> {
     /// Invites `email` to join `tenant_id` with `role`, for a member of it.
+    #[tracing::instrument(name = "auth.tenants.invite", skip_all, fields(user_id = %actor, tenant_id = %tenant_id))]
     pub async fn invite(
         &self,
         actor: Uuid,
@@ -116,6 +117,7 @@ impl Tenants<'_> {
     /// Revokes an open invitation: its link stops working. Nobody revokes an
     /// invitation to a role above their own; 404 for an invitation that is
     /// not open (accepted, revoked, expired, or another tenant's).
+    #[tracing::instrument(name = "auth.tenants.revoke_invitation", skip_all, fields(user_id = %actor, tenant_id = %tenant_id))]
     pub async fn revoke_invitation(
         &self,
         actor: Uuid,
@@ -147,6 +149,7 @@ impl Tenants<'_> {
     /// must be the invited address; the invitation is consumed in the same
     /// transaction as the membership is written, so concurrent accepts of one
     /// invitation make one membership.
+    #[tracing::instrument(name = "auth.tenants.accept_invitation", skip_all, fields(user_id = %caller))]
     pub async fn accept_invitation(&self, caller: Uuid, token: &str, client: &ClientInfo) -> Result<TenantMembership> {
         self.user_quota(crate::ratelimit::UserAction::MemberChange, caller, client).await?;
         let token = OpaqueToken::parse(token).ok_or(AuthError::InvalidOneTimeToken)?;

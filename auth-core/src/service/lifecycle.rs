@@ -21,6 +21,7 @@ impl Accounts<'_> {
     /// notice saying so; and a notice to the current address. Until the link
     /// is used the account keeps its address, which can still reset the
     /// password. A newer request replaces an older one.
+    #[tracing::instrument(name = "auth.accounts.request_email_change", skip_all, fields(user_id = %caller.sub))]
     pub async fn request_email_change(
         &self,
         caller: &AccessClaims,
@@ -68,6 +69,7 @@ impl Accounts<'_> {
     /// but the one that asked is revoked, and the old address gets a notice.
     /// Returns the new address; [`AuthError::EmailTaken`] if another account
     /// took it meanwhile.
+    #[tracing::instrument(name = "auth.accounts.confirm_email_change", skip_all)]
     pub async fn confirm_email_change(&self, token: &str, client: &ClientInfo) -> Result<Email> {
         self.rate_limit(Action::VerificationResend, client).await?;
         let token = OpaqueToken::parse(token).ok_or(AuthError::InvalidOneTimeToken)?;
@@ -105,6 +107,7 @@ impl Accounts<'_> {
     /// or IP. Every session ends at once here and within one revocation poll
     /// on every other instance (the sessions are kept in `deleted_sessions`
     /// for the poll).
+    #[tracing::instrument(name = "auth.accounts.delete_account", skip_all, fields(user_id = %caller.sub))]
     pub async fn delete_account(
         &self,
         caller: &AccessClaims,

@@ -69,6 +69,7 @@ impl Mfa<'_> {
     /// [`Mfa::confirm_totp`]. [`AuthError::MfaAlreadyEnabled`] while a
     /// confirmed factor exists; [`AuthError::NotFound`] when the deployment
     /// has no `mfa.encryption_key`.
+    #[tracing::instrument(name = "auth.mfa.enroll_totp", skip_all, fields(user_id = %caller.sub))]
     pub async fn enroll_totp(
         &self,
         caller: &AccessClaims,
@@ -94,6 +95,7 @@ impl Mfa<'_> {
     /// user's other sessions end and a notice is mailed.
     /// [`AuthError::InvalidCode`] for a wrong code, [`AuthError::NotFound`]
     /// without a pending enrolment.
+    #[tracing::instrument(name = "auth.mfa.confirm_totp", skip_all, fields(user_id = %caller.sub))]
     pub async fn confirm_totp(&self, caller: &AccessClaims, code: &str, client: &ClientInfo) -> Result<Vec<Secret>> {
         self.user_quota(UserAction::MfaChange, caller.sub, client).await?;
         let factor = self.inner.store.totp_factor(caller.sub).await?.ok_or(AuthError::NotFound)?;
@@ -134,6 +136,7 @@ impl Mfa<'_> {
     /// Turns TOTP off, confirmed with the password and a current code (or a
     /// recovery code). The recovery codes go too unless another factor
     /// remains. The user's other sessions end and a notice is mailed.
+    #[tracing::instrument(name = "auth.mfa.disable_totp", skip_all, fields(user_id = %caller.sub))]
     pub async fn disable_totp(
         &self,
         caller: &AccessClaims,
@@ -169,6 +172,7 @@ impl Mfa<'_> {
     /// Ten fresh recovery codes, confirmed with the password; the old ones
     /// stop working. Only for a user with a second factor
     /// ([`AuthError::NotFound`] otherwise).
+    #[tracing::instrument(name = "auth.mfa.regenerate_recovery_codes", skip_all, fields(user_id = %caller.sub))]
     pub async fn regenerate_recovery_codes(
         &self,
         caller: &AccessClaims,

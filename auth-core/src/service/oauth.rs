@@ -47,6 +47,7 @@ impl OAuth<'_> {
     /// that it started this sign-in (login CSRF). An unknown provider is
     /// [`AuthError::NotFound`]; an unreachable one (discovery failed)
     /// [`AuthError::Unavailable`].
+    #[tracing::instrument(name = "auth.oauth.authorize", skip_all, fields(provider))]
     pub async fn authorize(
         &self,
         provider: &str,
@@ -63,6 +64,7 @@ impl OAuth<'_> {
     /// into the cookie. The callback then links the identity to that user
     /// (while that session lives) and signs nobody in. A caller who already
     /// has a link for this provider is [`AuthError::AlreadyLinked`].
+    #[tracing::instrument(name = "auth.oauth.link_start", skip_all, fields(user_id = %caller.sub, provider))]
     pub async fn link_start(&self, provider: &str, caller: &AccessClaims) -> Result<OAuthStart> {
         let provider = self.oauth_provider(provider)?;
         let links = self.inner.store.identity_links(caller.sub).await?;
@@ -107,6 +109,7 @@ impl OAuth<'_> {
     /// [`AuthError::EmailDomainNotAllowed`] (403). A verified email of an
     /// existing account from a provider without `trust_email`:
     /// [`AuthError::AccountExists`] (403). Each refusal is audited.
+    #[tracing::instrument(name = "auth.oauth.callback", skip_all, fields(provider))]
     pub async fn callback(
         &self,
         provider: &str,
@@ -140,6 +143,7 @@ impl OAuth<'_> {
     /// platform's tokens, as after a password login. An unknown, used or
     /// expired code is [`AuthError::InvalidOneTimeToken`] (400); the session
     /// is created here, so a code that is never exchanged leaves none.
+    #[tracing::instrument(name = "auth.oauth.exchange", skip_all)]
     pub async fn exchange(&self, code: &str, client: &ClientInfo) -> Result<TokenPair> {
         self.rate_limit(Action::Login, client).await?;
         let code = OpaqueToken::parse(code).ok_or(AuthError::InvalidOneTimeToken)?;

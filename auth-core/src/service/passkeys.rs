@@ -72,6 +72,7 @@ impl Passkeys<'_> {
     /// Creation options for a new passkey of the caller (`publicKey` for
     /// `navigator.credentials.create`). One registration at a time: starting
     /// again replaces the open one.
+    #[tracing::instrument(name = "auth.passkeys.register_start", skip_all, fields(user_id = %caller.sub))]
     pub async fn register_start(&self, caller: &AccessClaims, client: &ClientInfo) -> Result<serde_json::Value> {
         let rp = self.relying_party()?;
         self.user_quota(UserAction::PasskeyChange, caller.sub, client).await?;
@@ -97,6 +98,7 @@ impl Passkeys<'_> {
     /// [`AuthError::InvalidCode`] for a refused attestation,
     /// [`AuthError::PasskeyLimit`] past ten, [`AuthError::PasskeyExists`] for
     /// a credential registered already.
+    #[tracing::instrument(name = "auth.passkeys.register_finish", skip_all, fields(user_id = %caller.sub))]
     pub async fn register_finish(
         &self,
         caller: &AccessClaims,
@@ -163,6 +165,7 @@ impl Passkeys<'_> {
     /// [`FRESH_SECOND_FACTOR_SECS`] (else [`AuthError::ReauthenticationRequired`]).
     /// The recovery codes go too when no factor remains; the caller's other
     /// sessions end and a notice is mailed.
+    #[tracing::instrument(name = "auth.passkeys.delete", skip_all, fields(user_id = %caller.sub))]
     pub async fn delete(
         &self,
         caller: &AccessClaims,
@@ -201,6 +204,7 @@ impl Passkeys<'_> {
     /// `navigator.credentials.get` and the `challenge_id` to finish with.
     /// Given an `email`, only that account's passkey is accepted; the answer
     /// is the same whether or not the account exists.
+    #[tracing::instrument(name = "auth.passkeys.sign_in_start", skip_all)]
     pub async fn sign_in_start(&self, email: Option<&str>, client: &ClientInfo) -> Result<PasskeyChallenge> {
         let rp = self.relying_party()?;
         self.rate_limit(Action::Login, client).await?;
@@ -219,6 +223,7 @@ impl Passkeys<'_> {
 
     /// Finishes a discoverable sign-in: the session's `amr` is `hwk` or
     /// `swk`, and `mfa`. Counted against the per-IP `login` quota.
+    #[tracing::instrument(name = "auth.passkeys.sign_in_finish", skip_all)]
     pub async fn sign_in_finish(
         &self,
         challenge_id: Uuid,

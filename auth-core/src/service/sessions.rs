@@ -52,6 +52,7 @@ impl Sessions<'_> {
     /// holds for every address that has not signed in to the account
     /// recently. A successful login clears its address's count and makes the
     /// address known (see [`crate::ratelimit`]).
+    #[tracing::instrument(name = "auth.sessions.login", skip_all)]
     pub async fn login(
         &self,
         email: &str,
@@ -119,6 +120,7 @@ impl Sessions<'_> {
     /// The challenge for the passkeys of the user of a pending login
     /// (`POST /login/mfa/webauthn/start`), finished by [`Sessions::finish_login`]
     /// with [`SecondFactor::Passkey`].
+    #[tracing::instrument(name = "auth.sessions.second_factor_challenge", skip_all)]
     pub async fn second_factor_challenge(
         &self,
         mfa_token: &str,
@@ -140,6 +142,7 @@ impl Sessions<'_> {
     /// after); a wrong code is [`AuthError::InvalidCode`] and a failed login of
     /// the account (the same back-off as a wrong password), and the fifth ends
     /// the token. Counted against the per-IP `login` quota.
+    #[tracing::instrument(name = "auth.sessions.finish_login", skip_all)]
     pub async fn finish_login(
         &self,
         mfa_token: &str,
@@ -250,6 +253,7 @@ impl Sessions<'_> {
 
     /// Rotates a refresh token (one transaction, see `rotate_refresh`). Presenting a
     /// consumed token revokes its whole session and is [`AuthError::TokenReused`].
+    #[tracing::instrument(name = "auth.sessions.refresh", skip_all)]
     pub async fn refresh(&self, refresh_token: &str, client: &ClientInfo) -> Result<TokenPair> {
         self.rate_limit(Action::Refresh, client).await?;
         let presented = OpaqueToken::parse(refresh_token).ok_or(AuthError::InvalidToken)?;
@@ -314,6 +318,7 @@ impl Sessions<'_> {
     }
 
     /// Ends the session of `refresh_token`, which must belong to the caller.
+    #[tracing::instrument(name = "auth.sessions.logout", skip_all, fields(user_id = %caller.sub))]
     pub async fn logout(&self, caller: &AccessClaims, refresh_token: &str, client: &ClientInfo) -> Result<()> {
         self.user_quota(UserAction::SessionRevoke, caller.sub, client).await?;
         let token = OpaqueToken::parse(refresh_token).ok_or(AuthError::InvalidToken)?;
@@ -330,6 +335,7 @@ impl Sessions<'_> {
     }
 
     /// Ends every session of the caller, including the current one.
+    #[tracing::instrument(name = "auth.sessions.logout_all", skip_all, fields(user_id = %caller.sub))]
     pub async fn logout_all(&self, caller: &AccessClaims, client: &ClientInfo) -> Result<()> {
         self.user_quota(UserAction::SessionRevoke, caller.sub, client).await?;
         let now = self.inner.clock.now_ms();
@@ -351,6 +357,7 @@ impl Sessions<'_> {
     }
 
     /// Revokes one of the caller's sessions; another user's id is [`AuthError::NotFound`].
+    #[tracing::instrument(name = "auth.sessions.revoke", skip_all, fields(user_id = %caller.sub))]
     pub async fn revoke(&self, caller: &AccessClaims, session_id: Uuid, client: &ClientInfo) -> Result<()> {
         self.user_quota(UserAction::SessionRevoke, caller.sub, client).await?;
         let now = self.inner.clock.now_ms();

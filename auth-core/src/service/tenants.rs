@@ -71,6 +71,7 @@ impl Tenants<'_> {
     // ----- tenants ----------------------------------------------------------
 
     /// Creates a tenant whose owner (highest role) is the caller.
+    #[tracing::instrument(name = "auth.tenants.create", skip_all, fields(user_id = %owner))]
     pub async fn create(&self, owner: Uuid, name: &str, client: &ClientInfo) -> Result<TenantView> {
         self.user_quota(UserAction::CreateTenant, owner, client).await?;
         let name = validate_tenant_name(name).map_err(AuthError::Validation)?;
@@ -97,11 +98,13 @@ impl Tenants<'_> {
         self.inner.store.members(tenant_id).await
     }
 
+    #[tracing::instrument(name = "auth.tenants.remove_member", skip_all, fields(user_id = %user_id, tenant_id = %tenant_id))]
     pub async fn remove_member(&self, actor: Uuid, tenant_id: Uuid, user_id: Uuid, client: &ClientInfo) -> Result<()> {
         self.change_membership(Actor::Member(actor), tenant_id, MembershipChange::Remove { user_id }, client).await?;
         Ok(())
     }
 
+    #[tracing::instrument(name = "auth.tenants.set_member_role", skip_all, fields(user_id = %user_id, tenant_id = %tenant_id))]
     pub async fn set_member_role(
         &self,
         actor: Uuid,
@@ -201,6 +204,7 @@ impl Tenants<'_> {
     /// the tenant's highest role (by the membership, not the token) may; and
     /// only from a session with a second factor, so an owner cannot lock
     /// themself out by turning it on.
+    #[tracing::instrument(name = "auth.tenants.set_require_mfa", skip_all, fields(user_id = %caller.sub, tenant_id = %tenant_id))]
     pub async fn set_require_mfa(
         &self,
         caller: &AccessClaims,
@@ -224,6 +228,7 @@ impl Tenants<'_> {
         Ok(TenantSettings { id: tenant_id, require_mfa: required })
     }
 
+    #[tracing::instrument(name = "auth.tenants.token", skip_all, fields(user_id = %caller.sub, tenant_id = %tenant_id))]
     pub async fn token(&self, caller: &AccessClaims, tenant_id: Uuid, client: &ClientInfo) -> Result<TokenPair> {
         self.user_quota(UserAction::TenantToken, caller.sub, client).await?;
         let store = &self.inner.store;
