@@ -108,9 +108,71 @@ pub enum AuditEvent {
     /// Failed sign-ins for one account from many client addresses (detail:
     /// `email`, `addresses`).
     AccountUnderAttack,
+    /// An operator subscribed a webhook endpoint (detail: `actor`, `endpoint`, `events`).
+    WebhookSubscribed,
+    /// An operator removed a webhook endpoint (detail: `actor`, `endpoint`).
+    WebhookUnsubscribed,
 }
 
 impl AuditEvent {
+    /// Every event (webhook subscriptions name them); `as_str` is exhaustive,
+    /// and a test checks that this list has each of its names once.
+    pub const ALL: &[AuditEvent] = &[
+        Self::Registered,
+        Self::SuperuserCreated,
+        Self::LoginSucceeded,
+        Self::LoginFailed,
+        Self::Refreshed,
+        Self::RefreshReuseDetected,
+        Self::LoggedOut,
+        Self::LoggedOutEverywhere,
+        Self::SessionRevoked,
+        Self::PasswordChanged,
+        Self::PasswordResetRequested,
+        Self::PasswordReset,
+        Self::EmailVerified,
+        Self::VerificationSent,
+        Self::AccessDenied,
+        Self::UserDeactivated,
+        Self::UserActivated,
+        Self::TenantCreated,
+        Self::MemberRemoved,
+        Self::MemberLeft,
+        Self::MemberRoleChanged,
+        Self::RateLimited,
+        Self::OAuthFailed,
+        Self::IdentityLinked,
+        Self::InvitationSent,
+        Self::InvitationRevoked,
+        Self::InvitationAccepted,
+        Self::EmailChangeRequested,
+        Self::EmailChanged,
+        Self::AccountDeleted,
+        Self::StaffGranted,
+        Self::StaffRevoked,
+        Self::TotpEnrollmentStarted,
+        Self::MfaEnabled,
+        Self::MfaDisabled,
+        Self::RecoveryCodesRegenerated,
+        Self::RecoveryCodeUsed,
+        Self::SecondFactorRequested,
+        Self::SecondFactorFailed,
+        Self::TenantMfaRequirementChanged,
+        Self::PasskeyAdded,
+        Self::PasskeyRemoved,
+        Self::PasskeyCloneSuspected,
+        Self::NewDeviceSignIn,
+        Self::CredentialStuffingSuspected,
+        Self::AccountUnderAttack,
+        Self::WebhookSubscribed,
+        Self::WebhookUnsubscribed,
+    ];
+
+    /// The event of a name, as [`AuditEvent::as_str`] writes it.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|event| event.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Registered => "registered",
@@ -159,6 +221,8 @@ impl AuditEvent {
             Self::NewDeviceSignIn => "new_device_sign_in",
             Self::CredentialStuffingSuspected => "credential_stuffing_suspected",
             Self::AccountUnderAttack => "account_under_attack",
+            Self::WebhookSubscribed => "webhook_subscribed",
+            Self::WebhookUnsubscribed => "webhook_unsubscribed",
         }
     }
 
@@ -218,14 +282,22 @@ pub const SECURITY_EVENTS: &[AuditEvent] = &[
 
 /// Writes audit events. Recording never fails the operation it describes: a
 /// store error is logged at `error` and the event still reaches `tracing`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AuditLog {
     store: Store,
+    /// `None` without `mfa.encryption_key`: no webhooks.
+    webhooks: Option<std::sync::Arc<crate::webhooks::WebhookSender>>,
+}
+
+impl std::fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditLog").field("webhooks", &self.webhooks.is_some()).finish_non_exhaustive()
+    }
 }
 
 impl AuditLog {
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    pub(crate) fn new(store: Store, webhooks: Option<std::sync::Arc<crate::webhooks::WebhookSender>>) -> Self {
+        Self { store, webhooks }
     }
 
     pub async fn record(
@@ -252,15 +324,40 @@ impl AuditLog {
         } else {
             tracing::info!(target: "auth::audit", event = record.event, user, ip = record.ip, detail = %record.detail);
         }
-        if let Err(error) = self.store.insert_audit(&record).await {
+        let endpoints = self.webhooks.as_ref().map(|w| w.subscribed(&record.event)).unwrap_or_default();
+        let stored = if endpoints.is_empty() {
+            self.store.insert_audit(&record).await
+        } else {
+            self.insert_with_deliveries(&record, &endpoints).await
+        };
+        if let Err(error) = stored {
             tracing::error!(target: "auth::audit", event = record.event, %error, "audit event not stored");
         }
+    }
+
+    /// The event and its webhook messages, in one transaction (the outbox).
+    async fn insert_with_deliveries(&self, record: &AuditRecord, endpoints: &[Uuid]) -> crate::Result<()> {
+        let payload = serde_json::json!({
+            "type": record.event,
+            "timestamp": record.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "data": { "id": record.id, "user_id": record.user_id, "detail": record.detail },
+        });
+        let mut tx = self.store.begin().await?;
+        tx.insert_audit_with_deliveries(record, endpoints, &payload.to_string()).await?;
+        tx.commit().await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_event_is_listed_once() {
+        let names: std::collections::BTreeSet<_> = AuditEvent::ALL.iter().map(|e| e.as_str()).collect();
+        assert_eq!(names.len(), AuditEvent::ALL.len());
+        assert_eq!(AuditEvent::from_name("session_revoked"), Some(AuditEvent::SessionRevoked));
+    }
 
     #[test]
     fn user_agents_are_bounded_and_stripped_of_control_characters() {

@@ -73,6 +73,7 @@ pub struct AuthConfig {
     pub mfa: MfaSettings,
     pub webauthn: WebauthnSettings,
     pub metrics: MetricsSettings,
+    pub webhooks: WebhookSettings,
     /// OpenID Connect providers by name (`[default.auth.oauth.<name>]`); the
     /// name is the `<provider>` of `/oauth/<provider>/…`.
     pub oauth: BTreeMap<String, OAuthProvider>,
@@ -123,6 +124,7 @@ impl Default for AuthConfig {
             mfa: MfaSettings::default(),
             webauthn: WebauthnSettings::default(),
             metrics: MetricsSettings::default(),
+            webhooks: WebhookSettings::default(),
             oauth: BTreeMap::new(),
         }
     }
@@ -320,6 +322,38 @@ impl MfaSettings {
         let key = self.encryption_key.as_ref()?;
         let bytes = base64::engine::general_purpose::STANDARD.decode(key.expose().trim()).ok()?;
         (bytes.len() == MFA_KEY_BYTES).then(|| secrecy::zeroize::Zeroizing::new(bytes))
+    }
+}
+
+/// Signed webhooks (see [`crate::webhooks`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// Endpoints may be `http://` URLs; production refuses this (https only).
+    pub allow_http: bool,
+    /// Endpoints may resolve to loopback, private, link-local or other
+    /// non-public addresses (an internal receiver); off, they are refused.
+    pub allow_private_addresses: bool,
+    /// Seconds a delivery may take, connection included.
+    pub timeout_secs: u64,
+    /// Attempts before a delivery is `failed`.
+    pub max_attempts: u32,
+    /// The first retry's delay; each next one waits four times longer (at most 6 hours).
+    pub retry_base_secs: u64,
+    /// How often each instance's worker looks for due deliveries, in milliseconds.
+    pub poll_ms: u64,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        Self {
+            allow_http: false,
+            allow_private_addresses: false,
+            timeout_secs: 10,
+            max_attempts: 8,
+            retry_base_secs: 10,
+            poll_ms: 1000,
+        }
     }
 }
 
@@ -647,6 +681,7 @@ impl fmt::Debug for AuthConfig {
             mfa,
             webauthn,
             metrics,
+            webhooks,
             oauth,
         } = self;
         f.debug_struct("AuthConfig")
@@ -669,6 +704,7 @@ impl fmt::Debug for AuthConfig {
             .field("mfa", mfa)
             .field("webauthn", webauthn)
             .field("metrics", metrics)
+            .field("webhooks", webhooks)
             .field("oauth", oauth)
             .finish()
     }
@@ -798,6 +834,11 @@ impl AuthConfig {
         ] {
             p.check(path.starts_with('/') && !path.contains(['?', '#']), field, "must be a path starting with /");
         }
+        let w = &self.webhooks;
+        p.check((1..=60).contains(&w.timeout_secs), "webhooks.timeout_secs", "must be between 1 and 60");
+        p.check((1..=20).contains(&w.max_attempts), "webhooks.max_attempts", "must be between 1 and 20");
+        p.check((1..=3600).contains(&w.retry_base_secs), "webhooks.retry_base_secs", "must be between 1 and 3600");
+        p.check((10..=60_000).contains(&w.poll_ms), "webhooks.poll_ms", "must be between 10 and 60000");
         let metrics_token = self.metrics.token.as_ref().map_or(0, |t| t.expose().trim().chars().count());
         p.check(!self.metrics.enabled || metrics_token >= 32, "metrics.token", "must be set, 32 characters or more");
         p.check(
@@ -970,6 +1011,7 @@ impl AuthConfig {
             "must use https in production",
         );
         p.check(self.require_verified_email, "require_verified_email", "must be true in production");
+        p.check(!self.webhooks.allow_http, "webhooks.allow_http", "webhook endpoints must use https in production");
         let pw = &self.password;
         p.check(
             pw.argon2_memory_kib >= 19456 && pw.argon2_iterations >= 2,

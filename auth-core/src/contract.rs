@@ -851,3 +851,54 @@ pub struct PasskeyRemovalRequest {
     #[schema(value_type = Option<String>)]
     pub password: Option<Secret>,
 }
+
+/// `POST /admin/webhooks`: an endpoint and the audit event types it gets
+/// (`*`: every event).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookRequest {
+    /// An https URL (http only where `webhooks.allow_http`); at most 2048 characters.
+    #[schema(max_length = 2048)]
+    pub url: String,
+    /// Audit event names (`session_revoked`, `logged_out_everywhere`, …), or `*`.
+    #[schema(min_items = 1, max_items = 64)]
+    pub events: Vec<String>,
+}
+
+/// A subscribed endpoint as operators see it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct WebhookEndpointView {
+    pub id: Uuid,
+    pub url: String,
+    pub events: Vec<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// `201` of `POST /admin/webhooks`: the endpoint, and its signing secret,
+/// shown this once (`whsec_…`, Standard Webhooks).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookCreated {
+    #[serde(flatten)]
+    pub endpoint: WebhookEndpointView,
+    #[serde(serialize_with = "exposed::serialize")]
+    #[schema(value_type = String)]
+    pub secret: Secret,
+}
+
+/// One message to one endpoint, and how its delivery stands.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct WebhookDeliveryView {
+    /// The `webhook-id` header: receivers deduplicate by it.
+    pub id: Uuid,
+    pub event: String,
+    /// `pending`, `delivered` or `failed` (every attempt made).
+    pub state: String,
+    pub attempts: i64,
+    pub created_at: DateTime<Utc>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// The receiver's last HTTP status, if it answered.
+    pub last_status: Option<i64>,
+    /// Why the last attempt failed, if it did without an answer.
+    pub last_error: Option<String>,
+    pub delivered_at: Option<DateTime<Utc>>,
+}

@@ -34,6 +34,7 @@ pub mod store;
 mod store;
 pub mod tenancy;
 pub mod tokens;
+pub mod webhooks;
 
 pub use audit::ClientInfo;
 pub use clock::Clock;
@@ -45,6 +46,6 @@ pub use service::Operator;
 pub use service::testing;
 pub use service::{
     Account, Accounts, Auth, AuthBuilder, BuildError, Mfa, OAuth, Operators, RotateOutcome, SecondFactor, Sessions,
-    TenantView, Tenants, TokenPair,
+    TenantView, Tenants, TokenPair, Webhooks,
 };
 pub use store::{AuditRecord, IdentityLink, Session};

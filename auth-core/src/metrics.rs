@@ -19,6 +19,8 @@ pub const REVOCATION_LIST_SIZE: &str = "auth_revocation_list_size";
 pub const REVOCATION_LAST_POLL: &str = "auth_revocation_last_poll_timestamp_seconds";
 /// Emails handed to the transport, by `outcome` (`sent`, `failed`).
 pub const MAIL: &str = "auth_mail_total";
+/// Webhook delivery attempts, by `outcome` (`delivered`, `failed`: not yet, or for good).
+pub const WEBHOOKS: &str = "auth_webhook_attempts_total";
 
 /// Describes every metric to the installed recorder (units and help texts).
 pub fn describe() {
@@ -29,4 +31,5 @@ pub fn describe() {
     describe_gauge!(REVOCATION_LIST_SIZE, "Revoked sessions in this instance's revocation list");
     describe_gauge!(REVOCATION_LAST_POLL, Unit::Seconds, "Unix time of this instance's last revocation poll");
     describe_counter!(MAIL, "Emails handed to the mail transport, by outcome");
+    describe_counter!(WEBHOOKS, "Webhook delivery attempts, by outcome");
 }

@@ -66,7 +66,7 @@ pub use secret_query::SecretQuery;
 /// for a method a path does not take.
 pub fn routes() -> Vec<rocket::Route> {
     use routes::{account::*, keys::*, oauth::*, sessions::*, tenants::*};
-    use routes::{activity::*, admin::*, mfa::*, passkeys::*};
+    use routes::{activity::*, admin::*, mfa::*, passkeys::*, webhooks::*};
     rocket::routes![
         register,
         verify_email,
@@ -124,6 +124,10 @@ pub fn routes() -> Vec<rocket::Route> {
         admin_logout_all,
         admin_set_staff,
         admin_audit,
+        admin_subscribe_webhook,
+        admin_webhooks,
+        admin_unsubscribe_webhook,
+        admin_webhook_deliveries,
     ]
 }
 

@@ -22,7 +22,7 @@ use utoipa::{
     },
 };
 
-use crate::routes::{account, activity, admin, keys, mfa, oauth, passkeys, sessions, tenants};
+use crate::routes::{account, activity, admin, keys, mfa, oauth, passkeys, sessions, tenants, webhooks};
 
 struct BearerAuth;
 
@@ -247,6 +247,10 @@ impl Modify for AlternativeFields {
         admin::admin_logout_all,
         admin::admin_set_staff,
         admin::admin_audit,
+        webhooks::admin_subscribe_webhook,
+        webhooks::admin_webhooks,
+        webhooks::admin_unsubscribe_webhook,
+        webhooks::admin_webhook_deliveries,
     ),
     modifiers(&BearerAuth, &SharedAnswers, &AlternativeFields)
 )]

@@ -14,6 +14,7 @@ mod sessions;
 mod tenants;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod webhooks;
 
 pub use mfa::SecondFactor;
 pub use operators::Operator;
@@ -47,6 +48,7 @@ use crate::{
     store::{Family, NewFamily, OneTimePurpose, Seen, Store},
     tenancy::{RoleSet, Roles, TenantMembership},
     tokens::{AccessClaims, AccessGrant, AccessTokens, AuthMethod, KeySet, OpaqueToken, RevocationList, amr},
+    webhooks::WebhookSender,
 };
 
 /// Ended sessions and spent one-time tokens are kept this long before
@@ -182,7 +184,16 @@ impl AuthBuilder {
         }
         let webauthn = relying_party(&config);
         let devices = config.mfa.key_bytes().map(|key| DeviceKey::derive(&key));
-        let audit = AuditLog::new(store.clone());
+        let webhooks = match config.mfa.key_bytes() {
+            Some(key) => Some(Arc::new(
+                WebhookSender::new(&key, &config.webhooks).map_err(|e| BuildError::Store(AuthError::internal(e)))?,
+            )),
+            None => None,
+        };
+        if let Some(webhooks) = &webhooks {
+            webhooks.reload(&store).await?;
+        }
+        let audit = AuditLog::new(store.clone(), webhooks.clone());
         let inner = Arc::new(Inner {
             tokens: AccessTokens::new(keys, &config.issuer, &config.audience, &config.tokens, self.clock.clone()),
             passwords: PasswordHasher::new(&config.password)?,
@@ -202,11 +213,15 @@ impl AuthBuilder {
             webauthn,
             devices,
             suspects: Suspects::new(),
+            webhooks,
             config,
         });
         inner.reload_revocations().await?;
         tokio::spawn(poll_revocations(Arc::downgrade(&inner)));
         tokio::spawn(prune_hourly(Arc::downgrade(&inner)));
+        if inner.webhooks.is_some() {
+            tokio::spawn(deliver_webhooks(Arc::downgrade(&inner)));
+        }
         Ok(Auth { inner })
     }
 }
@@ -238,6 +253,8 @@ struct Inner {
     devices: Option<DeviceKey>,
     /// Addresses suspected of credential stuffing: a lower login quota.
     suspects: Suspects,
+    /// `None` without `mfa.encryption_key`: no webhooks.
+    webhooks: Option<Arc<WebhookSender>>,
 }
 
 impl Inner {
@@ -288,6 +305,29 @@ async fn poll_revocations(inner: Weak<Inner>) {
         let Some(inner) = inner.upgrade() else { return };
         if let Err(error) = inner.reload_revocations().await {
             tracing::warn!(%error, "could not reload revoked sessions; keeping the current list");
+        }
+    }
+}
+
+/// This instance's webhook worker, until the last [`Auth`] handle is dropped:
+/// every `webhooks.poll_ms` it sends the due deliveries; every few seconds
+/// it reads the subscriptions again (another instance may have changed them).
+async fn deliver_webhooks(inner: Weak<Inner>) {
+    let mut reloaded_at = 0;
+    loop {
+        let Some(period) = inner.upgrade().map(|i| Duration::from_millis(i.config.webhooks.poll_ms)) else { return };
+        tokio::time::sleep(period).await;
+        let Some(inner) = inner.upgrade() else { return };
+        let Some(webhooks) = &inner.webhooks else { return };
+        let now = inner.clock.now_ms();
+        if now - reloaded_at >= crate::webhooks::RELOAD_MS {
+            reloaded_at = now;
+            if let Err(error) = webhooks.reload(&inner.store).await {
+                tracing::warn!(%error, "could not read the webhook endpoints; keeping the current ones");
+            }
+        }
+        if let Err(error) = webhooks.work(&inner.store, || inner.clock.now_ms()).await {
+            tracing::warn!(%error, "webhook deliveries failed to run; they stay due");
         }
     }
 }
@@ -345,6 +385,8 @@ views! {
     Mfa => mfa,
     /// Passkeys (WebAuthn): registration, discoverable sign-in, the second step of a login.
     Passkeys => passkeys,
+    /// Signed webhooks: the operators' subscriptions and their deliveries.
+    Webhooks => webhooks,
 }
 
 impl std::fmt::Debug for Auth {

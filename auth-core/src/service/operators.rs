@@ -32,7 +32,7 @@ pub enum Operator {
 }
 
 impl Operator {
-    fn audit_value(self) -> serde_json::Value {
+    pub(super) fn audit_value(self) -> serde_json::Value {
         match self {
             Self::Staff(id) => json!(id),
             Self::Cli => json!(CLI_ACTOR),

@@ -45,19 +45,7 @@ pub struct AuditRecord {
 impl Store {
     pub async fn insert_audit(&self, record: &AuditRecord) -> Result<()> {
         let detail = record.detail.to_string();
-        statement(
-            "INSERT INTO audit_events (id, at, event, user_id, ip, user_agent, detail) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(record.id)
-        .bind(millis(record.at))
-        .bind(record.event.as_str())
-        .bind(record.user_id)
-        .bind(record.ip.as_deref())
-        .bind(record.user_agent.as_deref())
-        .bind(detail.as_str())
-        .execute(self)
-        .await?;
+        insert_audit(record, &detail).execute(self).await?;
         Ok(())
     }
 
@@ -163,4 +151,18 @@ fn remove_emails(detail: &mut serde_json::Value) {
         serde_json::Value::Array(items) => items.iter_mut().for_each(remove_emails),
         _ => {}
     }
+}
+
+/// The statement that stores `record` (with its `detail` as JSON text).
+pub(super) fn insert_audit<'a>(record: &'a AuditRecord, detail: &'a str) -> super::sql::Statement<'a> {
+    statement(
+        "INSERT INTO audit_events (id, at, event, user_id, ip, user_agent, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(record.id)
+    .bind(millis(record.at))
+    .bind(record.event.as_str())
+    .bind(record.user_id)
+    .bind(record.ip.as_deref())
+    .bind(record.user_agent.as_deref())
+    .bind(detail)
 }

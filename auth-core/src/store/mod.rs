@@ -37,6 +37,7 @@ mod sessions;
 mod sql;
 mod tenants;
 mod users;
+mod webhooks;
 
 use std::{str::FromStr, time::Duration};
 
@@ -55,6 +56,8 @@ pub use passkeys::StoredPasskey;
 pub use sessions::{Family, NewFamily, Session};
 pub(crate) use sessions::{LiveSession, StoredToken};
 pub use sql::Transaction;
+pub(crate) use webhooks::Attempt;
+pub use webhooks::{StoredDelivery, StoredEndpoint};
 
 use sql::{Backend, statement};
 

@@ -16,6 +16,7 @@ pub(crate) mod oauth;
 pub(crate) mod passkeys;
 pub(crate) mod sessions;
 pub(crate) mod tenants;
+pub(crate) mod webhooks;
 
 use rocket::{
     Request, Response,

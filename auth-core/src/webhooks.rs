@@ -1,0 +1,329 @@
+//! Signed webhooks in the Standard Webhooks format: operators subscribe
+//! https endpoints to audit event types (session revocations among them, so a
+//! service that verifies tokens itself can drop a session early).
+//!
+//! - **Outbox.** A delivery is written in the transaction of the audit event
+//!   it carries (`webhook_deliveries`), so an event and its messages commit
+//!   together; nothing is sent from the request.
+//! - **Workers.** Every instance polls for due deliveries and claims each
+//!   with one conditional `UPDATE` (a lease), so two instances never send one
+//!   at the same time; a delivery is marked `delivered` on a 2xx answer.
+//!   Failures are retried with back-off (`retry_base_secs`, × 4 each time, at
+//!   most 6 hours) until `max_attempts`, then `failed`. Receivers deduplicate
+//!   by `webhook-id`, as the standard says (a crash after sending and before
+//!   marking sends again).
+//! - **Signature.** `webhook-id`, `webhook-timestamp` (Unix seconds) and
+//!   `webhook-signature: v1,<base64 HMAC-SHA256(secret, "{id}.{timestamp}.{body}")>`;
+//!   the secret is shown once, as `whsec_<base64>`, and kept sealed under a
+//!   key derived from `mfa.encryption_key` (no key, no webhooks).
+//! - **Egress.** https only in production; no redirects followed; a timeout;
+//!   names resolving to loopback, private, link-local or other non-public
+//!   addresses are refused unless `allow_private_addresses` (the check is the
+//!   resolver's, so the address checked is the address connected to).
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::{Arc, RwLock},
+    time::Duration,
+};
+
+use aws_lc_rs::hmac;
+use base64::{Engine as _, engine::general_purpose::STANDARD};
+use uuid::Uuid;
+
+use crate::{
+    config::WebhookSettings,
+    sealed::SealingKey,
+    store::{Attempt, Store, StoredDelivery, StoredEndpoint},
+};
+
+/// Names this use of `mfa.encryption_key`.
+const SEALING_SALT: &[u8] = b"auth-platform/webhook-secret/v1";
+/// The secret's prefix, as Standard Webhooks writes it.
+const SECRET_PREFIX: &str = "whsec_";
+/// How long a claimed delivery is this worker's before another may retry it.
+const LEASE_MS: i64 = 60_000;
+/// The longest wait between two attempts.
+const MAX_RETRY_MS: i64 = 6 * 3600 * 1000;
+/// A subscription is seen by every instance within this time.
+pub(crate) const RELOAD_MS: i64 = 5_000;
+
+/// A subscribed endpoint, its secret opened.
+struct Endpoint {
+    id: Uuid,
+    url: String,
+    events: Vec<String>,
+    key: hmac::Key,
+}
+
+/// The endpoints (reloaded from the store) and what sends to them.
+pub(crate) struct WebhookSender {
+    endpoints: RwLock<Vec<Endpoint>>,
+    sealer: SealingKey,
+    http: reqwest::Client,
+    settings: WebhookSettings,
+}
+
+impl WebhookSender {
+    pub(crate) fn new(encryption_key: &[u8], settings: &WebhookSettings) -> Result<Self, reqwest::Error> {
+        let resolver = Arc::new(PublicOnly { allow_private: settings.allow_private_addresses });
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(settings.timeout_secs))
+            .dns_resolver(resolver)
+            .user_agent(concat!("auth-platform-webhooks/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self {
+            endpoints: RwLock::new(Vec::new()),
+            sealer: SealingKey::derive(SEALING_SALT, b"", encryption_key),
+            http,
+            settings: settings.clone(),
+        })
+    }
+
+    /// The endpoints subscribed to `event`.
+    pub(crate) fn subscribed(&self, event: &str) -> Vec<Uuid> {
+        let endpoints = self.endpoints.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        endpoints.iter().filter(|e| e.events.iter().any(|t| t == event || t == "*")).map(|e| e.id).collect()
+    }
+
+    /// Reads the endpoints again (each instance, every [`RELOAD_MS`], and after a change).
+    pub(crate) async fn reload(&self, store: &Store) -> crate::Result<()> {
+        let mut loaded = Vec::new();
+        for stored in store.endpoints().await? {
+            let Some(secret) = self.sealer.open(stored.id.as_bytes(), &stored.secret) else {
+                tracing::error!(endpoint = %stored.id, "a webhook secret does not open with mfa.encryption_key");
+                continue;
+            };
+            let events = stored.events.split(',').map(str::to_owned).collect();
+            loaded.push(Endpoint {
+                id: stored.id,
+                url: stored.url,
+                events,
+                key: hmac::Key::new(hmac::HMAC_SHA256, &secret),
+            });
+        }
+        *self.endpoints.write().unwrap_or_else(std::sync::PoisonError::into_inner) = loaded;
+        Ok(())
+    }
+
+    /// A new endpoint's row and its secret (`whsec_…`, shown once).
+    pub(crate) fn new_endpoint(&self, url: &str, events: &[String], now: i64) -> (StoredEndpoint, String) {
+        let secret = crate::tokens::random_bytes();
+        let id = Uuid::now_v7();
+        let sealed = self.sealer.seal(id.as_bytes(), &secret);
+        let endpoint =
+            StoredEndpoint { id, url: url.to_owned(), events: events.join(","), secret: sealed, created_at: now };
+        (endpoint, format!("{SECRET_PREFIX}{}", STANDARD.encode(secret.as_slice())))
+    }
+
+    /// Whether `url` may be an endpoint: absolute http(s) with a host, https
+    /// unless `allow_http`, and no literal non-public address unless allowed.
+    pub(crate) fn refuses(&self, url: &str) -> Option<&'static str> {
+        let Ok(parsed) = reqwest::Url::parse(url) else { return Some("must be an absolute URL") };
+        match parsed.scheme() {
+            "https" => {}
+            "http" if self.settings.allow_http => {}
+            _ => return Some("must be an https URL"),
+        }
+        let Some(host) = parsed.host_str() else { return Some("must name a host") };
+        let literal = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().ok();
+        match literal {
+            Some(ip) if !self.settings.allow_private_addresses && !is_public(ip) => Some("must be a public address"),
+            _ => None,
+        }
+    }
+
+    /// Sends one claimed delivery and says how it ended.
+    pub(crate) async fn attempt(&self, delivery: &StoredDelivery, now: i64) -> (Option<u16>, Option<String>, Attempt) {
+        let target = {
+            let endpoints = self.endpoints.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            endpoints.iter().find(|e| e.id == delivery.endpoint_id).map(|e| (e.url.clone(), e.key.clone()))
+        };
+        let Some((url, key)) = target else {
+            return (None, Some("the endpoint is gone".into()), Attempt::Failed);
+        };
+        let (status, error) = match self.refuses(&url) {
+            Some(reason) => (None, Some(format!("refused URL: {reason}"))),
+            None => self.post(&url, &key, delivery, now).await,
+        };
+        let outcome = match status {
+            Some(status) if (200..300).contains(&status) => Attempt::Delivered,
+            _ if delivery.attempts >= i64::from(self.settings.max_attempts) => Attempt::Failed,
+            _ => Attempt::Retry { at: now + self.retry_delay_ms(delivery.attempts) },
+        };
+        (status, error, outcome)
+    }
+
+    async fn post(
+        &self,
+        url: &str,
+        key: &hmac::Key,
+        delivery: &StoredDelivery,
+        now: i64,
+    ) -> (Option<u16>, Option<String>) {
+        let id = delivery.id.to_string();
+        let timestamp = (now / 1000).to_string();
+        let signature = sign(key, &id, &timestamp, &delivery.payload);
+        let sent = self
+            .http
+            .post(url)
+            .header("content-type", "application/json")
+            .header("webhook-id", &id)
+            .header("webhook-timestamp", &timestamp)
+            .header("webhook-signature", signature)
+            .body(delivery.payload.clone())
+            .send()
+            .await;
+        match sent {
+            Ok(response) => (Some(response.status().as_u16()), None),
+            // The error's text, without the URL's query (it could hold a token of the receiver's).
+            Err(error) => (None, Some(error.without_url().to_string())),
+        }
+    }
+
+    /// The wait after the `attempts`-th failure: base × 4^(attempts − 1), at most 6 hours.
+    fn retry_delay_ms(&self, attempts: i64) -> i64 {
+        let base = i64::try_from(self.settings.retry_base_secs * 1000).unwrap_or(MAX_RETRY_MS);
+        let exponent = u32::try_from(attempts.saturating_sub(1).clamp(0, 16)).unwrap_or(16);
+        base.saturating_mul(4_i64.saturating_pow(exponent)).min(MAX_RETRY_MS)
+    }
+
+    /// One pass of this instance's worker: claims the due deliveries and sends them.
+    pub(crate) async fn work(&self, store: &Store, now: impl Fn() -> i64) -> crate::Result<usize> {
+        let claimed = store.claim_deliveries(now(), LEASE_MS, 20).await?;
+        let known = |id: Uuid| {
+            self.endpoints.read().unwrap_or_else(std::sync::PoisonError::into_inner).iter().any(|e| e.id == id)
+        };
+        if claimed.iter().any(|delivery| !known(delivery.endpoint_id)) {
+            // Subscribed on another instance since this one last read them.
+            self.reload(store).await?;
+        }
+        for delivery in &claimed {
+            let (status, error, outcome) = self.attempt(delivery, now()).await;
+            let result = if outcome == Attempt::Delivered { "delivered" } else { "failed" };
+            metrics::counter!(crate::metrics::WEBHOOKS, "outcome" => result).increment(1);
+            store.finish_attempt(delivery.id, now(), status, error.as_deref(), outcome).await?;
+        }
+        Ok(claimed.len())
+    }
+}
+
+/// `v1,` and the base64 HMAC-SHA256 of `{id}.{timestamp}.{body}`.
+pub fn sign(key: &hmac::Key, id: &str, timestamp: &str, body: &str) -> String {
+    let tag = hmac::sign(key, format!("{id}.{timestamp}.{body}").as_bytes());
+    format!("v1,{}", STANDARD.encode(tag.as_ref()))
+}
+
+/// The HMAC key of a `whsec_…` secret, for a receiver (and the tests).
+pub fn secret_key(secret: &str) -> Option<hmac::Key> {
+    let bytes = STANDARD.decode(secret.strip_prefix(SECRET_PREFIX)?).ok()?;
+    Some(hmac::Key::new(hmac::HMAC_SHA256, &bytes))
+}
+
+/// Whether `ip` is a public unicast address.
+fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || v4.is_multicast()
+                || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64 // 100.64.0.0/10, shared
+                || v4.octets()[0] == 0)
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_public(IpAddr::V4(v4)),
+            None => {
+                let first = v6.segments()[0];
+                !(v6.is_loopback()
+                    || v6.is_unspecified()
+                    || v6.is_multicast()
+                    || (first & 0xfe00) == 0xfc00 // unique local
+                    || (first & 0xffc0) == 0xfe80 // link local
+                    || first == 0x2001 && v6.segments()[1] == 0xdb8) // documentation
+            }
+        },
+    }
+}
+
+/// The webhook client's resolver: the system's, without non-public addresses
+/// unless they are allowed.
+struct PublicOnly {
+    allow_private: bool,
+}
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let allow_private = self.allow_private;
+        Box::pin(async move {
+            let found = tokio::net::lookup_host((name.as_str(), 0)).await?;
+            let allowed: Vec<SocketAddr> = found.filter(|a| allow_private || is_public(a.ip())).collect();
+            if allowed.is_empty() {
+                return Err(format!("{} resolves to no public address", name.as_str()).into());
+            }
+            Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_signature_is_the_standard_webhooks_one() {
+        // The Standard Webhooks specification's example.
+        let key = secret_key("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").expect("a secret");
+        let body = r#"{"test": 2432232314}"#;
+        let signature = sign(&key, "msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330", body);
+        assert_eq!(signature, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    }
+
+    #[test]
+    fn only_public_addresses_are_public() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(!is_public(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["93.184.215.14", "2606:4700::1111"] {
+            assert!(is_public(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[test]
+    fn urls_are_https_and_public_unless_allowed() {
+        let strict = WebhookSender::new(&[7; 32], &WebhookSettings::default()).unwrap();
+        assert_eq!(strict.refuses("https://hooks.example.com/in"), None);
+        assert!(strict.refuses("http://hooks.example.com/in").is_some());
+        assert!(strict.refuses("https://127.0.0.1/in").is_some());
+        assert!(strict.refuses("https://[::1]/in").is_some());
+        assert!(strict.refuses("ftp://hooks.example.com").is_some());
+        assert!(strict.refuses("not a url").is_some());
+        let lax = WebhookSettings { allow_http: true, allow_private_addresses: true, ..WebhookSettings::default() };
+        assert_eq!(WebhookSender::new(&[7; 32], &lax).unwrap().refuses("http://127.0.0.1:9/in"), None);
+    }
+
+    #[test]
+    fn retries_back_off_four_times_longer_up_to_six_hours() {
+        let webhooks = WebhookSender::new(&[7; 32], &WebhookSettings::default()).unwrap();
+        assert_eq!(webhooks.retry_delay_ms(1), 10_000);
+        assert_eq!(webhooks.retry_delay_ms(2), 40_000);
+        assert_eq!(webhooks.retry_delay_ms(3), 160_000);
+        assert_eq!(webhooks.retry_delay_ms(20), MAX_RETRY_MS);
+    }
+}
