@@ -215,6 +215,29 @@ pub fn sign(key: &hmac::Key, id: &str, timestamp: &str, body: &str) -> String {
     format!("v1,{}", STANDARD.encode(tag.as_ref()))
 }
 
+/// A receiver's check: whether `signatures` (the `webhook-signature` header,
+/// space-separated `v1,…` entries) holds a signature of `body` under `secret`
+/// for this `id` and `timestamp`, compared in constant time, and the
+/// timestamp is within `tolerance_secs` of `now_secs` (a replay is refused).
+pub fn verify(
+    secret: &str,
+    id: &str,
+    timestamp: &str,
+    signatures: &str,
+    body: &str,
+    now_secs: i64,
+    tolerance_secs: i64,
+) -> bool {
+    let Some(key) = secret_key(secret) else { return false };
+    let fresh = timestamp.parse::<i64>().is_ok_and(|sent| (now_secs - sent).abs() <= tolerance_secs);
+    let message = format!("{id}.{timestamp}.{body}");
+    fresh
+        && signatures
+            .split(' ')
+            .filter_map(|entry| entry.strip_prefix("v1,"))
+            .any(|tag| STANDARD.decode(tag).is_ok_and(|tag| hmac::verify(&key, message.as_bytes(), &tag).is_ok()))
+}
+
 /// The HMAC key of a `whsec_…` secret, for a receiver (and the tests).
 pub fn secret_key(secret: &str) -> Option<hmac::Key> {
     let bytes = STANDARD.decode(secret.strip_prefix(SECRET_PREFIX)?).ok()?;
@@ -281,6 +304,14 @@ mod tests {
         let body = r#"{"test": 2432232314}"#;
         let signature = sign(&key, "msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330", body);
         assert_eq!(signature, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let check = |sig: &str, body: &str, now: i64| {
+            verify(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330", sig, body, now, 300)
+        };
+        assert!(check(&format!("v1,bm90IGl0 {signature}"), body, 1614265330 + 299), "one of several entries");
+        assert!(!check(&signature, r#"{"test": 1}"#, 1614265330), "another body");
+        assert!(!check(&signature, body, 1614265330 + 301), "too old: a replay");
+        assert!(!check("v1,bm90IGl0", body, 1614265330));
     }
 
     #[test]
@@ -316,6 +347,15 @@ mod tests {
         assert!(strict.refuses("not a url").is_some());
         let lax = WebhookSettings { allow_http: true, allow_private_addresses: true, ..WebhookSettings::default() };
         assert_eq!(WebhookSender::new(&[7; 32], &lax).unwrap().refuses("http://127.0.0.1:9/in"), None);
+    }
+
+    #[tokio::test]
+    async fn the_resolver_refuses_names_of_non_public_addresses() {
+        use reqwest::dns::Resolve as _;
+        let name = |host: &str| host.parse::<reqwest::dns::Name>().expect("a name");
+        assert!(PublicOnly { allow_private: false }.resolve(name("localhost")).await.is_err());
+        let allowed = PublicOnly { allow_private: true }.resolve(name("localhost")).await.expect("allowed");
+        assert!(allowed.into_iter().all(|a| a.ip().is_loopback()));
     }
 
     #[test]

@@ -277,6 +277,7 @@ impl Inner {
         tx.delete_old_deleted_sessions(cutoff).await?;
         tx.delete_old_mfa_logins(cutoff).await?;
         tx.delete_old_challenges(now).await?;
+        tx.delete_old_deliveries(cutoff).await?;
         tx.commit().await?;
         Ok(families)
     }

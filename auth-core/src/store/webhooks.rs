@@ -143,6 +143,15 @@ pub(crate) enum Attempt {
 }
 
 impl Transaction {
+    /// Forgets deliveries that ended (delivered or failed) before `before`.
+    pub(crate) async fn delete_old_deliveries(&mut self, before: i64) -> Result<()> {
+        statement("DELETE FROM webhook_deliveries WHERE state <> 'pending' AND next_attempt_at < $1")
+            .bind(before)
+            .execute(self)
+            .await?;
+        Ok(())
+    }
+
     /// The audit record and one delivery of `payload` to each of `endpoints`:
     /// the event and its messages commit together or not at all.
     pub(crate) async fn insert_audit_with_deliveries(
