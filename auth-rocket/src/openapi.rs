@@ -375,7 +375,7 @@ mod tests {
     fn the_operators_routes_say_who_may_use_them() {
         let doc = served(&PasswordSettings::default());
         let admin: Vec<_> = operations(&doc).into_iter().filter(|(_, path, _)| path.contains("/admin/")).collect();
-        assert_eq!(admin.len(), 7, "{admin:?}");
+        assert_eq!(admin.len(), 11, "{admin:?}");
         for (method, path, operation) in admin {
             assert!(is_error_body(&operation["responses"]["403"]), "{method} {path}: no 403");
             assert!(!operation["security"].is_null(), "{method} {path}: no bearer token");

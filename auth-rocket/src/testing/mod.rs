@@ -419,35 +419,37 @@ impl Conformance {
 
     /// Runs every check, one after the other.
     pub async fn run_all(&self) {
-        self.registration().await;
-        self.email_verification().await;
-        self.login().await;
-        self.bearer_tokens().await;
-        self.refresh_rotation().await;
-        self.concurrent_refresh().await;
-        self.logout().await;
-        self.logout_all().await;
-        self.sessions().await;
-        self.profile().await;
-        self.account_export().await;
-        self.email_change().await;
-        self.account_deletion().await;
-        self.password_change().await;
-        self.password_reset().await;
-        self.tenants().await;
-        self.tenant_members().await;
-        self.invitations().await;
-        self.member_roles_and_leaving().await;
-        self.tenant_token().await;
-        self.jwks().await;
-        self.openapi().await;
-        self.error_bodies().await;
-        self.method_not_allowed().await;
-        self.trailing_slashes().await;
-        self.operators().await;
-        self.activity().await;
-        self.mfa().await;
-        self.tenant_mfa().await;
-        self.passkeys().await;
+        // Each check on the heap: their futures, and the in-process server's under them, do not add up on
+        // the test thread's stack (a debug build's futures are large).
+        Box::pin(self.registration()).await;
+        Box::pin(self.email_verification()).await;
+        Box::pin(self.login()).await;
+        Box::pin(self.bearer_tokens()).await;
+        Box::pin(self.refresh_rotation()).await;
+        Box::pin(self.concurrent_refresh()).await;
+        Box::pin(self.logout()).await;
+        Box::pin(self.logout_all()).await;
+        Box::pin(self.sessions()).await;
+        Box::pin(self.profile()).await;
+        Box::pin(self.account_export()).await;
+        Box::pin(self.email_change()).await;
+        Box::pin(self.account_deletion()).await;
+        Box::pin(self.password_change()).await;
+        Box::pin(self.password_reset()).await;
+        Box::pin(self.tenants()).await;
+        Box::pin(self.tenant_members()).await;
+        Box::pin(self.invitations()).await;
+        Box::pin(self.member_roles_and_leaving()).await;
+        Box::pin(self.tenant_token()).await;
+        Box::pin(self.jwks()).await;
+        Box::pin(self.openapi()).await;
+        Box::pin(self.error_bodies()).await;
+        Box::pin(self.method_not_allowed()).await;
+        Box::pin(self.trailing_slashes()).await;
+        Box::pin(self.operators()).await;
+        Box::pin(self.activity()).await;
+        Box::pin(self.mfa()).await;
+        Box::pin(self.tenant_mfa()).await;
+        Box::pin(self.passkeys()).await;
     }
 }
