@@ -87,6 +87,12 @@ impl WebhookSender {
         endpoints.iter().filter(|e| e.events.iter().any(|t| t == event || t == "*")).map(|e| e.id).collect()
     }
 
+    /// The URL and signing key of endpoint `id`, if this instance knows it.
+    fn endpoint(&self, id: Uuid) -> Option<(String, hmac::Key)> {
+        let endpoints = self.endpoints.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        endpoints.iter().find(|e| e.id == id).map(|e| (e.url.clone(), e.key.clone()))
+    }
+
     /// Reads the endpoints again (each instance, every [`RELOAD_MS`], and after a change).
     pub(crate) async fn reload(&self, store: &Store) -> crate::Result<()> {
         let mut loaded = Vec::new();
@@ -136,11 +142,7 @@ impl WebhookSender {
 
     /// Sends one claimed delivery and says how it ended.
     pub(crate) async fn attempt(&self, delivery: &StoredDelivery, now: i64) -> (Option<u16>, Option<String>, Attempt) {
-        let target = {
-            let endpoints = self.endpoints.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-            endpoints.iter().find(|e| e.id == delivery.endpoint_id).map(|e| (e.url.clone(), e.key.clone()))
-        };
-        let Some((url, key)) = target else {
+        let Some((url, key)) = self.endpoint(delivery.endpoint_id) else {
             return (None, Some("the endpoint is gone".into()), Attempt::Failed);
         };
         let (status, error) = match self.refuses(&url) {
@@ -192,10 +194,7 @@ impl WebhookSender {
     /// One pass of this instance's worker: claims the due deliveries and sends them.
     pub(crate) async fn work(&self, store: &Store, now: impl Fn() -> i64) -> crate::Result<usize> {
         let claimed = store.claim_deliveries(now(), LEASE_MS, 20).await?;
-        let known = |id: Uuid| {
-            self.endpoints.read().unwrap_or_else(std::sync::PoisonError::into_inner).iter().any(|e| e.id == id)
-        };
-        if claimed.iter().any(|delivery| !known(delivery.endpoint_id)) {
+        if claimed.iter().any(|delivery| self.endpoint(delivery.endpoint_id).is_none()) {
             // Subscribed on another instance since this one last read them.
             self.reload(store).await?;
         }

@@ -169,15 +169,32 @@ impl<'r> Browser<'r> {
         self.set(CSRF_COOKIE, "", "/", SameSite::Strict, false, Duration::ZERO);
     }
 
+    /// The CSRF token a hosted page's forms carry: the `__Host-csrf` cookie's,
+    /// or a new one set for the browser session (a sign-in rotates it).
+    pub(crate) fn form_token(&self) -> String {
+        if let Some(cookie) = self.request.cookies().get(CSRF_COOKIE).filter(|c| !c.value().is_empty()) {
+            return cookie.value().to_owned();
+        }
+        let token = tokens::random_secret().expose().to_owned();
+        self.request.cookies().add(cookie(CSRF_COOKIE, &token, "/", SameSite::Strict, false));
+        token
+    }
+
     fn set(&self, name: &'static str, value: &str, path: &str, same_site: SameSite, http_only: bool, age: Duration) {
-        let cookie = Cookie::build((name, value.to_owned()))
-            .path(path.to_owned())
-            .secure(true)
-            .http_only(http_only)
-            .same_site(same_site)
-            .max_age(age);
+        let mut cookie = cookie(name, value, path, same_site, http_only);
+        cookie.set_max_age(age);
         self.request.cookies().add(cookie);
     }
+}
+
+/// A cookie of the browser session: always `Secure` (the `__Host-`/`__Secure-` prefixes need it).
+fn cookie(name: &'static str, value: &str, path: &str, same_site: SameSite, http_only: bool) -> Cookie<'static> {
+    Cookie::build((name, value.to_owned()))
+        .path(path.to_owned())
+        .secure(true)
+        .http_only(http_only)
+        .same_site(same_site)
+        .build()
 }
 
 #[rocket::async_trait]

@@ -124,14 +124,19 @@ fn bearer<'r>(request: &'r Request<'_>) -> Result<&'r str, Rejection> {
 /// The access token of a browser session, if the request carries its cookie;
 /// an unsafe request must also pass the CSRF checks.
 fn cookie<'r>(request: &'r Request<'_>) -> Result<&'r str, Rejection> {
-    let cookie = request.cookies().get(ACCESS_COOKIE).filter(|c| !c.value().is_empty()).ok_or(Rejection::Missing)?;
+    let token = access_cookie(request).ok_or(Rejection::Missing)?;
     if is_unsafe(request.method()) {
         let sessions = request.rocket().state::<BrowserSessions>().ok_or(Rejection::Csrf)?;
         if !sessions.allows_unsafe(request) {
             return Err(Rejection::Csrf);
         }
     }
-    Ok(cookie.value())
+    Ok(token)
+}
+
+/// The access token in the browser session's cookie, if there is one.
+fn access_cookie<'r>(request: &'r Request<'_>) -> Option<&'r str> {
+    request.cookies().get(ACCESS_COOKIE).map(|cookie| cookie.value()).filter(|token| !token.is_empty())
 }
 
 fn authenticate(request: &Request<'_>) -> Result<AuthUser, Rejection> {
@@ -148,9 +153,9 @@ fn authenticate(request: &Request<'_>) -> Result<AuthUser, Rejection> {
 /// (never a bearer header). The CSRF proof of an unsafe one is the page form's
 /// field: [`crate::ui`] hands the user out only after checking it.
 pub(crate) fn page_user(request: &Request<'_>) -> Option<AuthUser> {
-    let token = request.cookies().get(ACCESS_COOKIE).filter(|c| !c.value().is_empty())?;
+    let token = access_cookie(request)?;
     let auth = request.rocket().state::<Auth>()?;
-    auth.verify_access(token.value()).ok().map(|claims| AuthUser { claims, by_cookie: true })
+    auth.verify_access(token).ok().map(|claims| AuthUser { claims, by_cookie: true })
 }
 
 /// Verifies the request's token once; every guard of the request shares the result.

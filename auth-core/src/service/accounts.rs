@@ -213,14 +213,21 @@ impl Accounts<'_> {
     pub async fn request_password_reset(&self, email: &str, client: &ClientInfo) -> Result<()> {
         self.rate_limit(Action::PasswordReset, client).await?;
         self.detach_email_link(Action::PasswordReset, email, client, |this, user, client| async move {
-            let token = OpaqueToken::generate();
-            let now = this.inner.clock.now_ms();
-            let expires = now + secs_to_ms(this.inner.config.tokens.reset_ttl_secs);
-            this.accounts().issue_one_time(&token, OneTimePurpose::PasswordReset, user.id, now, expires).await?;
+            let token = this.accounts().issue_reset_token(user.id).await?;
             this.send(&recovery::reset_email(&this.inner.config, &user.email, &token)).await;
             this.audit(AuditEvent::PasswordResetRequested, Some(user.id), &client, json!({})).await;
             Ok(())
         })
+    }
+
+    /// A new password-reset token of `user_id`, valid `reset_ttl_secs` (the
+    /// emailed reset link, and the link of a new-device notice).
+    pub(crate) async fn issue_reset_token(&self, user_id: Uuid) -> Result<OpaqueToken> {
+        let token = OpaqueToken::generate();
+        let now = self.inner.clock.now_ms();
+        let expires = now + secs_to_ms(self.inner.config.tokens.reset_ttl_secs);
+        self.issue_one_time(&token, OneTimePurpose::PasswordReset, user_id, now, expires).await?;
+        Ok(token)
     }
 
     /// Stores a new one-time token for `user_id`, replacing any unused one of

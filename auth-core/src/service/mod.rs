@@ -45,7 +45,7 @@ use crate::{
     },
     recovery,
     secret::{Secret, exposed},
-    store::{Family, NewFamily, OneTimePurpose, Seen, Store},
+    store::{Family, NewFamily, Seen, Store},
     tenancy::{RoleSet, Roles, TenantMembership},
     tokens::{AccessClaims, AccessGrant, AccessTokens, AuthMethod, KeySet, OpaqueToken, RevocationList, amr},
     webhooks::WebhookSender,
@@ -175,7 +175,9 @@ impl AuthBuilder {
         };
         let oauth = crate::oauth::Providers::from_settings(&config.oauth)?;
         let store = Store::connect(&config.database_url).await?;
-        let totp_sealer = config.mfa.key_bytes().map(|key| SecretSealer::new(&key));
+        // The platform's at-rest key: TOTP secrets, device fingerprints, webhook secrets.
+        let mfa_key = config.mfa.key_bytes();
+        let totp_sealer = mfa_key.as_ref().map(|key| SecretSealer::new(key));
         if totp_sealer.is_none() {
             let sealed = store.sealed_totp_secrets().await?;
             if sealed > 0 {
@@ -183,10 +185,10 @@ impl AuthBuilder {
             }
         }
         let webauthn = relying_party(&config);
-        let devices = config.mfa.key_bytes().map(|key| DeviceKey::derive(&key));
-        let webhooks = match config.mfa.key_bytes() {
+        let devices = mfa_key.as_ref().map(|key| DeviceKey::derive(key));
+        let webhooks = match &mfa_key {
             Some(key) => Some(Arc::new(
-                WebhookSender::new(&key, &config.webhooks).map_err(|e| BuildError::Store(AuthError::internal(e)))?,
+                WebhookSender::new(key, &config.webhooks).map_err(|e| BuildError::Store(AuthError::internal(e)))?,
             )),
             None => None,
         };
@@ -707,10 +709,7 @@ impl Auth {
         self.audit(AuditEvent::NewDeviceSignIn, Some(user.id), client, detail).await;
         let (this, user_id, email, device) = (self.clone(), user.id, user.email.clone(), device.description.clone());
         self.detach(async move {
-            let token = OpaqueToken::generate();
-            let now = this.inner.clock.now_ms();
-            let expires = now + secs_to_ms(this.inner.config.tokens.reset_ttl_secs);
-            this.accounts().issue_one_time(&token, OneTimePurpose::PasswordReset, user_id, now, expires).await?;
+            let token = this.accounts().issue_reset_token(user_id).await?;
             this.send(&recovery::new_device_notice(&this.inner.config, &email, this.now(), &device, &token)).await;
             Ok(())
         });

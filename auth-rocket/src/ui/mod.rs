@@ -132,9 +132,7 @@ pub(crate) struct Ui {
 impl Ui {
     pub(crate) fn of(rocket: &Rocket<Build>, pages: &Pages, auth: &Auth) -> Result<Self, String> {
         let base = mounted_base(rocket).unwrap_or_else(|| "/ui".into());
-        let api = crate::mounted::mounts_of(rocket, &rocket::routes![crate::routes::sessions::login])
-            .next()
-            .map_or_else(String::new, |route| route.uri.path().trim_end_matches("/login").to_owned());
+        let api = base_of(rocket, rocket::routes![crate::routes::sessions::login]).unwrap_or_default();
         Ok(Self {
             templates: pages.environment()?,
             stylesheet: pages.stylesheet.clone().unwrap_or_else(|| format!("{base}/assets/ui.css")),
@@ -149,9 +147,13 @@ impl Ui {
 
 /// Where the pages are mounted, if they are: the sign-in page's path without `/login`.
 pub(crate) fn mounted_base<P: rocket::Phase>(rocket: &Rocket<P>) -> Option<String> {
-    crate::mounted::mounts_of(rocket, &rocket::routes![routes::login_page])
-        .next()
-        .map(|route| route.uri.path().trim_end_matches("/login").to_owned())
+    base_of(rocket, rocket::routes![routes::login_page])
+}
+
+/// The mount point of a `/login` route (the pages' or the JSON API's).
+fn base_of<P: rocket::Phase>(rocket: &Rocket<P>, login: Vec<rocket::Route>) -> Option<String> {
+    let route = crate::mounted::mounts_of(rocket, &login).next()?;
+    Some(route.uri.path().trim_end_matches("/login").to_owned())
 }
 
 /// The emailed links' paths the settings leave unset: the hosted pages

@@ -5,12 +5,11 @@ use auth_core::{AuthError, tokens};
 use minijinja::{Value, context};
 use rocket::{
     Request, Response,
-    http::{ContentType, Cookie, Header, SameSite, Status},
+    http::{ContentType, Header, Status},
     response::{self, Redirect, Responder},
 };
 
 use super::Ui;
-use crate::browser::CSRF_COOKIE;
 
 /// A template and its context, answered with `status`.
 pub(crate) struct Page {
@@ -51,25 +50,13 @@ fn message(error: &AuthError) -> String {
     chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }
 
-/// The CSRF token that the page's forms carry: the browser's `__Host-csrf`
-/// cookie, or a new one (a session cookie until a sign-in rotates it).
-fn csrf_token(request: &Request<'_>) -> String {
-    if let Some(cookie) = request.cookies().get(CSRF_COOKIE).filter(|c| !c.value().is_empty()) {
-        return cookie.value().to_owned();
-    }
-    let token = tokens::random_secret().expose().to_owned();
-    let cookie = Cookie::build((CSRF_COOKIE, token.clone())).path("/").secure(true).same_site(SameSite::Strict);
-    request.cookies().add(cookie);
-    token
-}
-
 impl<'r> Responder<'r, 'static> for Page {
     fn respond_to(self, request: &'r Request<'_>) -> response::Result<'static> {
         let ui = request.rocket().state::<Ui>().ok_or(Status::NotFound)?;
         let nonce = tokens::random_secret().expose().to_owned();
         let context = context! {
             nonce => &nonce,
-            csrf => csrf_token(request),
+            csrf => crate::browser::Browser::of(request).form_token(),
             ui => &ui.base,
             api => &ui.api,
             stylesheet => &ui.stylesheet,

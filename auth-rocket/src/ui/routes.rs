@@ -83,19 +83,10 @@ pub(crate) async fn sign_in(
             Answer::SeeOther(next)
         }
         Err(AuthError::SecondFactorRequired { mfa_token, methods }) => {
-            let methods: Vec<String> = methods.iter().map(|m| method_name(*m).to_owned()).collect();
+            let methods: Vec<String> = methods.iter().map(|m| m.as_str().to_owned()).collect();
             second_factor_page(mfa_token.expose(), &methods, &next).into()
         }
         Err(error) => Page::failed("login.html", &error, context! { email => &form.email, next }).into(),
-    }
-}
-
-fn method_name(method: auth_core::mfa::MfaMethod) -> &'static str {
-    use auth_core::mfa::MfaMethod;
-    match method {
-        MfaMethod::Totp => "totp",
-        MfaMethod::RecoveryCode => "recovery_code",
-        MfaMethod::Webauthn => "webauthn",
     }
 }
 
