@@ -268,7 +268,7 @@ impl App {
         let auth = client.rocket().state::<Auth>().expect("the app manages an Auth");
         let config = auth.config();
         let tokens =
-            AccessTokens::new(auth.keys().clone(), &config.issuer, &config.audience, &config.tokens, clock.clone());
+            AccessTokens::new((*auth.keys()).clone(), &config.issuer, &config.audience, &config.tokens, clock.clone());
         Self { client, tokens, clock, _db: db }
     }
 

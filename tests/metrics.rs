@@ -85,6 +85,7 @@ async fn metrics_are_off_by_default_guarded_by_their_token_and_parse() {
     assert!(samples.get("auth_hashing_queue_depth").is_some_and(|n| *n >= 0.0), "{body}");
     assert!(samples.keys().any(|series| series.starts_with("auth_hashing_wait_seconds")), "{body}");
     assert!(samples.contains_key("auth_revocation_list_size"), "{body}");
+    assert!(samples.contains_key("auth_verified_token_cache_size"), "{body}");
     assert!(samples.get("auth_revocation_last_poll_timestamp_seconds").is_some_and(|t| *t > 1.7e9), "{body}");
     assert!(samples.get("auth_mail_total{outcome=\"sent\"}").is_some_and(|n| *n >= 1.0), "{body}");
     assert!(body.contains("# HELP auth_events_total Audit events, by event"), "described: {body}");

@@ -196,6 +196,11 @@ pub struct TokenSettings {
     /// refused instead (its client refreshes): memory stays bounded, and no
     /// revoked session's token is accepted.
     pub revocation_max_entries: usize,
+    /// Access tokens whose signature check each instance remembers, so that a
+    /// client's next request with the same token skips it (under 0.5 KiB
+    /// each; expiry, revocation and policy are still checked on every
+    /// request). 0 verifies every request.
+    pub verified_cache_entries: usize,
     pub verification_ttl_secs: u64,
     pub reset_ttl_secs: u64,
 }
@@ -214,6 +219,7 @@ impl Default for TokenSettings {
             revocation_poll_secs: 2,
             max_sessions_per_user: 20,
             revocation_max_entries: 1_000_000,
+            verified_cache_entries: 10_000,
             verification_ttl_secs: 24 * 3600,
             reset_ttl_secs: 30 * 60,
         }
@@ -870,6 +876,11 @@ impl AuthConfig {
             "must be between 1 and 1000",
         );
         p.check(t.revocation_max_entries > 0, "tokens.revocation_max_entries", "must be positive");
+        p.check(
+            t.verified_cache_entries <= 10_000_000,
+            "tokens.verified_cache_entries",
+            "must be at most 10 000 000 (about 5 GiB)",
+        );
         p.check(t.verification_ttl_secs > 0, "tokens.verification_ttl_secs", "must be positive");
         p.check(
             (60..=24 * 3600).contains(&t.reset_ttl_secs),

@@ -14,6 +14,8 @@ pub const HASHING_QUEUE_DEPTH: &str = "auth_hashing_queue_depth";
 pub const HASHING_WAIT: &str = "auth_hashing_wait_seconds";
 /// Revoked sessions held by this instance's revocation list.
 pub const REVOCATION_LIST_SIZE: &str = "auth_revocation_list_size";
+/// Access tokens in this instance's verified-token cache.
+pub const VERIFIED_CACHE_SIZE: &str = "auth_verified_token_cache_size";
 /// When this instance last read the revoked sessions (Unix seconds): the poll
 /// lag is `time() - auth_revocation_last_poll_timestamp_seconds`.
 pub const REVOCATION_LAST_POLL: &str = "auth_revocation_last_poll_timestamp_seconds";
@@ -29,6 +31,7 @@ pub fn describe() {
     describe_gauge!(HASHING_QUEUE_DEPTH, "Password hashing jobs waiting for a thread");
     describe_histogram!(HASHING_WAIT, Unit::Seconds, "Wait of a password hashing job for a thread");
     describe_gauge!(REVOCATION_LIST_SIZE, "Revoked sessions in this instance's revocation list");
+    describe_gauge!(VERIFIED_CACHE_SIZE, "Access tokens in this instance's verified-token cache");
     describe_gauge!(REVOCATION_LAST_POLL, Unit::Seconds, "Unix time of this instance's last revocation poll");
     describe_counter!(MAIL, "Emails handed to the mail transport, by outcome");
     describe_counter!(WEBHOOKS, "Webhook delivery attempts, by outcome");

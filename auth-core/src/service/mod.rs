@@ -292,6 +292,7 @@ impl Inner {
         let revoked = self.store.revoked_since(self.revocations.poll_since(forget_before)).await?;
         self.revocations.merge_poll(&revoked, now, forget_before);
         metrics::gauge!(crate::metrics::REVOCATION_LIST_SIZE).set(self.revocations.len() as f64);
+        metrics::gauge!(crate::metrics::VERIFIED_CACHE_SIZE).set(self.tokens.cached_tokens() as f64);
         metrics::gauge!(crate::metrics::REVOCATION_LAST_POLL).set(now as f64 / 1000.0);
         Ok(())
     }
@@ -423,7 +424,8 @@ impl Auth {
         &self.inner.roles
     }
 
-    pub fn keys(&self) -> &KeySet {
+    /// The key set tokens are verified with now.
+    pub fn keys(&self) -> Arc<KeySet> {
         self.inner.tokens.keys()
     }
 
@@ -601,6 +603,18 @@ impl Auth {
             return Err(AuthError::InvalidToken);
         }
         Ok(claims)
+    }
+
+    /// Stops this instance accepting access tokens signed with the
+    /// verification key `kid`, at once: the key leaves the JWKS and the
+    /// verified-token cache forgets its tokens. For a leaked key, or the end of
+    /// a rotation's overlap, without a restart; every instance must be told,
+    /// and the key removed from `tokens.verification_keys` before the next
+    /// start. The signing key cannot be retired (rotate first).
+    pub fn retire_verification_key(&self, kid: &str) -> Result<()> {
+        self.inner.tokens.retire_key(kid).map_err(|message| crate::error::FieldErrors::single("kid", message))?;
+        tracing::warn!(kid, "verification key retired; its tokens are refused from now on");
+        Ok(())
     }
 
     /// Records a denied request (a 403 of an authenticated caller) in the

@@ -17,8 +17,10 @@
 //! [`Transaction`] are single statements in a transaction the service began
 //! with [`Store::begin`] and commits once the statements that must hold
 //! together have run; dropped, it rolls back.
-//! On SQLite transactions begin `IMMEDIATE`, so writers queue on the database
-//! lock instead of failing when two read-then-write transactions meet; on
+//! On SQLite a transaction (and a write on the pool) first waits for its turn
+//! on the process's write gate, a FIFO queue, and begins `IMMEDIATE`, so
+//! writers queue instead of failing when two read-then-write transactions
+//! meet, and none sleeps in SQLite's busy handler; on
 //! PostgreSQL the first conditional `UPDATE` of a transaction takes the row
 //! lock that serialises competitors (see `Sessions::rotate_refresh`), so callers
 //! keep that statement first.
@@ -59,7 +61,7 @@ pub use sql::Transaction;
 pub(crate) use webhooks::Attempt;
 pub use webhooks::{StoredDelivery, StoredEndpoint};
 
-use sql::{Backend, statement};
+use sql::{Backend, WriteGate, statement};
 
 use crate::error::{AuthError, Result};
 
@@ -86,7 +88,7 @@ impl Store {
                 .busy_timeout(ACQUIRE_TIMEOUT);
             let pool = SqlitePoolOptions::new().acquire_timeout(ACQUIRE_TIMEOUT).connect_with(options).await?;
             sqlx::migrate!("./migrations/sqlite").run(&pool).await.map_err(migration_error)?;
-            Backend::Sqlite(pool)
+            Backend::Sqlite(pool, WriteGate::new(ACQUIRE_TIMEOUT))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let options = PgConnectOptions::from_str(url).map_err(AuthError::internal)?;
             let pool = PgPoolOptions::new().acquire_timeout(ACQUIRE_TIMEOUT).connect_with(options).await?;

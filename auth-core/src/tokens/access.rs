@@ -3,6 +3,9 @@
 //! anything the token itself names.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -12,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::keys::{KeySet, jwt_algorithm};
+use super::verified::VerifiedTokens;
 use crate::clock::Clock;
 use crate::config::TokenSettings;
 use crate::error::AuthError;
@@ -92,9 +96,12 @@ pub struct AccessGrant {
 }
 
 /// Mints and verifies access tokens, with every time read from one [`Clock`].
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct AccessTokens {
-    keys: KeySet,
+    /// Swapped whole when a verification key is retired; readers never wait.
+    keys: ArcSwap<KeySet>,
+    /// Tokens that passed `check` recently, by digest.
+    verified: VerifiedTokens,
     clock: Clock,
     issuer: String,
     audience: String,
@@ -121,7 +128,8 @@ impl AccessTokens {
         // Serialising a `Header` cannot fail: it holds only strings and enums.
         let encoded_header = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).unwrap_or_default());
         Self {
-            keys,
+            keys: ArcSwap::from_pointee(keys),
+            verified: VerifiedTokens::new(settings.verified_cache_entries),
             clock,
             encoded_header,
             issuer: issuer.to_owned(),
@@ -165,7 +173,7 @@ impl AccessTokens {
         token.push_str(&self.encoded_header);
         token.push('.');
         URL_SAFE_NO_PAD.encode_string(&claims_json, &mut token);
-        let signature = self.keys.signer().sign(token.as_bytes()).map_err(AuthError::internal)?;
+        let signature = self.keys.load().signer().sign(token.as_bytes()).map_err(AuthError::internal)?;
         token.push('.');
         URL_SAFE_NO_PAD.encode_string(&signature, &mut token);
         Ok((token, claims))
@@ -191,16 +199,70 @@ impl AccessTokens {
         self.ttl_secs
     }
 
-    pub fn keys(&self) -> &KeySet {
-        &self.keys
+    /// The key set tokens are verified with now.
+    pub fn keys(&self) -> Arc<KeySet> {
+        self.keys.load_full()
+    }
+
+    /// Stops accepting tokens signed with the verification key `kid`, at once:
+    /// the key leaves the key set (and so the JWKS) and the cache forgets the
+    /// tokens it verified. For a key that leaked, or the end of a rotation's
+    /// overlap without a restart; it lasts until the process restarts with
+    /// the key still configured.
+    pub fn retire_key(&self, kid: &str) -> Result<(), &'static str> {
+        let mut outcome = Ok(());
+        // `rcu` retries if another retirement swaps the set meanwhile.
+        self.keys.rcu(|keys| match keys.without(kid) {
+            Ok(retired) => {
+                outcome = Ok(());
+                Arc::new(retired)
+            }
+            Err(reason) => {
+                outcome = Err(reason);
+                Arc::clone(keys)
+            }
+        });
+        outcome?;
+        self.verified.forget_kid(kid);
+        Ok(())
+    }
+
+    /// Tokens in the verified-token cache (approximately: it is sharded).
+    pub fn cached_tokens(&self) -> usize {
+        self.verified.len()
+    }
+
+    #[cfg(test)]
+    fn is_cached(&self, token: &str) -> bool {
+        self.verified.key(token).is_some_and(|key| self.verified.get(&key).is_some())
     }
 
     fn check(&self, token: &str) -> Result<AccessClaims, &'static str> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err("too long");
         }
+        let keys = self.keys.load();
+        let digest = self.verified.key(token);
+        // A hit skips the signature and the parsing, and holds only while its
+        // key is still in the set; the times are checked either way.
+        let hit = digest.as_ref().and_then(|digest| self.verified.get(digest));
+        if let Some(hit) = hit.filter(|hit| keys.verification_key(&hit.kid).is_some()) {
+            return self.check_times(&hit.claims).map(|()| hit.claims.clone()).inspect_err(|_| {
+                digest.as_ref().inspect(|digest| self.verified.remove(digest));
+            });
+        }
+        let (kid, claims) = self.check_signature(&keys, token)?;
+        self.check_times(&claims)?;
+        if let Some(digest) = digest {
+            self.verified.insert(digest, &kid, &claims);
+        }
+        Ok(claims)
+    }
+
+    /// The header, the signature and the claims' shape; returns the `kid` and the claims.
+    fn check_signature(&self, keys: &KeySet, token: &str) -> Result<(String, AccessClaims), &'static str> {
         // `alg: none` and unknown algorithms fail here: jsonwebtoken has no such variant.
-        let header = decode_header(token).map_err(|_| "malformed header or unsupported alg")?;
+        let mut header = decode_header(token).map_err(|_| "malformed header or unsupported alg")?;
         let typ_ok = header
             .typ
             .as_deref()
@@ -217,8 +279,8 @@ impl AccessTokens {
         if header.jku.is_some() || header.x5u.is_some() || header.jwk.is_some() || header.x5c.is_some() {
             return Err("key or key URL in the header");
         }
-        let kid = header.kid.as_deref().ok_or("missing kid")?;
-        let key = self.keys.verification_key(kid).ok_or("unknown kid")?;
+        let kid = header.kid.take().ok_or("missing kid")?;
+        let key = keys.verification_key(&kid).ok_or("unknown kid")?;
         // The kid's own algorithm, never the header's, picks the verifier.
         let algorithm = jwt_algorithm(key.algorithm());
         if header.alg != algorithm {
@@ -229,7 +291,14 @@ impl AccessTokens {
         let claims = decode::<AccessClaims>(token, key.decoding_key(), validation)
             .map_err(|error| describe(error.kind()))?
             .claims;
-        // The times, against our clock (jsonwebtoken's own checks read the system time).
+        if claims.tenant_id.is_some() != claims.role.is_some() {
+            return Err("tenant_id and role must come together");
+        }
+        Ok((kid, claims))
+    }
+
+    /// The times, against our clock (jsonwebtoken's own checks read the system time).
+    fn check_times(&self, claims: &AccessClaims) -> Result<(), &'static str> {
         let now = self.now();
         let leeway = seconds(self.leeway_secs);
         if claims.exp < now.saturating_sub(leeway) {
@@ -241,10 +310,7 @@ impl AccessTokens {
         if claims.iat > now.saturating_add(leeway) {
             return Err("issued in the future");
         }
-        if claims.tenant_id.is_some() != claims.role.is_some() {
-            return Err("tenant_id and role must come together");
-        }
-        Ok(claims)
+        Ok(())
     }
 }
 
@@ -447,7 +513,8 @@ mod tests {
             let library = encode(&our_header(&tokens), &claims, tokens.keys().signing_key()).unwrap();
 
             // jsonwebtoken verifies the cached signer's token, and we verify the library's.
-            let key = tokens.keys().verification_key("k1").unwrap().decoding_key();
+            let keys = tokens.keys();
+            let key = keys.verification_key("k1").unwrap().decoding_key();
             let validation = validation(jwt_algorithm(algorithm), ISS, AUD);
             assert_eq!(decode::<AccessClaims>(&cached, key, &validation).unwrap().claims, claims, "{algorithm:?}");
             assert_eq!(tokens.verify(&library).unwrap(), claims, "{algorithm:?}");
@@ -754,6 +821,109 @@ mod tests {
         let retired = tokens(new, vec![]);
         assert!(rejected(&retired, &token));
         assert!(retired.keys().jwks().find("2025-01").is_none());
+    }
+
+    fn tokens_caching(entries: usize, signing: KeySpec, verification: Vec<KeySpec>, clock: Clock) -> AccessTokens {
+        let settings = TokenSettings { verified_cache_entries: entries, ..settings(signing, verification) };
+        AccessTokens::new(KeySet::from_settings(&settings).unwrap(), ISS, AUD, &settings, clock)
+    }
+
+    #[test]
+    fn a_cached_token_still_expires_by_the_clock_and_is_forgotten() {
+        let clock = Clock::manual();
+        let tokens = tokens_caching(100, key(SigningAlgorithm::EdDsa, "k1"), vec![], clock.clone());
+        let (token, minted) = tokens.mint(&grant()).unwrap();
+        assert_eq!(tokens.verify(&token).unwrap(), minted);
+        assert!(tokens.is_cached(&token));
+        assert_eq!(tokens.verify(&token).unwrap(), minted, "a hit returns the same claims");
+        assert_eq!(tokens.cached_tokens(), 1);
+
+        clock.advance(Duration::from_secs(300 + 30 + 1));
+        assert!(rejected(&tokens, &token), "a hit past exp + leeway is refused");
+        assert!(!tokens.is_cached(&token));
+    }
+
+    #[test]
+    fn retiring_a_key_rejects_its_cached_tokens_at_once() {
+        let old = key(SigningAlgorithm::EdDsa, "2025-01");
+        let new = key(SigningAlgorithm::EdDsa, "2025-02");
+        let (token, claims) = tokens(old.clone(), vec![]).mint(&grant()).unwrap();
+        let rotated = tokens_caching(100, new, vec![old], Clock::system());
+        let (fresh, fresh_claims) = rotated.mint(&grant()).unwrap();
+        for _ in 0..2 {
+            assert_eq!(rotated.verify(&token).unwrap(), claims);
+            assert_eq!(rotated.verify(&fresh).unwrap(), fresh_claims);
+        }
+        assert!(rotated.is_cached(&token));
+
+        rotated.retire_key("2025-01").unwrap();
+        assert!(rejected(&rotated, &token), "its cached token is refused at the next request");
+        assert!(!rotated.is_cached(&token));
+        assert!(rotated.keys().jwks().find("2025-01").is_none(), "and the JWKS no longer lists it");
+        assert_eq!(rotated.verify(&fresh).unwrap(), fresh_claims, "the other key's tokens stay valid");
+        assert!(rotated.is_cached(&fresh));
+
+        assert!(rotated.retire_key("2025-02").is_err(), "the signing key cannot be retired");
+        assert!(rotated.retire_key("2025-01").is_err(), "nor a key that is not there");
+        assert_eq!(rotated.verify(&fresh).unwrap(), fresh_claims);
+    }
+
+    /// Only tokens that pass every check enter the cache, so distinct forged
+    /// tokens, however many, cannot grow it or push the genuine ones out.
+    #[test]
+    fn a_flood_of_forged_tokens_neither_grows_the_cache_nor_evicts_good_entries() {
+        let tokens = tokens_caching(1000, key(SigningAlgorithm::Hs256, "k1"), vec![], Clock::system());
+        let good: Vec<String> = (0..100).map(|_| tokens.mint(&grant()).unwrap().0).collect();
+        good.iter().for_each(|token| drop(tokens.verify(token).unwrap()));
+        assert_eq!(tokens.cached_tokens(), 100);
+
+        let attacker_secret = key(SigningAlgorithm::Hs256, "k1").secret.unwrap();
+        let attacker_key = EncodingKey::from_secret(attacker_secret.expose().as_bytes());
+        let signature = good[0].rsplit('.').next().unwrap();
+        let header_part = good[0].split('.').next().unwrap();
+        for i in 0..20_000 {
+            let mut claims = valid_claims();
+            claims["jti"] = json!(Uuid::new_v4());
+            let forged = if i % 2 == 0 {
+                // Our header, fresh claims, a good token's signature.
+                format!("{header_part}.{}.{signature}", b64_json(&claims))
+            } else {
+                // Our kid, signed with another secret.
+                encode(&our_header(&tokens), &claims, &attacker_key).unwrap()
+            };
+            assert!(rejected(&tokens, &forged));
+        }
+        assert_eq!(tokens.cached_tokens(), 100, "nothing forged was cached");
+        assert!(good.iter().all(|token| tokens.is_cached(token)), "every good token is still cached");
+    }
+
+    #[test]
+    fn the_cache_is_bounded_by_its_setting_and_can_be_turned_off() {
+        let tokens = tokens_caching(64, key(SigningAlgorithm::Hs256, "k1"), vec![], Clock::system());
+        for _ in 0..1000 {
+            tokens.verify(&tokens.mint(&grant()).unwrap().0).unwrap();
+        }
+        assert!(tokens.cached_tokens() <= 64, "{} entries", tokens.cached_tokens());
+
+        let off = tokens_caching(0, key(SigningAlgorithm::Hs256, "k1"), vec![], Clock::system());
+        let (token, claims) = off.mint(&grant()).unwrap();
+        assert_eq!(off.verify(&token).unwrap(), claims);
+        assert_eq!(off.cached_tokens(), 0);
+    }
+
+    /// The documented memory: under 0.5 KiB per cached token (374 B measured).
+    #[test]
+    fn a_cached_token_costs_under_half_a_kibibyte() {
+        let tokens = tokens_caching(10_000, key(SigningAlgorithm::Hs256, "k1"), vec![], Clock::system());
+        let tenant = Some((Uuid::new_v4(), "admin".to_owned()));
+        let mut claims = None;
+        for _ in 0..10_000 {
+            let (token, minted) = tokens.mint(&AccessGrant { tenant: tenant.clone(), ..grant() }).unwrap();
+            tokens.verify(&token).unwrap();
+            claims = Some(minted);
+        }
+        let per_entry = tokens.verified.memory_per_entry(&claims.unwrap(), "k1");
+        assert!((200..=512).contains(&per_entry), "{per_entry} bytes per entry");
     }
 
     #[test]

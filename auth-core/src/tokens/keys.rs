@@ -254,6 +254,18 @@ impl KeySet {
         &self.signing.signer
     }
 
+    /// The same set without the verification key `kid`: what a running
+    /// instance verifies with once a key is retired. The signing key cannot be
+    /// retired this way (configure a new one and restart).
+    pub(crate) fn without(&self, kid: &str) -> Result<KeySet, &'static str> {
+        if kid == self.signing.kid {
+            return Err("the signing key cannot be retired; rotate to a new signing key first");
+        }
+        let mut verification = self.verification.clone();
+        verification.remove(kid).ok_or("no verification key has this kid")?;
+        Ok(KeySet { signing: self.signing.clone(), verification })
+    }
+
     pub(crate) fn verification_key(&self, kid: &str) -> Option<&VerificationKey> {
         self.verification.get(kid)
     }

@@ -1,5 +1,5 @@
-//! Access tokens (signed JWTs, verified without I/O) and the keys that sign
-//! them, the opaque secrets used for refresh tokens and email links, the
+//! Access tokens (signed JWTs, verified without I/O, recently verified ones
+//! cached) and the keys that sign them, the opaque secrets used for refresh tokens and email links, the
 //! in-memory revocation list, and how a user signed in (`amr`).
 
 mod access;
@@ -7,6 +7,7 @@ pub(crate) mod amr;
 mod keys;
 mod opaque;
 mod revocation;
+mod verified;
 
 pub use access::AccessClaims;
 pub use amr::{AuthMethod, is_multi_factor};

@@ -241,6 +241,8 @@ impl Conformance {
         let user = self.verified_user("logout").await;
         let kept = self.sign_in(&user).await;
         let ended = self.sign_in(&user).await;
+        // Verified once, so the revocation below must hold on a cache hit.
+        assert!(self.access_works(&ended.access).await);
         let answer = self.post("/logout", Some(&ended.access), &json!({ "refresh": ended.refresh })).await;
         answer.expect(204);
         assert!(!self.refresh_works(&ended.refresh).await, "the logged-out refresh token is dead");
