@@ -308,6 +308,50 @@ impl AuditLog {
         detail: serde_json::Value,
         at: DateTime<Utc>,
     ) {
+        let record = self.announce(event, user_id, client, detail, at);
+        let (endpoints, payload) = self.outbox(&record);
+        let stored = if endpoints.is_empty() {
+            self.store.insert_audit(&record).await
+        } else {
+            // The event and its webhook messages, in one transaction (the outbox).
+            async {
+                let mut tx = self.store.begin().await?;
+                tx.insert_audit_with_deliveries(&record, &endpoints, &payload).await?;
+                tx.commit().await
+            }
+            .await
+        };
+        if let Err(error) = stored {
+            tracing::error!(target: "auth::audit", event = record.event, %error, "audit event not stored");
+        }
+    }
+
+    /// Writes the event (and its webhook messages) in the caller's
+    /// transaction: it commits with the change it describes, or neither does.
+    /// Here a store error fails the operation.
+    pub(crate) async fn record_in(
+        &self,
+        tx: &mut crate::store::Transaction,
+        event: AuditEvent,
+        user_id: Option<Uuid>,
+        client: &ClientInfo,
+        detail: serde_json::Value,
+        at: DateTime<Utc>,
+    ) -> crate::Result<()> {
+        let record = self.announce(event, user_id, client, detail, at);
+        let (endpoints, payload) = self.outbox(&record);
+        tx.insert_audit_with_deliveries(&record, &endpoints, &payload).await
+    }
+
+    /// The record of an event, counted and logged.
+    fn announce(
+        &self,
+        event: AuditEvent,
+        user_id: Option<Uuid>,
+        client: &ClientInfo,
+        detail: serde_json::Value,
+        at: DateTime<Utc>,
+    ) -> AuditRecord {
         let record = AuditRecord {
             id: Uuid::now_v7(),
             at,
@@ -324,27 +368,22 @@ impl AuditLog {
         } else {
             tracing::info!(target: "auth::audit", event = record.event, user, ip = record.ip, detail = %record.detail);
         }
-        let endpoints = self.webhooks.as_ref().map(|w| w.subscribed(&record.event)).unwrap_or_default();
-        let stored = if endpoints.is_empty() {
-            self.store.insert_audit(&record).await
-        } else {
-            self.insert_with_deliveries(&record, &endpoints).await
-        };
-        if let Err(error) = stored {
-            tracing::error!(target: "auth::audit", event = record.event, %error, "audit event not stored");
-        }
+        record
     }
 
-    /// The event and its webhook messages, in one transaction (the outbox).
-    async fn insert_with_deliveries(&self, record: &AuditRecord, endpoints: &[Uuid]) -> crate::Result<()> {
+    /// The webhook endpoints subscribed to the event and the message they get
+    /// (empty when none is).
+    fn outbox(&self, record: &AuditRecord) -> (Vec<Uuid>, String) {
+        let endpoints = self.webhooks.as_ref().map(|w| w.subscribed(&record.event)).unwrap_or_default();
+        if endpoints.is_empty() {
+            return (endpoints, String::new());
+        }
         let payload = serde_json::json!({
             "type": record.event,
             "timestamp": record.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             "data": { "id": record.id, "user_id": record.user_id, "detail": record.detail },
         });
-        let mut tx = self.store.begin().await?;
-        tx.insert_audit_with_deliveries(record, endpoints, &payload.to_string()).await?;
-        tx.commit().await
+        (endpoints, payload.to_string())
     }
 }
 

@@ -4,7 +4,7 @@
 
 use super::{Auth, RotateOutcome};
 use crate::{
-    Result,
+    ClientInfo, Result,
     store::{Family, Store},
     tokens::{AccessClaims, AuthMethod, OpaqueToken},
 };
@@ -14,8 +14,8 @@ pub fn store(auth: &Auth) -> &Store {
     &auth.inner.store
 }
 
-/// One refresh rotation's transaction alone, without minting or audit
-/// (the floor `refresh` is measured against).
+/// One refresh rotation's transaction alone (with its audit event), without
+/// minting (the floor `refresh` is measured against).
 pub async fn rotate_refresh(
     auth: &Auth,
     presented: &OpaqueToken,
@@ -23,7 +23,7 @@ pub async fn rotate_refresh(
     idle_ms: i64,
     grace_ms: i64,
 ) -> Result<RotateOutcome> {
-    auth.sessions().rotate_refresh(presented, now, idle_ms, grace_ms).await
+    auth.sessions().rotate_refresh(presented, now, idle_ms, grace_ms, &ClientInfo::default()).await
 }
 
 /// Records a second factor in the caller's session, as the factors of

@@ -13,7 +13,13 @@
 //! at liftoff, creates a verified user who owns a tenant and writes
 //! `{"email", "password", "tenant_id"}` to `BENCH_SETUP_FILE`.
 //!
-//! `BENCH_HASHING_THREADS=N` overrides the hashing pool size (both modes).
+//! `BENCH_HASHING_THREADS=N` overrides the hashing pool size (both modes);
+//! `BENCH_VERIFIED_CACHE=N` the verified-token cache's size (0: off);
+//! `BENCH_DISTINCT_TOKENS=N` makes the setup also write N access tokens of one
+//! session (a refresh chain), one per line, to `<BENCH_SETUP_FILE>.tokens`.
+//!
+//! `auth-bench bare` instead serves `GET /bench/public` from a Rocket app
+//! without the platform: what an unprotected route costs with no fairing.
 //!
 //! `auth-bench argon2-rate SECONDS` instead prints the raw argon2 rate (the
 //! verifications per second) of the configured parameters on as many threads
@@ -85,14 +91,30 @@ fn raw_verifier(auth: &Auth) -> RawVerifier {
 async fn setup(auth: &Auth, path: &str) {
     let email = format!("bench-{}@example.com", uuid::Uuid::new_v4().simple());
     let user = auth.operators().create_superuser(&email, PASSWORD, "Load Test").await.expect("bench user");
-    let tenant = auth.tenants().create(user.id, "Load Test", &ClientInfo::default()).await.expect("bench tenant");
+    let client = ClientInfo::default();
+    let tenant = auth.tenants().create(user.id, "Load Test", &client).await.expect("bench tenant");
+    if let Some(count) = env_number("BENCH_DISTINCT_TOKENS") {
+        let mut pair = auth.sessions().login(&email, PASSWORD, None, &client).await.expect("bench login");
+        let mut tokens = String::new();
+        for _ in 0..count {
+            pair = auth.sessions().refresh(pair.refresh.expose(), &client).await.expect("bench refresh");
+            tokens.push_str(pair.access.expose());
+            tokens.push('\n');
+        }
+        std::fs::write(format!("{path}.tokens"), tokens).expect("write the tokens file");
+    }
     let setup = serde_json::json!({ "email": email, "password": PASSWORD, "tenant_id": tenant.id });
     std::fs::write(path, setup.to_string()).expect("write BENCH_SETUP_FILE");
 }
 
+/// A number from the environment, if set.
+fn env_number(name: &str) -> Option<usize> {
+    std::env::var(name).ok().and_then(|n| n.parse().ok())
+}
+
 /// `BENCH_HASHING_THREADS`: the hashing pool size to try instead of the default.
 fn hashing_threads() -> Option<usize> {
-    std::env::var("BENCH_HASHING_THREADS").ok().and_then(|n| n.parse().ok())
+    env_number("BENCH_HASHING_THREADS")
 }
 
 /// Verifications per second of raw argon2 on `threads` threads for `seconds`.
@@ -134,6 +156,13 @@ async fn main() {
         argon2_rate(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10));
         return;
     }
+    if args.first().map(String::as_str) == Some("bare") {
+        if let Err(error) = rocket::build().mount("/bench", routes![public]).launch().await {
+            eprintln!("{error}");
+            std::process::exit(1);
+        }
+        return;
+    }
     let key = auth_platform::core::tokens::KeySet::generate(auth_platform::core::SigningAlgorithm::Rs256, "bench")
         .expect("a signing key");
     let mut figment = rocket::Config::figment()
@@ -143,6 +172,9 @@ async fn main() {
         .merge(("auth.mail.transport", serde_json::json!({ "kind": "memory" })));
     if let Some(threads) = hashing_threads() {
         figment = figment.merge(("auth.password.hashing_threads", threads));
+    }
+    if let Some(entries) = env_number("BENCH_VERIFIED_CACHE") {
+        figment = figment.merge(("auth.tokens.verified_cache_entries", entries));
     }
     let setup_file = std::env::var("BENCH_SETUP_FILE").unwrap_or_else(|_| "bench-setup.json".into());
     let rocket = auth_demo::rocket(figment)
