@@ -10,8 +10,9 @@
 //! as `environment = "development"` (a release build would otherwise enforce
 //! the deployment checklist) with a signing key generated per run and the
 //! memory mailer (a release build never generates keys nor uses the outbox), and,
-//! at liftoff, creates a verified user who owns a tenant and writes
-//! `{"email", "password", "tenant_id"}` to `BENCH_SETUP_FILE`.
+//! at liftoff, creates a verified user who owns a tenant and another for the
+//! login load, and writes `{"email", "load_email", "password", "tenant_id"}`
+//! to `BENCH_SETUP_FILE`.
 //!
 //! `BENCH_HASHING_THREADS=N` overrides the hashing pool size (both modes);
 //! `BENCH_VERIFIED_CACHE=N` the verified-token cache's size (0: off);
@@ -103,7 +104,14 @@ async fn setup(auth: &Auth, path: &str) {
         }
         std::fs::write(format!("{path}.tokens"), tokens).expect("write the tokens file");
     }
-    let setup = serde_json::json!({ "email": email, "password": PASSWORD, "tenant_id": tenant.id });
+    // The login load signs in as another user: every login beyond
+    // tokens.max_sessions_per_user ends the oldest session of its user, which
+    // would end the sessions whose tokens the other measurements use.
+    let load_email = format!("load-{}@example.com", uuid::Uuid::new_v4().simple());
+    auth.operators().create_superuser(&load_email, PASSWORD, "Login Load").await.expect("load user");
+    let setup = serde_json::json!({
+        "email": email, "load_email": load_email, "password": PASSWORD, "tenant_id": tenant.id,
+    });
     std::fs::write(path, setup.to_string()).expect("write BENCH_SETUP_FILE");
 }
 
@@ -167,6 +175,8 @@ async fn main() {
         .expect("a signing key");
     let mut figment = rocket::Config::figment()
         .merge(("auth.rate_limits.enabled", false))
+        // bench/run signs in once per refresh connection (up to 34 sessions).
+        .merge(("auth.tokens.max_sessions_per_user", 1000))
         .merge(("auth.environment", "development"))
         .merge(("auth.tokens.signing_key", key))
         .merge(("auth.mail.transport", serde_json::json!({ "kind": "memory" })));
