@@ -245,11 +245,14 @@ impl AccessTokens {
         let digest = self.verified.key(token);
         // A hit skips the signature and the parsing, and holds only while its
         // key is still in the set; the times are checked either way.
-        let hit = digest.as_ref().and_then(|digest| self.verified.get(digest));
-        if let Some(hit) = hit.filter(|hit| keys.verification_key(&hit.kid).is_some()) {
-            return self.check_times(&hit.claims).map(|()| hit.claims.clone()).inspect_err(|_| {
-                digest.as_ref().inspect(|digest| self.verified.remove(digest));
-            });
+        if let Some(digest) = &digest
+            && let Some(hit) = self.verified.get(digest).filter(|hit| keys.verification_key(&hit.kid).is_some())
+        {
+            let fresh = self.check_times(&hit.claims);
+            if fresh.is_err() {
+                self.verified.remove(digest);
+            }
+            return fresh.map(|()| hit.claims.clone());
         }
         let (kid, claims) = self.check_signature(&keys, token)?;
         self.check_times(&claims)?;
