@@ -86,9 +86,24 @@ impl Store {
                 .journal_mode(SqliteJournalMode::Wal)
                 .foreign_keys(true)
                 .busy_timeout(ACQUIRE_TIMEOUT);
-            let pool = SqlitePoolOptions::new().acquire_timeout(ACQUIRE_TIMEOUT).connect_with(options).await?;
+            // No ping before each acquire: a connection to a local file does
+            // not go stale, and the ping is a round trip to its worker thread
+            // (the rotation floor: 566 → 1383/s at 1 connection with it off).
+            let pool = SqlitePoolOptions::new()
+                .test_before_acquire(false)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect_with(options.clone())
+                .await?;
             sqlx::migrate!("./migrations/sqlite").run(&pool).await.map_err(migration_error)?;
-            Backend::Sqlite(pool, WriteGate::new(ACQUIRE_TIMEOUT))
+            let writer = SqlitePoolOptions::new()
+                .max_connections(1)
+                .test_before_acquire(false)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect_with(options)
+                .await?;
+            Backend::Sqlite(pool, WriteGate::new(writer, ACQUIRE_TIMEOUT))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let options = PgConnectOptions::from_str(url).map_err(AuthError::internal)?;
             let pool = PgPoolOptions::new().acquire_timeout(ACQUIRE_TIMEOUT).connect_with(options).await?;

@@ -26,22 +26,31 @@ pub(super) enum Backend {
 }
 
 /// SQLite's writers of this process, one at a time and first come, first
-/// served. SQLite admits one writer; one that finds the lock taken sleeps in
-/// SQLite's busy handler (1, 2, 5, … up to 100 ms per try) while newcomers
-/// can take the lock first, so under load a few writers waited hundreds of
-/// milliseconds (refresh p99 337 ms at 32 connections, p50 23 ms). Queued on
-/// this gate instead, each writer finds the lock free; the busy handler is
-/// left for other processes (the operators' CLI). Reads never take it (WAL).
+/// served, on one connection of their own. SQLite admits one writer; one that
+/// finds the lock taken sleeps in SQLite's busy handler (1, 2, 5, … up to
+/// 100 ms per try) while newcomers can take the lock first, so under load a
+/// few writers waited hundreds of milliseconds (refresh p99 337 ms at 32
+/// connections, p50 23 ms). Queued on this gate instead, each writer finds
+/// the lock free; the busy handler is left for other processes (the
+/// operators' CLI). Reads never take it (WAL) and run on the other pool.
+///
+/// One connection for every write keeps its page cache and its worker
+/// thread warm, where writes that moved between the pool's connections
+/// re-read the pages the others had changed: the rotation floor at 32
+/// connections, 704–1273/s on the shared pool, 1237–1561/s on the writer
+/// (BENCHMARKS.md, #17).
 #[derive(Clone, Debug)]
 pub(super) struct WriteGate {
     turn: Arc<tokio::sync::Mutex<()>>,
+    /// A pool of exactly one connection: the writer.
+    writer: SqlitePool,
     /// How long a writer waits for its turn before the store is unavailable.
     timeout: Duration,
 }
 
 impl WriteGate {
-    pub(super) fn new(timeout: Duration) -> Self {
-        Self { turn: Arc::default(), timeout }
+    pub(super) fn new(writer: SqlitePool, timeout: Duration) -> Self {
+        Self { turn: Arc::default(), writer, timeout }
     }
 
     /// This writer's turn (a FIFO queue), or a pool timeout past `timeout`.
@@ -51,10 +60,15 @@ impl WriteGate {
             .map_err(|_| sqlx::Error::PoolTimedOut)
     }
 
-    /// The turn a statement run on the pool needs: none for a read.
-    async fn turn_for(&self, sql: &str) -> sqlx::Result<Option<tokio::sync::OwnedMutexGuard<()>>> {
+    /// Where a statement run outside a transaction goes: a read to the
+    /// readers' `pool` at once, a write to the writer in its turn.
+    async fn route<'p>(
+        &'p self,
+        pool: &'p SqlitePool,
+        sql: &str,
+    ) -> sqlx::Result<(&'p SqlitePool, Option<tokio::sync::OwnedMutexGuard<()>>)> {
         let read = sql.trim_start().get(..6).is_some_and(|verb| verb.eq_ignore_ascii_case("SELECT"));
-        Ok(if read { None } else { Some(self.turn().await?) })
+        Ok(if read { (pool, None) } else { (&self.writer, Some(self.turn().await?)) })
     }
 }
 
@@ -68,7 +82,10 @@ impl Backend {
 
     pub(super) async fn close(&self) {
         match self {
-            Self::Sqlite(pool, _) => pool.close().await,
+            Self::Sqlite(pool, gate) => {
+                gate.writer.close().await;
+                pool.close().await
+            }
             Self::Postgres(pool) => pool.close().await,
         }
     }
@@ -78,9 +95,9 @@ impl Backend {
     /// transactions meet. PostgreSQL serialises on row locks instead.
     pub(super) async fn begin(&self) -> sqlx::Result<Transaction> {
         Ok(match self {
-            Self::Sqlite(pool, gate) => {
+            Self::Sqlite(_, gate) => {
                 let turn = gate.turn().await?;
-                Transaction(Open::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?, turn))
+                Transaction(Open::Sqlite(gate.writer.begin_with("BEGIN IMMEDIATE").await?, turn))
             }
             Self::Postgres(pool) => Transaction(Open::Postgres(pool.begin().await?)),
         })
@@ -229,7 +246,7 @@ impl<'a> Statement<'a> {
         let Self { sql, values } = self;
         Ok(match on.into() {
             Executor::SqlitePool(pool, gate) => {
-                let _turn = gate.turn_for(sql).await?;
+                let (pool, _turn) = gate.route(pool, sql).await?;
                 sqlx::query_with(sql, arguments::<Sqlite>(&values)?).execute(pool).await?.rows_affected()
             }
             Executor::PostgresPool(pool) => {
@@ -248,7 +265,7 @@ impl<'a> Statement<'a> {
         let Self { sql, values } = self;
         match on.into() {
             Executor::SqlitePool(pool, gate) => {
-                let _turn = gate.turn_for(sql).await?;
+                let (pool, _turn) = gate.route(pool, sql).await?;
                 sqlx::query_as_with(sql, arguments::<Sqlite>(&values)?).fetch_all(pool).await
             }
             Executor::PostgresPool(pool) => {
@@ -265,7 +282,7 @@ impl<'a> Statement<'a> {
         let Self { sql, values } = self;
         match on.into() {
             Executor::SqlitePool(pool, gate) => {
-                let _turn = gate.turn_for(sql).await?;
+                let (pool, _turn) = gate.route(pool, sql).await?;
                 sqlx::query_as_with(sql, arguments::<Sqlite>(&values)?).fetch_optional(pool).await
             }
             Executor::PostgresPool(pool) => {
@@ -380,9 +397,11 @@ mod tests {
             .create_if_missing(true)
             .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
             .busy_timeout(Duration::ZERO);
-        let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(16).connect_with(options).await.unwrap();
+        let pool =
+            sqlx::sqlite::SqlitePoolOptions::new().max_connections(16).connect_with(options.clone()).await.unwrap();
         sqlx::query("CREATE TABLE t (id BLOB PRIMARY KEY)").execute(&pool).await.unwrap();
-        let store = Store { backend: Backend::Sqlite(pool, WriteGate::new(Duration::from_secs(30))) };
+        let writer = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect_with(options).await.unwrap();
+        let store = Store { backend: Backend::Sqlite(pool, WriteGate::new(writer, Duration::from_secs(30))) };
 
         let writers = (0..32).map(|_| {
             let store = store.clone();
