@@ -20,8 +20,9 @@ use tokio::sync::Mutex;
 
 static SERIAL: Mutex<()> = Mutex::const_new(());
 
-/// A change that breaks a production configuration, with its name.
-type Breakage = (&'static str, Box<dyn Fn(&mut AuthConfig)>);
+/// A change that breaks a production configuration: its name, what the
+/// operators' `checklist` reports of it, the change.
+type Breakage = (&'static str, &'static str, Box<dyn Fn(&mut AuthConfig)>);
 
 /// What the deployment checklist wants, on the test's database.
 fn production_config(database_url: &str) -> AuthConfig {
@@ -107,34 +108,40 @@ async fn release_ignites_with_a_complete_production_config(app: App) {
     assert_eq!(jwks["keys"][0]["kid"], json!(RSA_KEY.kid));
 }
 
-async fn release_refuses_what_the_checklist_forbids(app: App) {
-    let _serial = SERIAL.lock().await;
-    let db = TestDatabase::new(Backend::Sqlite).await;
+/// What a launch outside development refuses, each with the failed launch
+/// check that `checklist` names (or, for an invalid setting, the setting).
+fn breakages() -> Vec<Breakage> {
     let hs256 = KeySpec {
         kid: "hs".into(),
         algorithm: Some(SigningAlgorithm::Hs256),
         secret: Some(Secret::new("an-hs256-secret-of-at-least-32-bytes-long")),
         ..KeySpec::default()
     };
-    let cases: Vec<Breakage> = vec![
-        ("no signing key", Box::new(|c| c.tokens.signing_key = None)),
-        ("access_ttl_secs = 1000", Box::new(|c| c.tokens.access_ttl_secs = 1000)),
+    vec![
+        ("no signing key", "FAIL signing_key_configured", Box::new(|c| c.tokens.signing_key = None)),
+        ("access_ttl_secs = 1000", "tokens.access_ttl_secs", Box::new(|c| c.tokens.access_ttl_secs = 1000)),
         (
             "HS256",
+            "FAIL asymmetric_signing",
             Box::new(move |c| {
                 c.tokens.algorithm = SigningAlgorithm::Hs256;
                 c.tokens.signing_key = Some(hs256.clone());
             }),
         ),
-        ("an http public URL", Box::new(|c| c.public_url = "http://app.example.com".into())),
-        ("an http issuer", Box::new(|c| c.issuer = "http://auth.example.com".into())),
-        ("unverified logins", Box::new(|c| c.require_verified_email = false)),
-        ("cheap argon2", Box::new(|c| c.password.argon2_memory_kib = 1024)),
-        ("no rate limits", Box::new(|c| c.rate_limits.enabled = false)),
-        ("the file outbox", Box::new(|c| c.mail.transport = MailTransport::Outbox { dir: "outbox".into() })),
-        ("the memory mailer", Box::new(|c| c.mail.transport = MailTransport::Memory)),
+        ("an http public URL", "FAIL https_public_url", Box::new(|c| c.public_url = "http://app.example.com".into())),
+        ("an http issuer", "FAIL https_issuer", Box::new(|c| c.issuer = "http://auth.example.com".into())),
+        ("unverified logins", "FAIL verified_email_required", Box::new(|c| c.require_verified_email = false)),
+        ("cheap argon2", "FAIL argon2_owasp_minimum", Box::new(|c| c.password.argon2_memory_kib = 1024)),
+        ("no rate limits", "FAIL rate_limits_enabled", Box::new(|c| c.rate_limits.enabled = false)),
+        (
+            "the file outbox",
+            "FAIL smtp_mail_with_tls",
+            Box::new(|c| c.mail.transport = MailTransport::Outbox { dir: "outbox".into() }),
+        ),
+        ("the memory mailer", "FAIL smtp_mail_with_tls", Box::new(|c| c.mail.transport = MailTransport::Memory)),
         (
             "plain-text SMTP",
+            "FAIL smtp_mail_with_tls",
             Box::new(|c| {
                 c.mail.transport = MailTransport::Smtp {
                     host: "127.0.0.1".into(),
@@ -145,14 +152,49 @@ async fn release_refuses_what_the_checklist_forbids(app: App) {
                 }
             }),
         ),
-    ];
-    for (label, break_it) in cases {
+    ]
+}
+
+async fn release_refuses_what_the_checklist_forbids(app: App) {
+    let _serial = SERIAL.lock().await;
+    let db = TestDatabase::new(Backend::Sqlite).await;
+    for (label, _, break_it) in breakages() {
         let mut config = production_config(&db.url);
         break_it(&mut config);
         assert!(refused(ignite_release(app, &config).await), "release must refuse {app:?} with {label}");
     }
     // The same complete config, for contrast, ignites.
     ignite_release(app, &production_config(&db.url)).await.expect("the complete config ignites");
+}
+
+/// The operators' `checklist` judges a configuration as the launch does,
+/// naming the failed check, and opens no database to do it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_checklist_command_names_what_a_launch_refuses_without_opening_the_database() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("never-opened.db");
+    let url = format!("sqlite://{}?mode=rwc", database.display());
+    let checklist = |config: &AuthConfig| {
+        auth_rocket::cli::execute(["demo", "checklist"], auth_demo::rocket(release_figment(config)))
+    };
+
+    let report = checklist(&production_config(&url)).await.expect("a complete config passes");
+    assert!(report.contains("ok   signing_key_configured"), "{report}");
+    assert!(report.contains("ok   routes_marked"), "{report}");
+    assert!(report.trim_end().ends_with("checks pass"), "{report}");
+    for (label, named, break_it) in breakages() {
+        let mut config = production_config(&url);
+        break_it(&mut config);
+        let report = checklist(&config).await.expect_err(label);
+        assert!(report.contains(named), "{label}: {report}");
+    }
+    // Several failures are listed at once, each by name.
+    let report = checklist(&test_config(&url)).await.expect_err("development settings in production");
+    for named in ["FAIL https_public_url", "FAIL argon2_owasp_minimum", "FAIL smtp_mail_with_tls"] {
+        assert!(report.contains(named), "{named}: {report}");
+    }
+    assert!(!database.exists(), "the checklist opened the database");
 }
 
 /// Rocket's figment on a profile of that name, in this (debug) build.

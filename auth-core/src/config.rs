@@ -999,53 +999,110 @@ impl AuthConfig {
         p.into_result()
     }
 
-    /// The seed guide's deployment checklist: settings that are acceptable in
-    /// development but must stop a production launch. Run after [`Self::validate`].
-    pub fn check_production(&self) -> Result<(), ConfigError> {
-        let mut p = Problems::default();
+    /// The seed guide's deployment checklist as code: every setting that is
+    /// acceptable in development but must stop a production launch, each a
+    /// named [`LaunchCheck`] (docs/deployment.md maps the guide's items to
+    /// these names). Run after [`Self::validate`].
+    pub fn launch_checks(&self) -> Vec<LaunchCheck> {
+        let check = |name, setting: &str, passed, requirement| LaunchCheck {
+            name,
+            setting: setting.into(),
+            requirement,
+            passed,
+        };
         let t = &self.tokens;
-        p.check(
-            t.signing_key.is_some(),
-            "tokens.signing_key",
-            "configure a signing key; generated development keys are not allowed in production",
-        );
-        p.check(
-            !t.algorithm.is_symmetric(),
-            "tokens.algorithm",
-            "use an asymmetric algorithm (RS256, EdDSA, ES256) so services verify without the signing secret",
-        );
-        p.check(self.public_url.starts_with("https://"), "public_url", "must use https in production");
-        p.check(self.issuer.starts_with("https://"), "issuer", "must use https in production");
-        p.check(
-            self.webauthn.origins.iter().all(|origin| origin.starts_with("https://")),
-            "webauthn.origins",
-            "must use https in production",
-        );
-        p.check(self.require_verified_email, "require_verified_email", "must be true in production");
-        p.check(!self.webhooks.allow_http, "webhooks.allow_http", "webhook endpoints must use https in production");
         let pw = &self.password;
-        p.check(
-            pw.argon2_memory_kib >= 19456 && pw.argon2_iterations >= 2,
-            "password.argon2_memory_kib",
-            "must meet OWASP's argon2id minimum (19456 KiB, 2 iterations)",
-        );
-        p.check(pw.min_length >= 8, "password.min_length", "must be at least 8 in production");
-        p.check(self.rate_limits.enabled, "rate_limits.enabled", "brute-force limits must be on in production");
-        match &self.mail.transport {
-            MailTransport::Smtp { insecure, .. } => {
-                p.check(!insecure, "mail.transport.insecure", "plain-text SMTP is not allowed in production")
-            }
-            _ => p.check(
-                false,
-                "mail.transport",
-                "use SMTP in production; the outbox and memory mailers deliver nothing",
+        let mut checks = vec![
+            check(
+                "signing_key_configured",
+                "tokens.signing_key",
+                t.signing_key.is_some(),
+                "configure a signing key; generated development keys are not allowed in production",
             ),
-        }
+            check(
+                "asymmetric_signing",
+                "tokens.algorithm",
+                !t.algorithm.is_symmetric(),
+                "use an asymmetric algorithm (RS256, EdDSA, ES256) so services verify without the signing secret",
+            ),
+            check("https_public_url", "public_url", self.public_url.starts_with("https://"), HTTPS),
+            check("https_issuer", "issuer", self.issuer.starts_with("https://"), HTTPS),
+            check(
+                "https_passkey_origins",
+                "webauthn.origins",
+                self.webauthn.origins.iter().all(|origin| origin.starts_with("https://")),
+                HTTPS,
+            ),
+            check(
+                "verified_email_required",
+                "require_verified_email",
+                self.require_verified_email,
+                "must be true in production",
+            ),
+            check(
+                "https_webhooks",
+                "webhooks.allow_http",
+                !self.webhooks.allow_http,
+                "webhook endpoints must use https in production",
+            ),
+            check(
+                "argon2_owasp_minimum",
+                "password.argon2_memory_kib",
+                pw.argon2_memory_kib >= 19456 && pw.argon2_iterations >= 2,
+                "must meet OWASP's argon2id minimum (19456 KiB, 2 iterations)",
+            ),
+            check("password_min_length", "password.min_length", pw.min_length >= 8, "must be at least 8 in production"),
+            check(
+                "rate_limits_enabled",
+                "rate_limits.enabled",
+                self.rate_limits.enabled,
+                "brute-force limits must be on in production",
+            ),
+            match &self.mail.transport {
+                MailTransport::Smtp { insecure, .. } => check(
+                    "smtp_mail_with_tls",
+                    "mail.transport.insecure",
+                    !insecure,
+                    "plain-text SMTP is not allowed in production",
+                ),
+                _ => check(
+                    "smtp_mail_with_tls",
+                    "mail.transport",
+                    false,
+                    "use SMTP in production; the outbox and memory mailers deliver nothing",
+                ),
+            },
+        ];
         for (name, provider) in &self.oauth {
-            p.0.extend(provider.production_problems(name));
+            checks.extend(provider.launch_checks(name));
         }
-        p.into_result()
+        checks
     }
+
+    /// Every failed [`Self::launch_checks`], by setting.
+    pub fn check_production(&self) -> Result<(), ConfigError> {
+        let problems: Vec<ConfigProblem> = self
+            .launch_checks()
+            .into_iter()
+            .filter(|check| !check.passed)
+            .map(|check| ConfigProblem { field: check.setting, message: check.requirement.into() })
+            .collect();
+        if problems.is_empty() { Ok(()) } else { Err(ConfigError(problems)) }
+    }
+}
+
+pub(crate) const HTTPS: &str = "must use https in production";
+
+/// One item of the deployment checklist, for one configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaunchCheck {
+    /// Its stable name, as docs/deployment.md and the operators' `checklist` cite it.
+    pub name: &'static str,
+    /// The setting that satisfies it.
+    pub setting: String,
+    /// What it requires of that setting.
+    pub requirement: &'static str,
+    pub passed: bool,
 }
 
 #[cfg(test)]

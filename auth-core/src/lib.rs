@@ -38,7 +38,7 @@ pub mod webhooks;
 
 pub use audit::ClientInfo;
 pub use clock::Clock;
-pub use config::{AuthConfig, ConfigError, SigningAlgorithm};
+pub use config::{AuthConfig, ConfigError, LaunchCheck, SigningAlgorithm};
 pub use error::{AuthError, FieldErrors, Result};
 pub use secret::Secret;
 pub use service::Operator;

@@ -1,5 +1,5 @@
 //! The operators' command line, for any host app: `migrate`,
-//! `create-superuser`, `create-tenant`, `invite`, `generate-key`, and
+//! `create-superuser`, `create-tenant`, `invite`, `generate-key`, `checklist`, and
 //! the verbs of the staff's HTTP API (`find-user`, `deactivate`, `activate`,
 //! `logout-all`, `audit`, `grant-staff`, `revoke-staff`) beside `serve`. It
 //! ignites the host's own Rocket, so the commands see exactly the settings,
@@ -113,6 +113,10 @@ enum Command {
         #[arg(long)]
         email: String,
     },
+    /// Print the deployment checklist's state for this configuration, each
+    /// launch check by name (docs/deployment.md), without opening the
+    /// database or serving; fails when a launch would be refused.
+    Checklist,
     /// Generate a signing key (PKCS#8 PEM, or an HS256 secret) for `tokens.signing_key`.
     GenerateKey {
         #[arg(long, value_enum, default_value = "rs256")]
@@ -179,6 +183,9 @@ fn report(result: Result<String, String>) -> ExitCode {
 async fn run_command(command: Command, rocket: Rocket<Build>) -> Result<String, String> {
     if let Command::GenerateKey { algorithm, kid, out } = command {
         return generate_key(algorithm.into(), kid, out);
+    }
+    if let Command::Checklist = command {
+        return crate::fairing::checklist(&rocket).map(ended);
     }
     let rocket = rocket.ignite().await.map_err(|e| format!("cannot start: {e}"))?;
     if let Command::Serve = command {
@@ -252,7 +259,7 @@ async fn run_command(command: Command, rocket: Rocket<Build>) -> Result<String, 
             operators.set_staff(Operator::Cli, user, false, &cli).await.map_err(describe)?;
             format!("{email} is no longer staff; its sessions have ended")
         }
-        Command::Serve | Command::GenerateKey { .. } => unreachable!("handled above"),
+        Command::Serve | Command::GenerateKey { .. } | Command::Checklist => unreachable!("handled above"),
     };
     Ok(ended(output))
 }

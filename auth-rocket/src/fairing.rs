@@ -10,7 +10,7 @@ use std::{
 };
 
 use auth_core::{
-    Auth, AuthBuilder, AuthConfig, SigningAlgorithm,
+    Auth, AuthBuilder, AuthConfig, LaunchCheck, SigningAlgorithm,
     config::{Environment, KeySpec, MailTransport, MfaSettings, Secret},
     tenancy::Roles,
     tokens::KeySet,
@@ -144,18 +144,73 @@ impl Deployment {
         self.development && self.debug_build
     }
 
-    /// What this deployment forbids in `config`, before the checklist.
+    /// What a release build requires of `config` in every environment,
+    /// before the checklist (in production the checklist requires both too).
+    fn release_checks(config: &AuthConfig) -> Vec<LaunchCheck> {
+        let outbox = matches!(config.mail.transport, MailTransport::Outbox { .. });
+        vec![
+            LaunchCheck {
+                name: "release_never_generates_keys",
+                setting: "tokens.signing_key".into(),
+                requirement: "a release build never generates a signing key",
+                passed: config.tokens.signing_key.is_some(),
+            },
+            LaunchCheck {
+                name: "release_never_uses_outbox",
+                setting: "mail.transport".into(),
+                requirement: "a release build never writes mail to the outbox",
+                passed: !outbox,
+            },
+        ]
+    }
+
+    /// Whether a launch of this deployment refuses to go on when `check` fails.
+    fn enforces(self, check: &LaunchCheck) -> bool {
+        !self.development || (!self.debug_build && check.name.starts_with("release_"))
+    }
+
+    /// The first of [`Self::release_checks`] that fails, in a release build.
     fn refusals(self, config: &AuthConfig) -> Result<(), String> {
         if self.debug_build {
             return Ok(());
         }
-        if config.tokens.signing_key.is_none() {
-            return Err("a release build never generates a signing key: configure tokens.signing_key".into());
+        match Self::release_checks(config).into_iter().find(|check| !check.passed) {
+            Some(check) => Err(format!("{}: configure {}", check.requirement, check.setting)),
+            None => Ok(()),
         }
-        if matches!(config.mail.transport, MailTransport::Outbox { .. }) {
-            return Err("a release build never writes mail to the outbox: configure mail.transport".into());
-        }
-        Ok(())
+    }
+}
+
+/// The deployment checklist of `rocket`'s configuration as its launch would
+/// judge it, without opening the store or serving: a line per check
+/// (`ok` or `FAIL`, its name, its setting), then the verdict; an error when
+/// the launch would be refused. For the operators' `checklist` command.
+pub(crate) fn checklist(rocket: &Rocket<Build>) -> Result<String, String> {
+    let config = load_config(rocket.figment())?;
+    config.validate().map_err(|e| format!("refused before the checklist: {e}"))?;
+    let deployment = Deployment::of(rocket.figment(), &config);
+    let mut checks = Deployment::release_checks(&config);
+    checks.extend(config.launch_checks());
+    checks.push(LaunchCheck {
+        name: "routes_marked",
+        setting: "#[requires(...)] or #[public] on every route".into(),
+        requirement: "every route of the app states its policy",
+        passed: crate::policy::check_marks(rocket, true).is_ok(),
+    });
+    let refused = checks.iter().filter(|check| !check.passed && deployment.enforces(check)).count();
+    let lines: Vec<String> = checks
+        .iter()
+        .map(|check| {
+            let state = if check.passed { "ok  " } else { "FAIL" };
+            let why = if check.passed { String::new() } else { format!(": {}", check.requirement) };
+            format!("{state} {:<28} {}{why}", check.name, check.setting)
+        })
+        .collect();
+    let report = lines.join("\n");
+    match (deployment.development, refused) {
+        (true, 0) => Ok(format!("{report}\ndevelopment: not enforced; a production launch would refuse each FAIL")),
+        (false, 0) => Ok(format!("{report}\nproduction: all {} checks pass", checks.len())),
+        (_, refused) => Err(format!("a launch would be refused: {refused} of {} checks fail\n{report}", checks.len())),
     }
 }
 

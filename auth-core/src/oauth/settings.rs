@@ -4,7 +4,7 @@
 use openidconnect::url::{Host, Url};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ConfigProblem, Secret};
+use crate::config::{ConfigProblem, HTTPS, LaunchCheck, Secret};
 use crate::secret::exposed;
 
 /// Scopes asked for when none are configured (`openid` is always added).
@@ -142,21 +142,23 @@ impl OAuthProvider {
     }
 
     /// What the production checklist adds: https everywhere.
-    pub(crate) fn production_problems(&self, name: &str) -> Vec<ConfigProblem> {
-        let mut problems = Vec::new();
-        let https = |url: &str| url.starts_with("https://");
-        let mut require_https = |url: Option<&str>, field: &str| {
-            if url.is_some_and(|url| !https(url)) {
-                problems.push(ConfigProblem {
-                    field: format!("oauth.{name}.{field}"),
-                    message: "must use https in production".into(),
-                });
-            }
-        };
-        require_https(Some(self.issuer()), "issuer_url");
-        require_https(Some(&self.redirect_url), "redirect_url");
-        require_https(self.success_redirect.as_deref(), "success_redirect");
-        problems
+    /// The launch checks of this provider: each of its URLs on https.
+    pub(crate) fn launch_checks(&self, name: &str) -> Vec<LaunchCheck> {
+        let urls = [
+            ("issuer_url", Some(self.issuer())),
+            ("redirect_url", Some(self.redirect_url.as_str())),
+            ("success_redirect", self.success_redirect.as_deref()),
+        ];
+        urls.into_iter()
+            .filter_map(|(field, url)| {
+                Some(LaunchCheck {
+                    name: "https_oauth_urls",
+                    setting: format!("oauth.{name}.{field}"),
+                    requirement: HTTPS,
+                    passed: url?.starts_with("https://"),
+                })
+            })
+            .collect()
     }
 }
 
@@ -200,6 +202,10 @@ mod tests {
             redirect_url: "https://app.example.com/api/auth/oauth/idp/callback".into(),
             ..OAuthProvider::default()
         }
+    }
+
+    fn failed(checks: &[LaunchCheck]) -> Vec<&str> {
+        checks.iter().filter(|check| !check.passed).map(|check| check.setting.as_str()).collect()
     }
 
     fn fields(problems: &[ConfigProblem]) -> Vec<&str> {
@@ -260,11 +266,11 @@ mod tests {
         for issuer in ["http://127.0.0.1:4000", "http://localhost:4000", "http://[::1]:4000"] {
             let local = OAuthProvider { issuer_url: issuer.into(), ..provider() };
             assert!(local.problems("idp").is_empty(), "{issuer}");
-            assert_eq!(fields(&local.production_problems("idp")), ["oauth.idp.issuer_url"]);
+            assert_eq!(failed(&local.launch_checks("idp")), ["oauth.idp.issuer_url"]);
         }
         let remote = OAuthProvider { issuer_url: "http://10.0.0.1".into(), ..provider() };
         assert_eq!(fields(&remote.problems("idp")), ["oauth.idp.issuer_url"]);
-        assert!(provider().production_problems("idp").is_empty());
+        assert!(failed(&provider().launch_checks("idp")).is_empty());
     }
 
     #[test]

@@ -80,6 +80,7 @@ impl Backend {
         }
     }
 
+    #[cfg(any(test, feature = "testing"))]
     pub(super) async fn close(&self) {
         match self {
             Self::Sqlite(pool, gate) => {
