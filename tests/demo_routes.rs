@@ -19,6 +19,7 @@ backend_tests!(
     protected_endpoint_refuses_revoked_sessions,
     tenant_data_for_members_of_that_tenant,
     cross_tenant_access_denied,
+    a_token_whose_tenant_id_was_changed_is_refused,
     tenant_data_needs_a_tenant_scoped_token,
     malformed_tenant_id_is_403_not_500,
     tenant_admin_route_needs_admin,
@@ -145,6 +146,28 @@ async fn cross_tenant_access_denied(backend: Backend) {
     // Membership of both does not let a token scoped to one reach the other.
     let invite = json!({ "email": app.kit.unique_email("nobody"), "role": "member" });
     app.kit.post(&format!("/tenants/{tenant_b}/invitations"), Some(&owner_a.access), &invite).await.expect(403);
+}
+
+/// Seed 4.4: a user edits `tenant_id` in the payload of a token scoped to
+/// their tenant. The signature no longer matches: `401 invalid_token`, for
+/// the other tenant's route and for their own.
+async fn a_token_whose_tenant_id_was_changed_is_refused(backend: Backend) {
+    use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+    let app = TestApp::demo(backend).await;
+    let (tenant_a, owner_a) = tenant(&app, "tamper-a").await;
+    let (tenant_b, _) = tenant(&app, "tamper-b").await;
+    let [header, payload, signature] = owner_a.access.split('.').collect::<Vec<_>>()[..] else {
+        panic!("a JWS of three parts");
+    };
+    let mut claims: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    assert_eq!(claims["tenant_id"], json!(tenant_a), "{claims}");
+    claims["tenant_id"] = json!(tenant_b);
+    let tampered = format!("{header}.{}.{signature}", URL_SAFE_NO_PAD.encode(claims.to_string()));
+    for tenant in [&tenant_b, &tenant_a] {
+        let answer = app.get(&format!("/api/tenant/{tenant}/data"), Some(&tampered)).await;
+        answer.expect_error(401, "invalid_token");
+    }
+    app.get(&format!("/api/tenant/{tenant_a}/data"), Some(&owner_a.access)).await.expect(200);
 }
 
 async fn tenant_data_needs_a_tenant_scoped_token(backend: Backend) {

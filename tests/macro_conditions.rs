@@ -703,6 +703,10 @@ async fn the_platforms_sensitive_routes_ask_to_step_up() {
         (Method::Post, "/api/auth/mfa/recovery-codes", &password_only, "mfa_required", STEP_UP),
         (Method::Delete, "/api/auth/me", &stale, "reauthentication_required", max_age),
         (Method::Post, "/api/auth/me/email", &stale, "reauthentication_required", max_age),
+        // A new way to sign in: a stolen access token alone leaves none behind.
+        (Method::Post, "/api/auth/webauthn/register/start", &stale, "reauthentication_required", max_age),
+        (Method::Post, "/api/auth/webauthn/register/finish", &stale, "reauthentication_required", max_age),
+        (Method::Post, "/api/auth/oauth/google/link", &stale, "reauthentication_required", max_age),
     ];
     for (method, path, token, code, challenge) in refusals {
         let request = app.client.req(method, path).header(ContentType::JSON).body("{ not json");

@@ -74,6 +74,12 @@ async fn metrics_are_off_by_default_guarded_by_their_token_and_parse() {
     kit.post("/login", None, &json!({ "email": user.email, "password": "Wrong-Password-1" })).await.expect(401);
     kit.post("/refresh", None, &json!({ "refresh": tokens.refresh })).await.expect(200);
     kit.post("/refresh", None, &json!({ "refresh": tokens.refresh })).await.expect(401);
+    // The reuse revoked the session: its access token is refused as revoked;
+    // a token whose signature was changed, as a bad signature.
+    kit.get("/me", Some(&tokens.access)).await.expect(401);
+    let (head, signature) = tokens.access.rsplit_once('.').unwrap();
+    let flipped = if signature.starts_with('A') { "B" } else { "A" };
+    kit.get("/me", Some(&format!("{head}.{flipped}{}", &signature[1..]))).await.expect(401);
 
     let (status, body) = scrape(&kit, Some(TOKEN)).await;
     assert_eq!(status, Status::Ok);
@@ -88,6 +94,10 @@ async fn metrics_are_off_by_default_guarded_by_their_token_and_parse() {
     assert!(samples.contains_key("auth_verified_token_cache_size"), "{body}");
     assert!(samples.get("auth_revocation_last_poll_timestamp_seconds").is_some_and(|t| *t > 1.7e9), "{body}");
     assert!(samples.get("auth_mail_total{outcome=\"sent\"}").is_some_and(|n| *n >= 1.0), "{body}");
+    for reason in ["revoked", "bad signature"] {
+        let series = format!("auth_access_tokens_rejected_total{{reason=\"{reason}\"}}");
+        assert!(samples.get(&series).is_some_and(|n| *n >= 1.0), "{series} in:\n{body}");
+    }
     assert!(body.contains("# HELP auth_events_total Audit events, by event"), "described: {body}");
     assert!(!body.contains(&user.email) && !body.contains(&tokens.refresh), "no user, no secret in a label");
 }

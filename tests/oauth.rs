@@ -1091,7 +1091,7 @@ async fn oidc_link_and_exchange_routes_are_marked_documented_and_limited() {
         let route = table.iter().find(|r| r.method == method && r.path == path);
         route.unwrap_or_else(|| panic!("{method} {path} is not listed")).policy
     };
-    assert_eq!(policy(Method::Post, "/api/auth/oauth/<provider>/link"), Some("authenticated"));
+    assert_eq!(policy(Method::Post, "/api/auth/oauth/<provider>/link"), Some("recent_auth = \"10m\""));
     assert_eq!(policy(Method::Post, "/api/auth/oauth/exchange"), Some("public"));
     let doc = app.kit.get("/openapi.json", None).await;
     assert!(doc.get("/paths/~1api~1auth~1oauth~1{provider}~1link/post/security").is_array(), "{doc}");

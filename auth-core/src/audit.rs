@@ -112,6 +112,9 @@ pub enum AuditEvent {
     WebhookSubscribed,
     /// An operator removed a webhook endpoint (detail: `actor`, `endpoint`).
     WebhookUnsubscribed,
+    /// A session was given a chain of tokens scoped to a tenant
+    /// (`POST /token/tenant`; detail: `tenant_id`, `session`).
+    TenantTokenIssued,
 }
 
 impl AuditEvent {
@@ -166,6 +169,7 @@ impl AuditEvent {
         Self::AccountUnderAttack,
         Self::WebhookSubscribed,
         Self::WebhookUnsubscribed,
+        Self::TenantTokenIssued,
     ];
 
     /// The event of a name, as [`AuditEvent::as_str`] writes it.
@@ -223,6 +227,7 @@ impl AuditEvent {
             Self::AccountUnderAttack => "account_under_attack",
             Self::WebhookSubscribed => "webhook_subscribed",
             Self::WebhookUnsubscribed => "webhook_unsubscribed",
+            Self::TenantTokenIssued => "tenant_token_issued",
         }
     }
 

@@ -23,6 +23,10 @@ pub const REVOCATION_LAST_POLL: &str = "auth_revocation_last_poll_timestamp_seco
 pub const MAIL: &str = "auth_mail_total";
 /// Webhook delivery attempts, by `outcome` (`delivered`, `failed`: not yet, or for good).
 pub const WEBHOOKS: &str = "auth_webhook_attempts_total";
+/// Access tokens refused, by `reason` (`bad signature`, `unknown kid`,
+/// `expired`, `revoked`, …: a fixed set of phrases): forged tokens, a key
+/// rotated too early, clients that do not refresh.
+pub const REJECTED_TOKENS: &str = "auth_access_tokens_rejected_total";
 
 /// Describes every metric to the installed recorder (units and help texts).
 pub fn describe() {
@@ -35,4 +39,5 @@ pub fn describe() {
     describe_gauge!(REVOCATION_LAST_POLL, Unit::Seconds, "Unix time of this instance's last revocation poll");
     describe_counter!(MAIL, "Emails handed to the mail transport, by outcome");
     describe_counter!(WEBHOOKS, "Webhook delivery attempts, by outcome");
+    describe_counter!(REJECTED_TOKENS, "Access tokens refused, by reason");
 }

@@ -22,7 +22,7 @@
 //!   resolver's, so the address checked is the address connected to).
 
 use std::{
-    net::{IpAddr, SocketAddr},
+    net::{IpAddr, Ipv4Addr, SocketAddr},
     sync::{Arc, RwLock},
     time::Duration,
 };
@@ -243,32 +243,59 @@ pub fn secret_key(secret: &str) -> Option<hmac::Key> {
     Some(hmac::Key::new(hmac::HMAC_SHA256, &bytes))
 }
 
-/// Whether `ip` is a public unicast address.
+/// Whether `ip` is a public unicast address: none of IANA's special-purpose
+/// ranges (RFC 6890 and its updates) that reach this host, its networks or
+/// nothing. An IPv6 address that carries an IPv4 one (mapped, the old
+/// compatible form, NAT64's well-known prefix, 6to4) is as public as that
+/// IPv4 address: a NAT64 gateway or 6to4 relay would deliver it there.
 fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
             !(v4.is_loopback()
                 || v4.is_private()
                 || v4.is_link_local()
                 || v4.is_unspecified()
-                || v4.is_broadcast()
                 || v4.is_documentation()
                 || v4.is_multicast()
-                || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64 // 100.64.0.0/10, shared
-                || v4.octets()[0] == 0)
+                || a == 0
+                || a == 100 && (b & 0xc0) == 64 // 100.64.0.0/10, shared address space
+                || a == 192 && b == 0 && c == 0 // 192.0.0.0/24, protocol assignments
+                || a == 192 && b == 88 && c == 99 // 192.88.99.0/24, 6to4 relays
+                || a == 198 && (b & 0xfe) == 18 // 198.18.0.0/15, benchmarking
+                || a >= 240) // 240.0.0.0/4, reserved, and the broadcast address
         }
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => is_public(IpAddr::V4(v4)),
-            None => {
-                let first = v6.segments()[0];
-                !(v6.is_loopback()
-                    || v6.is_unspecified()
-                    || v6.is_multicast()
-                    || (first & 0xfe00) == 0xfc00 // unique local
-                    || (first & 0xffc0) == 0xfe80 // link local
-                    || first == 0x2001 && v6.segments()[1] == 0xdb8) // documentation
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            let v4 = |high: u16, low: u16| Ipv4Addr::from((u32::from(high) << 16) | u32::from(low));
+            let embedded = if let Some(mapped) = v6.to_ipv4_mapped() {
+                Some(mapped)
+            } else if s[..6] == [0; 6] && !v6.is_loopback() && !v6.is_unspecified() {
+                Some(v4(s[6], s[7])) // ::a.b.c.d, IPv4-compatible (deprecated)
+            } else if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                Some(v4(s[6], s[7])) // 64:ff9b::/96, NAT64
+            } else if s[0] == 0x2002 {
+                Some(v4(s[1], s[2])) // 2002::/16, 6to4
+            } else {
+                None
+            };
+            match embedded {
+                Some(v4) => is_public(IpAddr::V4(v4)),
+                None => {
+                    !(v6.is_loopback()
+                        || v6.is_unspecified()
+                        || v6.is_multicast()
+                        || (s[0] & 0xfe00) == 0xfc00 // fc00::/7, unique local
+                        || (s[0] & 0xffc0) == 0xfe80 // fe80::/10, link local
+                        || (s[0] & 0xffc0) == 0xfec0 // fec0::/10, site local (deprecated)
+                        || s[0] == 0x64 && s[1] == 0xff9b // 64:ff9b:1::/48, local NAT64
+                        || s[..4] == [0x100, 0, 0, 0] // 100::/64, discard
+                        || s[0] == 0x2001 && s[1] < 0x200 // 2001::/23, IETF protocol assignments (Teredo, ORCHID, benchmarking)
+                        || s[0] == 0x2001 && s[1] == 0xdb8 // 2001:db8::/32, documentation
+                        || (s[0] & 0xfff0) == 0x3ff0) // 3fff::/20, documentation
+                }
             }
-        },
+        }
     }
 }
 
@@ -327,10 +354,29 @@ mod tests {
             "fd00::1",
             "fe80::1",
             "::ffff:127.0.0.1",
+            // Missed before the threat model of #15: benchmarking, reserved,
+            // protocol assignments, and private IPv4 inside IPv6.
+            "198.18.0.1",
+            "198.19.255.254",
+            "240.0.0.1",
+            "255.255.255.255",
+            "192.0.0.8",
+            "192.88.99.1",
+            "64:ff9b::a00:1",      // NAT64 of 10.0.0.1
+            "64:ff9b::7f00:1",     // NAT64 of 127.0.0.1
+            "64:ff9b:1::1",        // local-use NAT64
+            "2002:a9fe:a9fe::1",   // 6to4 of 169.254.169.254
+            "::a00:1",             // IPv4-compatible 10.0.0.1
+            "2001:0:4136:e378::1", // Teredo
+            "2001:2::1",           // benchmarking
+            "fec0::1",             // site local
+            "100::1",              // discard
+            "3fff::1",             // documentation
         ] {
             assert!(!is_public(ip.parse().unwrap()), "{ip}");
         }
-        for ip in ["93.184.215.14", "2606:4700::1111"] {
+        // Public addresses, also when IPv6 carries a public IPv4 one.
+        for ip in ["93.184.215.14", "2606:4700::1111", "64:ff9b::5db8:d70e", "2002:5db8:d70e::1", "198.20.0.1"] {
             assert!(is_public(ip.parse().unwrap()), "{ip}");
         }
     }

@@ -415,6 +415,11 @@ async fn tenant_tokens_end_with_the_login_they_came_from(ctx: TestContext) {
     let (login, claims, scoped) = scoped_pair().await;
     let sessions = ctx.auth.sessions().list(&claims).await.unwrap();
     assert_eq!(sessions.len(), 1, "the login is listed once: {sessions:?}");
+    // The chain is opened in the audit trail, with its tenant and session.
+    let events = ctx.auth.operators().audit_trail(Some(owner), 50).await.unwrap();
+    let issued = events.iter().find(|e| e.event == "tenant_token_issued").expect("tenant_token_issued");
+    assert_eq!(issued.detail["tenant_id"], serde_json::json!(tenant.id));
+    assert_eq!(issued.detail["session"], serde_json::json!(claims.sid));
     // Both chains rotate independently within the one login.
     let scoped = ctx.auth.sessions().refresh(scoped.refresh.expose(), &client()).await.unwrap();
     let login = ctx.auth.sessions().refresh(login.refresh.expose(), &client()).await.unwrap();

@@ -600,7 +600,7 @@ impl Auth {
     pub fn verify_access(&self, token: &str) -> Result<AccessClaims> {
         let claims = self.inner.tokens.verify(token)?;
         if self.inner.revocations.is_revoked(claims.sid, claims.iat) {
-            return Err(AuthError::InvalidToken);
+            return Err(crate::tokens::rejected("revoked"));
         }
         Ok(claims)
     }

@@ -253,6 +253,13 @@ impl Tenants<'_> {
             return Err(AuthError::MfaRequired);
         }
         tx.insert_refresh_token(refresh.hash(), caller.sid, Some(tenant_id), now).await?;
+        // Audited in the same commit: a chain that can outlive the access
+        // token that asked for it is never opened unseen.
+        let detail = json!({ "tenant_id": tenant_id, "session": caller.sid });
+        self.inner
+            .audit
+            .record_in(&mut tx, AuditEvent::TenantTokenIssued, Some(caller.sub), client, detail, self.now())
+            .await?;
         tx.commit().await?;
         let access = self.mint(user.flags(), &session, Some((tenant_id, role)))?;
         Ok(self.pair(access, &refresh, &session))

@@ -183,10 +183,7 @@ impl AccessTokens {
     /// Every failure is [`AuthError::InvalidToken`]; the reason is logged at
     /// debug level, without the token.
     pub fn verify(&self, token: &str) -> Result<AccessClaims, AuthError> {
-        self.check(token).map_err(|reason| {
-            tracing::debug!(reason, "access token rejected");
-            AuthError::InvalidToken
-        })
+        self.check(token).map_err(rejected)
     }
 
     /// Seconds since the epoch, by the platform's clock.
@@ -315,6 +312,13 @@ impl AccessTokens {
         }
         Ok(())
     }
+}
+
+/// Counts and logs a refused token; `reason` is one of a fixed set of phrases.
+pub(crate) fn rejected(reason: &'static str) -> AuthError {
+    tracing::debug!(reason, "access token rejected");
+    metrics::counter!(crate::metrics::REJECTED_TOKENS, "reason" => reason).increment(1);
+    AuthError::InvalidToken
 }
 
 fn validation(algorithm: Algorithm, issuer: &str, audience: &str) -> Validation {

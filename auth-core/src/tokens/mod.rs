@@ -10,6 +10,7 @@ mod revocation;
 mod verified;
 
 pub use access::AccessClaims;
+pub(crate) use access::rejected;
 pub use amr::{AuthMethod, is_multi_factor};
 pub use keys::KeySet;
 

@@ -99,8 +99,9 @@ pub async fn oauth_authorize(
 /// URL to send the browser to, and the state cookie (set on this answer, so
 /// call it from the app's own origin) with the caller's user and session
 /// sealed inside. The callback then links, and answers no tokens.
-#[utoipa::path(tag = "oauth", security(("bearer" = [])), params(("provider" = String, Path, description = "A configured provider")), responses((status = 200, description = "Send the browser to authorize_url; sets the state cookie", body = AuthorizeUrl), (status = 404, description = "Unknown provider", body = ErrorBody), (status = 409, description = "This account already has a link for this provider", body = ErrorBody), (status = 503, description = "The provider cannot be reached", body = ErrorBody)))]
-#[requires(authenticated)]
+#[utoipa::path(tag = "oauth", security(("bearer" = [])), params(("provider" = String, Path, description = "A configured provider")), responses((status = 200, description = "Send the browser to authorize_url; sets the state cookie", body = AuthorizeUrl), (status = 403, description = "No sign-in or second factor in the last 10 minutes (reauthentication_required)", body = ErrorBody), (status = 404, description = "Unknown provider", body = ErrorBody), (status = 409, description = "This account already has a link for this provider", body = ErrorBody), (status = 503, description = "The provider cannot be reached", body = ErrorBody)))]
+// Linking adds a way to sign in: a recent sign-in, as for a passkey.
+#[requires(recent_auth = "10m")]
 #[post("/oauth/<provider>/link")]
 pub async fn oauth_link(
     auth: &State<Auth>,

@@ -19,8 +19,10 @@ use crate::{
     json::JsonBody,
 };
 
-#[utoipa::path(tag = "passkeys", security(("bearer" = [])), responses((status = 200, description = "Creation options for navigator.credentials.create; five minutes to finish", body = PasskeyCreationOptions), (status = 404, description = "Passkeys are off", body = ErrorBody), (status = 429, description = "Rate limited: the per-user quota", body = ErrorBody)))]
-#[requires(authenticated)]
+#[utoipa::path(tag = "passkeys", security(("bearer" = [])), responses((status = 200, description = "Creation options for navigator.credentials.create; five minutes to finish", body = PasskeyCreationOptions), (status = 403, description = "No sign-in or second factor in the last 10 minutes (reauthentication_required)", body = ErrorBody), (status = 404, description = "Passkeys are off", body = ErrorBody), (status = 429, description = "Rate limited: the per-user quota", body = ErrorBody)))]
+// A new way to sign in asks for a recent sign-in: a stolen access token
+// alone must not leave a passkey behind (docs/threat-model.md).
+#[requires(recent_auth = "10m")]
 #[post("/webauthn/register/start")]
 pub async fn passkey_register_start(
     auth: &State<Auth>,
@@ -31,8 +33,10 @@ pub async fn passkey_register_start(
     Ok(NoStore::ok(PasskeyCreationOptions { public_key }))
 }
 
-#[utoipa::path(tag = "passkeys", security(("bearer" = [])), request_body = PasskeyRegistrationRequest, responses((status = 201, description = "The passkey is registered; the other sessions are signed out", body = PasskeyView), (status = 400, description = "Refused attestation (invalid_code), or no registration in progress (invalid_token)", body = ErrorBody), (status = 404, description = "Passkeys are off", body = ErrorBody), (status = 409, description = "Registered already (passkey_exists), or ten passkeys (passkey_limit)", body = ErrorBody), (status = 422, description = "A name of 1 to 64 characters is needed", body = ErrorBody), (status = 429, description = "Rate limited: the per-user quota", body = ErrorBody)))]
-#[requires(authenticated)]
+#[utoipa::path(tag = "passkeys", security(("bearer" = [])), request_body = PasskeyRegistrationRequest, responses((status = 201, description = "The passkey is registered; the other sessions are signed out", body = PasskeyView), (status = 400, description = "Refused attestation (invalid_code), or no registration in progress (invalid_token)", body = ErrorBody), (status = 403, description = "No sign-in or second factor in the last 10 minutes (reauthentication_required)", body = ErrorBody), (status = 404, description = "Passkeys are off", body = ErrorBody), (status = 409, description = "Registered already (passkey_exists), or ten passkeys (passkey_limit)", body = ErrorBody), (status = 422, description = "A name of 1 to 64 characters is needed", body = ErrorBody), (status = 429, description = "Rate limited: the per-user quota", body = ErrorBody)))]
+// A new way to sign in asks for a recent sign-in: a stolen access token
+// alone must not leave a passkey behind (docs/threat-model.md).
+#[requires(recent_auth = "10m")]
 #[post("/webauthn/register/finish", data = "<body>")]
 pub async fn passkey_register_finish(
     auth: &State<Auth>,
