@@ -23,7 +23,7 @@ use rocket::{
 };
 use serde_json::{Value, json};
 
-backend_tests!(deliveries_are_signed_retried_and_visible);
+backend_tests!(deliveries_are_signed_retried_and_visible, a_token_that_outlived_its_superuser_flag_changes_no_webhook);
 
 /// One request the receiver got.
 #[derive(Debug, Clone)]
@@ -216,4 +216,42 @@ async fn two_instances_deliver_each_event_exactly_once() {
     }
     assert_eq!(per_id.len(), 12, "one message per sign-in: {received:?}");
     assert!(per_id.values().all(|n| *n == 1), "each delivered exactly once: {per_id:?}");
+}
+
+/// A subscription outlives every token, so the superuser flag is read from
+/// the database: a token that still says `superuser` after the account lost
+/// the flag (or one forged with a leaked key for a real account) subscribes
+/// and removes nothing.
+async fn a_token_that_outlived_its_superuser_flag_changes_no_webhook(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let kit = instance(&webhook_config(&db.url)).await;
+    let (url, _) = receiver(0).await;
+    let auth = kit.client().rocket().state::<Auth>().expect("managed");
+    let email = kit.unique_email("fallen-root");
+    auth.operators().create_superuser(&email, PASSWORD, "Root").await.expect("a superuser");
+    let answer = kit.post("/login", None, &json!({ "email": email, "password": PASSWORD })).await;
+    answer.expect(200);
+    let root = answer.str("/access").to_owned();
+    let subscription = json!({ "url": url, "events": ["logged_out"] });
+    let endpoint = kit.post("/admin/webhooks", Some(&root), &subscription).await;
+    endpoint.expect(201);
+    let endpoint = endpoint.str("/id").to_owned();
+
+    let demote = "UPDATE users SET is_superuser = FALSE WHERE email = $1";
+    let changed = match backend {
+        Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+            sqlx::query(demote).bind(&email).execute(&pool).await.unwrap().rows_affected()
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+            sqlx::query(demote).bind(&email).execute(&pool).await.unwrap().rows_affected()
+        }
+    };
+    assert_eq!(changed, 1, "the flag taken");
+    kit.get("/admin/webhooks", Some(&root)).await.expect(200); // the claim still passes the route's check
+    kit.post("/admin/webhooks", Some(&root), &subscription).await.expect_error(403, "forbidden");
+    kit.delete(&format!("/admin/webhooks/{endpoint}"), Some(&root)).await.expect_error(403, "forbidden");
+    let endpoints = auth.webhooks().endpoints().await.expect("the endpoints");
+    assert_eq!(endpoints.len(), 1, "one endpoint, the first: {endpoints:?}");
 }

@@ -25,6 +25,20 @@ impl Webhooks<'_> {
         self.inner.webhooks.as_deref().ok_or(AuthError::NotFound)
     }
 
+    /// Webhooks are a superuser's, read from the store rather than from the
+    /// token that reached the route: a subscription outlives any token, so a
+    /// stale or forged `superuser` claim must not make one
+    /// ([`AuthError::Forbidden`], audited as a denial).
+    async fn check_superuser(&self, by: Operator, client: &ClientInfo) -> Result<()> {
+        let Operator::Staff(actor) = by else { return Ok(()) };
+        let user = self.inner.store.user(actor).await?;
+        if !user.is_some_and(|user| user.is_active && user.is_superuser) {
+            self.record_denied(Some(actor), client, "webhooks", json!({}));
+            return Err(AuthError::Forbidden);
+        }
+        Ok(())
+    }
+
     /// Subscribes `request.url` to `request.events`: the endpoint and its secret, shown once.
     #[tracing::instrument(name = "auth.webhooks.subscribe", skip_all)]
     pub async fn subscribe(
@@ -34,6 +48,7 @@ impl Webhooks<'_> {
         client: &ClientInfo,
     ) -> Result<WebhookCreated> {
         let sender = self.sender()?;
+        self.check_superuser(by, client).await?;
         let mut problems = FieldErrors::new();
         if request.url.len() > 2048 {
             problems.add("url", "at most 2048 characters");
@@ -72,6 +87,7 @@ impl Webhooks<'_> {
     #[tracing::instrument(name = "auth.webhooks.unsubscribe", skip_all)]
     pub async fn unsubscribe(&self, by: Operator, id: Uuid, client: &ClientInfo) -> Result<()> {
         let sender = self.sender()?;
+        self.check_superuser(by, client).await?;
         if !self.inner.store.delete_endpoint(id).await? {
             return Err(AuthError::NotFound);
         }
