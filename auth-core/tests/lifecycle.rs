@@ -11,6 +11,7 @@ use common::{PASSWORD, TestContext, client};
 
 backend_tests!(
     invitations_are_single_use_revocable_and_bound_to_the_verified_address,
+    an_invitation_admits_nobody_once_its_inviter_may_no_longer_grant_its_role,
     concurrent_accepts_of_one_invitation_make_one_membership,
     an_expired_invitation_can_be_sent_again,
     email_change_is_confirmed_from_the_new_address,
@@ -65,6 +66,39 @@ async fn invitations_are_single_use_revocable_and_bound_to_the_verified_address(
     assert!(matches!(above, Err(AuthError::InsufficientRole)), "{above:?}");
     let outsider = tenants.invitations(other, tenant.id).await;
     assert!(matches!(outsider, Err(AuthError::NotAMember)), "{outsider:?}");
+}
+
+/// The threat model's gap: an admin's open invitations outlived the admin's
+/// role. Demoted (or removed), the inviter's invitations admit nobody; the
+/// owner's still do.
+async fn an_invitation_admits_nobody_once_its_inviter_may_no_longer_grant_its_role(ctx: TestContext) {
+    let tenants = ctx.auth.tenants();
+    let owner = ctx.verified_user("owner@example.com").await;
+    let tenant = tenants.create(owner, "Acme", &client()).await.unwrap();
+    let admin = ctx.verified_user("admin@example.com").await;
+    ctx.join(owner, tenant.id, admin, "admin@example.com", "admin").await;
+    let invitee = ctx.verified_user("invitee@example.com").await;
+    let leaver = ctx.verified_user("leaver@example.com").await;
+    tenants.invite(admin, tenant.id, "invitee@example.com", "admin", &client()).await.unwrap();
+    tenants.invite(admin, tenant.id, "leaver@example.com", "member", &client()).await.unwrap();
+    let by_admin = ctx.invitation_token("invitee@example.com", 1).await;
+    let to_leaver = ctx.invitation_token("leaver@example.com", 1).await;
+
+    tenants.set_member_role(owner, tenant.id, admin, "member", &client()).await.unwrap();
+    let refused = tenants.accept_invitation(invitee, &by_admin, &client()).await;
+    assert!(matches!(refused, Err(AuthError::InvalidOneTimeToken)), "a demoted inviter: {refused:?}");
+    tenants.remove_member(owner, tenant.id, admin, &client()).await.unwrap();
+    let refused = tenants.accept_invitation(leaver, &to_leaver, &client()).await;
+    assert!(matches!(refused, Err(AuthError::InvalidOneTimeToken)), "a removed inviter: {refused:?}");
+    assert_eq!(ctx.count("SELECT COUNT(*) FROM memberships").await, 1, "only the owner");
+
+    // Refused, not used up: the owner revokes it, and the owner's own invitation admits.
+    let open = tenants.invitations(owner, tenant.id).await.unwrap();
+    assert_eq!(open.len(), 2, "{open:?}");
+    tenants.invite(owner, tenant.id, "member2@example.com", "member", &client()).await.unwrap();
+    let member = ctx.verified_user("member2@example.com").await;
+    let by_owner = ctx.invitation_token("member2@example.com", 1).await;
+    tenants.accept_invitation(member, &by_owner, &client()).await.expect("the owner's invitation admits");
 }
 
 async fn concurrent_accepts_of_one_invitation_make_one_membership(ctx: TestContext) {

@@ -168,9 +168,24 @@ impl Tenants<'_> {
 
         let mut tx = store.begin().await?;
         let invitation = tx.consume_invitation(&token, now).await?.ok_or(AuthError::InvalidOneTimeToken)?;
-        // The role set may have changed since the invitation was written, and
-        // the caller's address since it was read.
-        if !self.inner.roles.contains(&invitation.role) {
+        // An invitation is its inviter's act: it admits only while they may
+        // still grant its role (a removed or demoted admin's invitations admit
+        // nobody), under the tenant's lock that their membership changes
+        // take too. The role set may also have changed since it was written,
+        // and the caller's address since it was read.
+        tx.lock_tenant(invitation.tenant_id, now).await?;
+        let inviter = match invitation.invited_by {
+            Some(inviter) => Actor::Member(inviter),
+            None => Actor::Cli,
+        };
+        let may_grant = match inviter.role_in(&mut tx, invitation.tenant_id, &self.inner.roles).await {
+            Ok(role) => check_membership_change(&self.inner.roles, &role, None, Some(&invitation.role), 0).is_ok(),
+            Err(AuthError::NotAMember) => false,
+            Err(error) => return Err(error),
+        };
+        if !may_grant {
+            let detail = json!({ "invitation_id": invitation.id, "tenant_id": invitation.tenant_id, "reason": "inviter_may_no_longer_grant" });
+            self.record_denied(Some(caller), client, "invitation_accept", detail);
             return Err(AuthError::InvalidOneTimeToken);
         }
         if tx.email_of(caller).await? != invitation.email {
