@@ -164,11 +164,6 @@ impl Deployment {
         ]
     }
 
-    /// Whether a launch of this deployment refuses to go on when `check` fails.
-    fn enforces(self, check: &LaunchCheck) -> bool {
-        !self.development || (!self.debug_build && check.name.starts_with("release_"))
-    }
-
     /// The first of [`Self::release_checks`] that fails, in a release build.
     fn refusals(self, config: &AuthConfig) -> Result<(), String> {
         if self.debug_build {
@@ -189,15 +184,22 @@ pub(crate) fn checklist(rocket: &Rocket<Build>) -> Result<String, String> {
     let config = load_config(rocket.figment())?;
     config.validate().map_err(|e| format!("refused before the checklist: {e}"))?;
     let deployment = Deployment::of(rocket.figment(), &config);
-    let mut checks = Deployment::release_checks(&config);
-    checks.extend(config.launch_checks());
-    checks.push(LaunchCheck {
+    let release = Deployment::release_checks(&config);
+    let mut production = config.launch_checks();
+    production.push(LaunchCheck {
         name: "routes_marked",
         setting: "#[requires(...)] or #[public] on every route".into(),
         requirement: "every route of the app states its policy",
         passed: crate::policy::check_marks(rocket, true).is_ok(),
     });
-    let refused = checks.iter().filter(|check| !check.passed && deployment.enforces(check)).count();
+    // The checklist is enforced outside development, and a release build
+    // enforces its own checks in development too.
+    let failed = |checks: &[LaunchCheck], enforced: bool| {
+        if enforced { checks.iter().filter(|check| !check.passed).count() } else { 0 }
+    };
+    let production_launch = !deployment.development;
+    let refused = failed(&release, production_launch || !deployment.debug_build) + failed(&production, production_launch);
+    let checks = [release, production].concat();
     let lines: Vec<String> = checks
         .iter()
         .map(|check| {
