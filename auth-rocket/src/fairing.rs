@@ -198,7 +198,8 @@ pub(crate) fn checklist(rocket: &Rocket<Build>) -> Result<String, String> {
         if enforced { checks.iter().filter(|check| !check.passed).count() } else { 0 }
     };
     let production_launch = !deployment.development;
-    let refused = failed(&release, production_launch || !deployment.debug_build) + failed(&production, production_launch);
+    let refused =
+        failed(&release, production_launch || !deployment.debug_build) + failed(&production, production_launch);
     let checks = [release, production].concat();
     let lines: Vec<String> = checks
         .iter()
