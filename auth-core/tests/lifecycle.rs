@@ -12,6 +12,7 @@ use common::{PASSWORD, TestContext, client};
 backend_tests!(
     invitations_are_single_use_revocable_and_bound_to_the_verified_address,
     an_invitation_admits_nobody_once_its_inviter_may_no_longer_grant_its_role,
+    two_owners_demoting_each_other_at_once_leave_one_owner,
     concurrent_accepts_of_one_invitation_make_one_membership,
     an_expired_invitation_can_be_sent_again,
     email_change_is_confirmed_from_the_new_address,
@@ -99,6 +100,29 @@ async fn an_invitation_admits_nobody_once_its_inviter_may_no_longer_grant_its_ro
     let member = ctx.verified_user("member2@example.com").await;
     let by_owner = ctx.invitation_token("member2@example.com", 1).await;
     tenants.accept_invitation(member, &by_owner, &client()).await.expect("the owner's invitation admits");
+}
+
+/// Two owners demote each other at the same moment. Each change takes the
+/// tenant's lock and reads the actor's role and the owner count under it, so
+/// the second sees the first: never a tenant without an owner.
+async fn two_owners_demoting_each_other_at_once_leave_one_owner(ctx: TestContext) {
+    let tenants = ctx.auth.tenants();
+    let ada = ctx.verified_user("ada@example.com").await;
+    let bob = ctx.verified_user("bob@example.com").await;
+    for round in 0..5 {
+        let tenant = tenants.create(ada, &format!("Acme {round}"), &client()).await.unwrap();
+        ctx.join(ada, tenant.id, bob, "bob@example.com", "owner").await;
+        let client = client();
+        let (ada_demotes, bob_demotes) = tokio::join!(
+            tenants.set_member_role(ada, tenant.id, bob, "admin", &client),
+            tenants.set_member_role(bob, tenant.id, ada, "admin", &client),
+        );
+        assert!(ada_demotes.is_ok() != bob_demotes.is_ok(), "exactly one wins: {ada_demotes:?} {bob_demotes:?}");
+        let refused = ada_demotes.err().or(bob_demotes.err()).unwrap();
+        assert!(matches!(refused, AuthError::InsufficientRole | AuthError::LastOwner), "{refused:?}");
+        let owners = tenants.members(ada, tenant.id).await.unwrap().into_iter().filter(|m| m.role == "owner").count();
+        assert_eq!(owners, 1, "round {round}");
+    }
 }
 
 async fn concurrent_accepts_of_one_invitation_make_one_membership(ctx: TestContext) {

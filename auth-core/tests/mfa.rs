@@ -12,7 +12,7 @@ use auth_core::{
     mfa::{MfaMethod, totp::TotpSecret},
     tokens::AccessClaims,
 };
-use common::{PASSWORD, TestContext, client};
+use common::{PASSWORD, TestContext, client, token_in};
 use uuid::Uuid;
 
 backend_tests!(
@@ -23,6 +23,7 @@ backend_tests!(
     disabling_totp_needs_password_and_code_and_ends_other_sessions,
     a_tenant_that_requires_mfa_mints_tokens_only_for_sessions_with_a_second_factor,
     deleting_an_account_with_a_factor_needs_a_code,
+    a_password_reset_keeps_the_second_factor,
     the_secret_is_sealed_at_rest_and_a_deployment_without_its_key_refuses_to_start,
 );
 
@@ -326,4 +327,28 @@ fn base32_decode(text: &str) -> Vec<u8> {
         }
     }
     out
+}
+
+/// A reset proves the mailbox, not the second factor: the factor stays, and
+/// the new password alone signs nobody in (the threat model's exercise of a
+/// compromised mailbox).
+async fn a_password_reset_keeps_the_second_factor(ctx: TestContext) {
+    let email = "reset-mfa@example.com";
+    let (user, secret, _, _) = with_totp(&ctx, email).await;
+    ctx.auth.accounts().request_password_reset(email, &client()).await.unwrap();
+    let token = token_in(&ctx.nth_mail(email, "Reset your password", 1).await.text);
+    let new_password = "Brand-New-Passphrase-9";
+    ctx.auth.accounts().confirm_password_reset(&token, new_password, &client()).await.unwrap();
+    assert_eq!(ctx.auth.mfa().factors(user).await.unwrap().methods(), [MfaMethod::Totp, MfaMethod::RecoveryCode]);
+    let mfa_token = match ctx.auth.sessions().login(email, new_password, None, &client()).await {
+        Err(AuthError::SecondFactorRequired { mfa_token, methods }) => {
+            assert!(methods.contains(&MfaMethod::Totp), "{methods:?}");
+            mfa_token
+        }
+        other => panic!("the new password alone signed in: {other:?}"),
+    };
+    ctx.clock.advance(Duration::from_secs(30)); // the enrolment used this step's code
+    let code = code(&ctx, &secret, 0);
+    let factor = SecondFactor::Totp(&code);
+    ctx.auth.sessions().finish_login(mfa_token.expose(), factor, &client()).await.expect("and the code finishes it");
 }
