@@ -1,8 +1,8 @@
 //! The documentation in `docs/` stays true to the code (issue #15): every
 //! test it cites (`path/to/file.rs::test_name`) is a function of that file,
 //! every setting it cites (`tokens.access_ttl_secs`) is a field of the
-//! configuration, every file it names is there, and every launch check in a table's "launch check" column
-//! is one the operators' `checklist` command reports.
+//! configuration, every file it names is there, and every launch check in a
+//! table's "launch check" column is one the operators' `checklist` reports.
 
 mod common;
 

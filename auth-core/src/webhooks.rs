@@ -267,15 +267,15 @@ fn is_public(ip: IpAddr) -> bool {
         }
         IpAddr::V6(v6) => {
             let s = v6.segments();
-            let v4 = |high: u16, low: u16| Ipv4Addr::from((u32::from(high) << 16) | u32::from(low));
+            let ipv4 = |high: u16, low: u16| Ipv4Addr::from((u32::from(high) << 16) | u32::from(low));
             let compatible = s[..6] == [0; 6] && !v6.is_loopback() && !v6.is_unspecified(); // ::a.b.c.d (deprecated)
             let nat64 = s[..6] == [0x64, 0xff9b, 0, 0, 0, 0]; // 64:ff9b::/96
             let embedded = if let Some(mapped) = v6.to_ipv4_mapped() {
                 Some(mapped)
             } else if compatible || nat64 {
-                Some(v4(s[6], s[7]))
+                Some(ipv4(s[6], s[7]))
             } else if s[0] == 0x2002 {
-                Some(v4(s[1], s[2])) // 2002::/16, 6to4
+                Some(ipv4(s[1], s[2])) // 2002::/16, 6to4
             } else {
                 None
             };

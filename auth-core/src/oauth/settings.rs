@@ -141,7 +141,6 @@ impl OAuthProvider {
         problems
     }
 
-    /// What the production checklist adds: https everywhere.
     /// The launch checks of this provider: each of its URLs on https.
     pub(crate) fn launch_checks(&self, name: &str) -> Vec<LaunchCheck> {
         let urls = [

@@ -91,10 +91,7 @@ impl Tenants<'_> {
             tenant_id,
             email: email.as_str().to_owned(),
             role: role.to_owned(),
-            invited_by: match actor {
-                Actor::Member(user_id) => Some(user_id),
-                Actor::Cli => None,
-            },
+            invited_by: actor.user_id(),
             expires_at: crate::store::time(now + INVITATION_TTL_SECS * 1000),
         };
         if tx.insert_invitation(&invitation, token, now).await? == Inserted::Duplicate {
@@ -174,10 +171,7 @@ impl Tenants<'_> {
         // take too. The role set may also have changed since it was written,
         // and the caller's address since it was read.
         tx.lock_tenant(invitation.tenant_id, now).await?;
-        let inviter = match invitation.invited_by {
-            Some(inviter) => Actor::Member(inviter),
-            None => Actor::Cli,
-        };
+        let inviter = Actor::of_inviter(invitation.invited_by);
         let may_grant = match inviter.role_in(&mut tx, invitation.tenant_id, &self.inner.roles).await {
             Ok(role) => check_membership_change(&self.inner.roles, &role, None, Some(&invitation.role), 0).is_ok(),
             Err(AuthError::NotAMember) => false,

@@ -46,16 +46,26 @@ impl Actor {
         }
     }
 
+    /// The actor an invitation's `invited_by` names (none: the CLI).
+    pub(super) fn of_inviter(invited_by: Option<Uuid>) -> Self {
+        invited_by.map_or(Self::Cli, Self::Member)
+    }
+
+    /// The user id an invitation records as its inviter (none for the CLI).
+    pub(super) fn user_id(self) -> Option<Uuid> {
+        match self {
+            Self::Member(user_id) => Some(user_id),
+            Self::Cli => None,
+        }
+    }
+
     /// The actor's id (none for an operator), after taking one of their
     /// member-change quota.
     pub(super) async fn take_quota(self, tenants: &Tenants<'_>, client: &ClientInfo) -> Result<Option<Uuid>> {
-        match self {
-            Self::Member(user_id) => {
-                tenants.user_quota(UserAction::MemberChange, user_id, client).await?;
-                Ok(Some(user_id))
-            }
-            Self::Cli => Ok(None),
+        if let Self::Member(user_id) = self {
+            tenants.user_quota(UserAction::MemberChange, user_id, client).await?;
         }
+        Ok(self.user_id())
     }
 
     /// The actor's role in the tenant, read in `tx` (not from a token).
