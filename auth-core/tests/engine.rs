@@ -1127,7 +1127,7 @@ async fn a_second_factor_upgrades_the_session_and_only_its_next_tokens(ctx: Test
         record_second_factor(&ctx.auth, &claims, AuthMethod::Password).await,
         Err(AuthError::Internal(_))
     ));
-    let stranger = AccessClaims { sub: uuid::Uuid::new_v4(), ..claims.clone() };
+    let stranger = AccessClaims { sub: uuid::Uuid::new_v4(), ..(*claims).clone() };
     assert!(matches!(
         record_second_factor(&ctx.auth, &stranger, AuthMethod::OneTimeCode).await,
         Err(AuthError::InvalidToken)

@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use auth_core::{
@@ -39,7 +40,7 @@ fn code(ctx: &TestContext, secret: &TotpSecret, steps: i64) -> String {
     secret.code_at(u64::try_from(ctx.clock.now().timestamp() + 30 * steps).unwrap())
 }
 
-fn claims(ctx: &TestContext, pair: &TokenPair) -> AccessClaims {
+fn claims(ctx: &TestContext, pair: &TokenPair) -> Arc<AccessClaims> {
     ctx.auth.verify_access(pair.access.expose()).expect("a valid access token")
 }
 

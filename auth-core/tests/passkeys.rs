@@ -8,6 +8,7 @@
 mod authenticator;
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use auth_core::{AuthError, SecondFactor, TokenPair, mfa::MfaMethod, tokens::AccessClaims};
@@ -29,7 +30,7 @@ backend_tests!(
 /// The test configuration's `public_url`: the relying party is `localhost`.
 const ORIGIN: &str = "http://localhost:8000";
 
-fn claims(ctx: &TestContext, pair: &TokenPair) -> AccessClaims {
+fn claims(ctx: &TestContext, pair: &TokenPair) -> Arc<AccessClaims> {
     ctx.auth.verify_access(pair.access.expose()).expect("a valid access token")
 }
 

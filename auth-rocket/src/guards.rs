@@ -10,6 +10,7 @@
 //! and never a 400/422 from body parsing.
 
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use auth_core::{Auth, AuthError, ClientInfo, forwarded, tenancy::RoleSet, tokens::AccessClaims};
 use rocket::{
@@ -28,7 +29,8 @@ use crate::{
 /// The caller, proven by a valid access token.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuthUser {
-    claims: AccessClaims,
+    /// Shared with the verified-token cache and the request's other guards.
+    claims: Arc<AccessClaims>,
     by_cookie: bool,
 }
 

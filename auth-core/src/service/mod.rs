@@ -597,7 +597,7 @@ impl Auth {
 
     /// Verifies an access token: signature, claims and session revocation,
     /// all in memory. Every failure is [`AuthError::InvalidToken`].
-    pub fn verify_access(&self, token: &str) -> Result<AccessClaims> {
+    pub fn verify_access(&self, token: &str) -> Result<Arc<AccessClaims>> {
         let claims = self.inner.tokens.verify(token)?;
         if self.inner.revocations.is_revoked(claims.sid, claims.iat) {
             return Err(crate::tokens::rejected("revoked"));

@@ -181,8 +181,10 @@ impl AccessTokens {
 
     /// Checks an access token's signature, type, issuer, audience and times.
     /// Every failure is [`AuthError::InvalidToken`]; the reason is logged at
-    /// debug level, without the token.
-    pub fn verify(&self, token: &str) -> Result<AccessClaims, AuthError> {
+    /// debug level, without the token. The claims are shared with the
+    /// verified-token cache: a hit, and every guard of a request after it,
+    /// copies a pointer, not the claims' strings.
+    pub fn verify(&self, token: &str) -> Result<Arc<AccessClaims>, AuthError> {
         self.check(token).map_err(rejected)
     }
 
@@ -234,7 +236,7 @@ impl AccessTokens {
         self.verified.key(token).is_some_and(|key| self.verified.get(&key).is_some())
     }
 
-    fn check(&self, token: &str) -> Result<AccessClaims, &'static str> {
+    fn check(&self, token: &str) -> Result<Arc<AccessClaims>, &'static str> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err("too long");
         }
@@ -249,12 +251,13 @@ impl AccessTokens {
             if fresh.is_err() {
                 self.verified.remove(digest);
             }
-            return fresh.map(|()| hit.claims.clone());
+            return fresh.map(|()| Arc::clone(&hit.claims));
         }
         let (kid, claims) = self.check_signature(&keys, token)?;
         self.check_times(&claims)?;
+        let claims = Arc::new(claims);
         if let Some(digest) = digest {
-            self.verified.insert(digest, &kid, &claims);
+            self.verified.insert(digest, &kid, Arc::clone(&claims));
         }
         Ok(claims)
     }
@@ -469,7 +472,7 @@ mod tests {
         assert_eq!(minted.nbf, minted.iat);
         assert_eq!(minted.exp - minted.iat, 300);
 
-        assert_eq!(tokens.verify(&token).unwrap(), minted);
+        assert_eq!(*tokens.verify(&token).unwrap(), minted);
 
         let independent = if algorithm.is_symmetric() {
             assert!(tokens.keys().jwks().keys.is_empty());
@@ -524,7 +527,7 @@ mod tests {
             let key = keys.verification_key("k1").unwrap().decoding_key();
             let validation = validation(jwt_algorithm(algorithm), ISS, AUD);
             assert_eq!(decode::<AccessClaims>(&cached, key, &validation).unwrap().claims, claims, "{algorithm:?}");
-            assert_eq!(tokens.verify(&library).unwrap(), claims, "{algorithm:?}");
+            assert_eq!(*tokens.verify(&library).unwrap(), claims, "{algorithm:?}");
 
             let (cached_parts, library_parts): (Vec<_>, Vec<_>) =
                 (cached.split('.').collect(), library.split('.').collect());
@@ -719,14 +722,14 @@ mod tests {
         let (ttl, leeway) = (300, 30);
 
         clock.advance(Duration::from_secs(ttl + leeway - 5));
-        assert_eq!(tokens.verify(&token).unwrap(), minted, "still within the leeway");
+        assert_eq!(*tokens.verify(&token).unwrap(), minted, "still within the leeway");
         clock.advance(Duration::from_secs(6));
         assert!(rejected(&tokens, &token), "past exp + leeway by the clock");
 
         let (fresh, claims) = tokens.mint(&grant()).unwrap();
         assert!(claims.iat >= minted.iat + seconds(ttl + leeway + 1), "iat follows the clock");
         assert_eq!(claims.exp, claims.iat + seconds(ttl));
-        assert_eq!(tokens.verify(&fresh).unwrap(), claims);
+        assert_eq!(*tokens.verify(&fresh).unwrap(), claims);
         // By the system time, the new token is not valid yet.
         assert!(rejected(&self::tokens(spec, vec![]), &fresh));
     }
@@ -779,7 +782,7 @@ mod tests {
         signature[0] ^= 1;
         let flipped = format!("{}.{}.{}", parts[0], parts[1], URL_SAFE_NO_PAD.encode(signature));
         assert!(rejected(&tokens, &flipped));
-        assert_eq!(tokens.verify(&token).unwrap(), claims);
+        assert_eq!(*tokens.verify(&token).unwrap(), claims);
     }
 
     #[test]
@@ -816,14 +819,14 @@ mod tests {
         let (token, claims) = tokens(old.clone(), vec![]).mint(&grant()).unwrap();
 
         let rotated = tokens(new.clone(), vec![old.clone()]);
-        assert_eq!(rotated.verify(&token).unwrap(), claims);
+        assert_eq!(*rotated.verify(&token).unwrap(), claims);
         assert_eq!(verify_with_jwks(&rotated.keys().jwks(), &token), claims);
         let (fresh, _) = rotated.mint(&grant()).unwrap();
         assert_eq!(decode_header(&fresh).unwrap().kid.as_deref(), Some("2025-02"));
 
         // The old key kept as a public key only works the same.
         let old_public = KeySpec { pem: Some(Secret::new(public_pem(&old))), ..old };
-        assert_eq!(tokens(new.clone(), vec![old_public]).verify(&token).unwrap(), claims);
+        assert_eq!(*tokens(new.clone(), vec![old_public]).verify(&token).unwrap(), claims);
 
         let retired = tokens(new, vec![]);
         assert!(rejected(&retired, &token));
@@ -840,9 +843,9 @@ mod tests {
         let clock = Clock::manual();
         let tokens = tokens_caching(100, key(SigningAlgorithm::EdDsa, "k1"), vec![], clock.clone());
         let (token, minted) = tokens.mint(&grant()).unwrap();
-        assert_eq!(tokens.verify(&token).unwrap(), minted);
+        assert_eq!(*tokens.verify(&token).unwrap(), minted);
         assert!(tokens.is_cached(&token));
-        assert_eq!(tokens.verify(&token).unwrap(), minted, "a hit returns the same claims");
+        assert_eq!(*tokens.verify(&token).unwrap(), minted, "a hit returns the same claims");
         assert_eq!(tokens.cached_tokens(), 1);
 
         clock.advance(Duration::from_secs(300 + 30 + 1));
@@ -858,8 +861,8 @@ mod tests {
         let rotated = tokens_caching(100, new, vec![old], Clock::system());
         let (fresh, fresh_claims) = rotated.mint(&grant()).unwrap();
         for _ in 0..2 {
-            assert_eq!(rotated.verify(&token).unwrap(), claims);
-            assert_eq!(rotated.verify(&fresh).unwrap(), fresh_claims);
+            assert_eq!(*rotated.verify(&token).unwrap(), claims);
+            assert_eq!(*rotated.verify(&fresh).unwrap(), fresh_claims);
         }
         assert!(rotated.is_cached(&token));
 
@@ -867,12 +870,12 @@ mod tests {
         assert!(rejected(&rotated, &token), "its cached token is refused at the next request");
         assert!(!rotated.is_cached(&token));
         assert!(rotated.keys().jwks().find("2025-01").is_none(), "and the JWKS no longer lists it");
-        assert_eq!(rotated.verify(&fresh).unwrap(), fresh_claims, "the other key's tokens stay valid");
+        assert_eq!(*rotated.verify(&fresh).unwrap(), fresh_claims, "the other key's tokens stay valid");
         assert!(rotated.is_cached(&fresh));
 
         assert!(rotated.retire_key("2025-02").is_err(), "the signing key cannot be retired");
         assert!(rotated.retire_key("2025-01").is_err(), "nor a key that is not there");
-        assert_eq!(rotated.verify(&fresh).unwrap(), fresh_claims);
+        assert_eq!(*rotated.verify(&fresh).unwrap(), fresh_claims);
     }
 
     /// Only tokens that pass every check enter the cache, so distinct forged
@@ -904,6 +907,19 @@ mod tests {
         assert!(good.iter().all(|token| tokens.is_cached(token)), "every good token is still cached");
     }
 
+    /// A hit hands out the cached claims themselves: the guard path copies a
+    /// pointer per request, not the claims' strings (BENCHMARKS.md, #17).
+    #[test]
+    fn a_hit_shares_the_claims_the_miss_verified() {
+        let tokens = tokens_caching(100, key(SigningAlgorithm::EdDsa, "k1"), vec![], Clock::system());
+        let (token, _) = tokens.mint(&grant()).unwrap();
+        let verified = tokens.verify(&token).unwrap();
+        assert!(Arc::ptr_eq(&verified, &tokens.verify(&token).unwrap()));
+        let uncached = tokens_caching(0, key(SigningAlgorithm::EdDsa, "k1"), vec![], Clock::system());
+        let (token, _) = uncached.mint(&grant()).unwrap();
+        assert!(!Arc::ptr_eq(&uncached.verify(&token).unwrap(), &uncached.verify(&token).unwrap()));
+    }
+
     #[test]
     fn the_cache_is_bounded_by_its_setting_and_can_be_turned_off() {
         let tokens = tokens_caching(64, key(SigningAlgorithm::Hs256, "k1"), vec![], Clock::system());
@@ -914,7 +930,7 @@ mod tests {
 
         let off = tokens_caching(0, key(SigningAlgorithm::Hs256, "k1"), vec![], Clock::system());
         let (token, claims) = off.mint(&grant()).unwrap();
-        assert_eq!(off.verify(&token).unwrap(), claims);
+        assert_eq!(*off.verify(&token).unwrap(), claims);
         assert_eq!(off.cached_tokens(), 0);
     }
 

@@ -33,7 +33,7 @@ type TokenDigest = [u8; 32];
 #[derive(Debug)]
 pub(super) struct Verified {
     pub kid: Box<str>,
-    pub claims: AccessClaims,
+    pub claims: Arc<AccessClaims>,
 }
 
 pub(super) struct VerifiedTokens {
@@ -66,9 +66,9 @@ impl VerifiedTokens {
     }
 
     /// Remembers a token that passed every check.
-    pub fn insert(&self, key: TokenDigest, kid: &str, claims: &AccessClaims) {
+    pub fn insert(&self, key: TokenDigest, kid: &str, claims: Arc<AccessClaims>) {
         if let Some(cache) = &self.cache {
-            cache.insert(key, Arc::new(Verified { kid: kid.into(), claims: claims.clone() }));
+            cache.insert(key, Arc::new(Verified { kid: kid.into(), claims }));
         }
     }
 
@@ -90,13 +90,14 @@ impl VerifiedTokens {
     }
 
     /// Bytes per entry at `entries` entries like `claims`: the map's own memory
-    /// plus each entry's heap (the `Arc`, the kid and the claims' strings).
+    /// plus each entry's heap (the `Arc`s, the kid, the claims and their strings).
     #[cfg(test)]
     pub fn memory_per_entry(&self, claims: &AccessClaims, kid: &str) -> usize {
         let Some(cache) = &self.cache else { return 0 };
         let used = cache.memory_used();
         let heap = std::mem::size_of::<Verified>()
-            + 2 * std::mem::size_of::<usize>() // the Arc's counters
+            + 2 * std::mem::size_of::<usize>() // the entry's Arc's counters
+            + std::mem::size_of::<AccessClaims>() + 2 * std::mem::size_of::<usize>() // the claims' Arc
             + kid.len()
             + claims.iss.capacity()
             + claims.aud.capacity()

@@ -3,7 +3,10 @@
 //!
 //! - `GET /bench/public`: a bare route, no guard;
 //! - `GET /bench/raw-verify`: nothing but jsonwebtoken's `decode` of the
-//!   bearer token with the same key and claims as the platform's guard.
+//!   bearer token with the same key and claims as the platform's guard;
+//! - `GET /bench/protected`: the guard of the demo's `/api/protected`
+//!   (`#[requires(authenticated)]`) with the bare route's body, so that
+//!   protected / bare measures the platform's check and not the demo's JSON.
 //!
 //! Settings come from `Rocket.toml` and the environment as for the demo; on
 //! top of that it turns the rate limits off (a load test is one client), runs
@@ -32,8 +35,8 @@ use std::time::{Duration, Instant};
 
 use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
 use argon2::{Algorithm as ArgonAlgorithm, Argon2, Params, PasswordHash, Version};
-use auth_platform::Auth;
 use auth_platform::core::{ClientInfo, tokens::AccessClaims};
+use auth_platform::{Auth, requires};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 use rocket::fairing::AdHoc;
 use rocket::http::Status;
@@ -44,6 +47,12 @@ const PASSWORD: &str = "load-test correct horse battery staple";
 
 #[get("/public")]
 fn public() -> &'static str {
+    "ok"
+}
+
+#[requires(authenticated)]
+#[get("/protected")]
+fn protected() -> &'static str {
     "ok"
 }
 
@@ -188,7 +197,7 @@ async fn main() {
     }
     let setup_file = std::env::var("BENCH_SETUP_FILE").unwrap_or_else(|_| "bench-setup.json".into());
     let rocket = auth_demo::rocket(figment)
-        .mount("/bench", routes![public, raw_verify])
+        .mount("/bench", routes![public, raw_verify, protected])
         .attach(AdHoc::try_on_ignite("raw verifier", |rocket| async move {
             match rocket.state::<Auth>().map(raw_verifier) {
                 Some(verifier) => Ok(rocket.manage(verifier)),
