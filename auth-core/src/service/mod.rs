@@ -596,7 +596,8 @@ impl Auth {
     // ----- access tokens -------------------------------------------------
 
     /// Verifies an access token: signature, claims and session revocation,
-    /// all in memory. Every failure is [`AuthError::InvalidToken`].
+    /// all in memory. Every failure is [`AuthError::InvalidToken`]. The
+    /// claims are the verified-token cache's own, shared, not copied.
     pub fn verify_access(&self, token: &str) -> Result<Arc<AccessClaims>> {
         let claims = self.inner.tokens.verify(token)?;
         if self.inner.revocations.is_revoked(claims.sid, claims.iat) {

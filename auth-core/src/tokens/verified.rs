@@ -17,7 +17,7 @@
 //! tokens seen more than once ahead of one-off ones.
 //!
 //! **Bounded.** At most `tokens.verified_cache_entries` entries (approximately:
-//! the cache is sharded), each under 0.5 KiB: 374 B for a tenant-scoped
+//! the cache is sharded), each under 0.5 KiB: 397 B for a tenant-scoped
 //! token, as `memory_per_entry` measures it.
 
 use std::sync::Arc;
