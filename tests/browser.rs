@@ -63,14 +63,13 @@ impl Site {
 
     /// The link of the newest email to `to`, once it has arrived.
     async fn link_to(&self, to: &str, subject_has: &str) -> String {
-        for _ in 0..100 {
+        let newest = || async {
             let mail = outbox_mail(&self.outbox, to);
-            if let Some(mail) = mail.iter().rev().find(|m| m.subject.contains(subject_has)) {
-                return mail.link();
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("no email {subject_has:?} to {to}");
+            mail.iter().rev().find(|m| m.subject.contains(subject_has)).map(|m| m.link())
+        };
+        eventually(100, Duration::from_millis(50), newest)
+            .await
+            .unwrap_or_else(|| panic!("no email {subject_has:?} to {to}"))
     }
 
     /// A verified account made through the JSON API (for flows that start signed up).
@@ -100,13 +99,26 @@ fn free_port() -> u16 {
 
 async fn wait_for_port(port: u16) {
     let address = SocketAddr::from(([127, 0, 0, 1], port));
-    for _ in 0..200 {
-        if TcpStream::connect_timeout(&address, Duration::from_millis(100)).is_ok() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let listening = || async { TcpStream::connect_timeout(&address, Duration::from_millis(100)).ok() };
+    if eventually(200, Duration::from_millis(50), listening).await.is_none() {
+        panic!("nothing listens on {address}");
     }
-    panic!("nothing listens on {address}");
+}
+
+/// What `probe` finds within `tries` tries, `pause` apart: the pages and the
+/// outbox are asynchronous, so each check of this suite waits for its state.
+async fn eventually<T, F, Found>(tries: usize, pause: Duration, mut probe: F) -> Option<T>
+where
+    F: FnMut() -> Found,
+    Found: Future<Output = Option<T>>,
+{
+    for _ in 0..tries {
+        if let Some(found) = probe().await {
+            return Some(found);
+        }
+        tokio::time::sleep(pause).await;
+    }
+    None
 }
 
 /// Chromium under chromedriver, closed (and killed) at the end of the flow.
@@ -179,13 +191,12 @@ impl Browser {
 
     /// Waits until the element's text contains `expected`.
     async fn wait_text(&self, css: &str, expected: &str) {
-        for _ in 0..100 {
-            if let Ok(element) = self.client.find(Locator::Css(css)).await
-                && element.text().await.is_ok_and(|t| t.contains(expected))
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        let says = || async {
+            let text = self.client.find(Locator::Css(css)).await.ok()?.text().await.ok()?;
+            text.contains(expected).then_some(())
+        };
+        if eventually(100, Duration::from_millis(100), says).await.is_some() {
+            return;
         }
         let url = self.client.current_url().await.map(|u| u.to_string()).unwrap_or_default();
         let source = self.client.source().await.unwrap_or_default();
@@ -203,13 +214,10 @@ impl Browser {
     /// The cookie `name` once the browser has it: a page's call may still be
     /// on its way when the page already shows what it showed before.
     async fn wait_cookie(&self, name: &str) -> String {
-        for _ in 0..100 {
-            if let Some(value) = self.cookie(name).await {
-                return value;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("the browser never got the cookie {name}");
+        let set = || self.cookie(name);
+        eventually(100, Duration::from_millis(100), set)
+            .await
+            .unwrap_or_else(|| panic!("the browser never got the cookie {name}"))
     }
 
     /// Saves what the browser shows to `target/ui-screenshots/<name>.png`.
