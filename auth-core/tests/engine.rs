@@ -41,6 +41,7 @@ backend_tests!(
     logout_revokes_one_session_and_its_access_tokens,
     logout_all_and_password_change_revoke_sessions,
     deactivation_stops_everything_at_once,
+    refresh_rereads_the_account_and_refuses_an_inactive_one,
     revocation_reaches_other_instances_within_the_poll_interval,
     revocation_polls_read_only_rows_revoked_since_the_last_poll,
     email_verification_tokens_are_single_use_and_expire,
@@ -695,6 +696,27 @@ async fn deactivation_stops_everything_at_once(ctx: TestContext) {
     ctx.auth.operators().set_user_active(auth_core::Operator::Cli, id, false, &client()).await.unwrap();
     assert!(ctx.auth.verify_access(pair.access.expose()).is_err());
     assert!(ctx.auth.sessions().refresh(pair.refresh.expose(), &client()).await.is_err());
+}
+
+/// Each rotation reads the account afresh (the one statement that also
+/// marks the session used): flags changed behind the platform's back reach
+/// the next token, and an inactive account's live session mints none.
+async fn refresh_rereads_the_account_and_refuses_an_inactive_one(ctx: TestContext) {
+    let email = "flags@example.com";
+    ctx.verified_user(email).await;
+    let pair = ctx.login(email).await;
+    assert!(!ctx.auth.verify_access(pair.access.expose()).unwrap().staff);
+    let pool = ctx.raw().await;
+    sqlx::query("UPDATE users SET is_staff = TRUE WHERE email = $1").bind(email).execute(&pool).await.unwrap();
+    let pair = ctx.auth.sessions().refresh(pair.refresh.expose(), &client()).await.unwrap();
+    assert!(ctx.auth.verify_access(pair.access.expose()).unwrap().staff, "the new token missed the staff flag");
+
+    sqlx::query("UPDATE users SET is_active = FALSE WHERE email = $1").bind(email).execute(&pool).await.unwrap();
+    assert!(matches!(
+        ctx.auth.sessions().refresh(pair.refresh.expose(), &client()).await,
+        Err(AuthError::InvalidToken)
+    ));
+    pool.close().await;
 }
 
 async fn revocation_reaches_other_instances_within_the_poll_interval(ctx: TestContext) {
