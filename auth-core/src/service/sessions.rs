@@ -450,8 +450,11 @@ async fn rotate(
     // Liveness is checked by the UPDATE that takes the family's row lock:
     // a revocation committed meanwhile (logout, reuse elsewhere) is seen
     // here, never overwritten by a read made before it.
+    if !tx.touch_family(family_id, now, idle_ms).await? {
+        return Ok(RotateOutcome::Invalid);
+    }
     let Some(LiveSession { family, account, role, tenant_requires_mfa }) =
-        tx.touch_live_session(family_id, tenant_id, now, idle_ms).await?
+        tx.live_session(family_id, tenant_id).await?
     else {
         return Ok(RotateOutcome::Invalid);
     };

@@ -180,6 +180,22 @@ impl Transaction {
         Ok(())
     }
 
+    /// Marks the live family `family_id` used; false when it is not live.
+    /// The conditional `UPDATE` takes the family's row lock: a revocation
+    /// committed meanwhile is seen here, never overwritten.
+    pub(crate) async fn touch_family(&mut self, family_id: Uuid, now: i64, idle_ms: i64) -> Result<bool> {
+        let touched = statement(
+            "UPDATE refresh_families SET last_used_at = $1 \
+             WHERE id = $2 AND revoked_at IS NULL AND last_used_at > $3 AND absolute_expires_at > $1",
+        )
+        .bind(now)
+        .bind(family_id)
+        .bind(now - idle_ms)
+        .execute(self)
+        .await?;
+        Ok(touched == 1)
+    }
+
     /// Consumes the unconsumed refresh token `hash`, recording the salt of
     /// its successor; its family and tenant scope, or `None` when it is
     /// unknown or consumed already. Of concurrent consumers exactly one
@@ -241,49 +257,28 @@ impl Transaction {
         Ok(user_id)
     }
 
-    /// Marks the live session `family_id` used and returns it with its
-    /// user's flags and the role of the membership in `tenant_id`; `None`
-    /// when the session is not live or its user is not active.
-    ///
-    /// The conditional `UPDATE` takes the family's row lock: a revocation
-    /// committed meanwhile is seen here, never overwritten by a read made
-    /// before it. It also reads what rotation needs, through subqueries in
-    /// `RETURNING` (SQLite allows no joined table there): one statement
-    /// instead of an `UPDATE` and a `SELECT`, since each is a round trip on
-    /// PostgreSQL and two thread switches on SQLite, a good share of a
-    /// refresh (BENCHMARKS.md, #17).
-    pub(crate) async fn touch_live_session(
+    /// The session `family_id` if its user is active, with the user's flags
+    /// and the role of the membership in `tenant_id`: one query, since each
+    /// round trip is a good share of a refresh's cost (BENCHMARKS.md).
+    pub(crate) async fn live_session(
         &mut self,
         family_id: Uuid,
         tenant_id: Option<Uuid>,
-        now: i64,
-        idle_ms: i64,
     ) -> Result<Option<LiveSession>> {
-        #[derive(sqlx::FromRow)]
-        struct Row {
-            #[sqlx(flatten)]
-            session: LiveSession,
-            user_active: bool,
-        }
-        let row: Option<Row> = statement(
-            "UPDATE refresh_families SET last_used_at = $1 \
-             WHERE id = $2 AND revoked_at IS NULL AND last_used_at > $3 AND absolute_expires_at > $1 \
-             RETURNING id, user_id, created_at, last_used_at, absolute_expires_at, revoked_at, amr, auth_time, \
-             COALESCE((SELECT u.is_active FROM users u WHERE u.id = refresh_families.user_id), FALSE) AS user_active, \
-             COALESCE((SELECT u.is_staff FROM users u WHERE u.id = refresh_families.user_id), FALSE) AS staff, \
-             COALESCE((SELECT u.is_superuser FROM users u WHERE u.id = refresh_families.user_id), FALSE) AS superuser, \
-             COALESCE((SELECT u.email_verified_at IS NOT NULL FROM users u WHERE u.id = refresh_families.user_id), \
-             FALSE) AS email_verified, \
-             (SELECT m.role FROM memberships m WHERE m.user_id = refresh_families.user_id AND m.tenant_id = $4) AS role, \
-             COALESCE((SELECT t.require_mfa FROM tenants t WHERE t.id = $4), FALSE) AS tenant_requires_mfa",
+        Ok(statement(
+            "SELECT f.id, f.user_id, f.created_at, f.last_used_at, f.absolute_expires_at, f.revoked_at, \
+             f.amr, f.auth_time, u.is_staff AS staff, u.is_superuser AS superuser, \
+             u.email_verified_at IS NOT NULL AS email_verified, m.role, \
+             COALESCE(t.require_mfa, FALSE) AS tenant_requires_mfa \
+             FROM refresh_families f JOIN users u ON u.id = f.user_id AND u.is_active \
+             LEFT JOIN memberships m ON m.user_id = f.user_id AND m.tenant_id = $2 \
+             LEFT JOIN tenants t ON t.id = $2 \
+             WHERE f.id = $1",
         )
-        .bind(now)
         .bind(family_id)
-        .bind(now - idle_ms)
         .bind(tenant_id)
         .fetch_optional(self)
-        .await?;
-        Ok(row.filter(|row| row.user_active).map(|row| row.session))
+        .await?)
     }
 
     /// Ends the chain of the consumed token `hash`: it keeps no successor.

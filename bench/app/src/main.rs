@@ -19,6 +19,8 @@
 //!
 //! `BENCH_HASHING_THREADS=N` overrides the hashing pool size (both modes);
 //! `BENCH_VERIFIED_CACHE=N` the verified-token cache's size (0: off);
+//! `BENCH_ALGORITHM` the signing key's algorithm (`RS256` unless set; `EdDSA`
+//! shows what the RSA signature costs a refresh);
 //! `BENCH_DISTINCT_TOKENS=N` makes the setup also write N access tokens of one
 //! session (a refresh chain), one per line, to `<BENCH_SETUP_FILE>.tokens`.
 //!
@@ -129,6 +131,12 @@ fn env_number(name: &str) -> Option<usize> {
     std::env::var(name).ok().and_then(|n| n.parse().ok())
 }
 
+/// `BENCH_ALGORITHM` (`RS256`, the default, `EdDSA`, `ES256`): the signing key's.
+fn signing_algorithm() -> auth_platform::core::SigningAlgorithm {
+    let name = std::env::var("BENCH_ALGORITHM").unwrap_or_else(|_| "RS256".into());
+    serde_json::from_value(serde_json::Value::String(name)).expect("BENCH_ALGORITHM: RS256, EdDSA or ES256")
+}
+
 /// `BENCH_HASHING_THREADS`: the hashing pool size to try instead of the default.
 fn hashing_threads() -> Option<usize> {
     env_number("BENCH_HASHING_THREADS")
@@ -180,8 +188,7 @@ async fn main() {
         }
         return;
     }
-    let key = auth_platform::core::tokens::KeySet::generate(auth_platform::core::SigningAlgorithm::Rs256, "bench")
-        .expect("a signing key");
+    let key = auth_platform::core::tokens::KeySet::generate(signing_algorithm(), "bench").expect("a signing key");
     let mut figment = rocket::Config::figment()
         .merge(("auth.rate_limits.enabled", false))
         // bench/run signs in once per refresh connection (up to 34 sessions).
