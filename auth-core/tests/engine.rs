@@ -698,9 +698,9 @@ async fn deactivation_stops_everything_at_once(ctx: TestContext) {
     assert!(ctx.auth.sessions().refresh(pair.refresh.expose(), &client()).await.is_err());
 }
 
-/// Each rotation reads the account afresh (the one statement that also
-/// marks the session used): flags changed behind the platform's back reach
-/// the next token, and an inactive account's live session mints none.
+/// Each rotation reads the account afresh: flags changed behind the
+/// platform's back reach the next token, and an inactive account's live
+/// session mints none.
 async fn refresh_rereads_the_account_and_refuses_an_inactive_one(ctx: TestContext) {
     let email = "flags@example.com";
     ctx.verified_user(email).await;
